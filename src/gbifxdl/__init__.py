@@ -1,0 +1,76 @@
+"""gbifxdl: from a GBIF occurrence query to a clean, training-ready image dataset.
+
+The stages, in the order data flows through them:
+
+- :mod:`gbifxdl.query`   predicates: validation, a builder, taxon-name matching
+- :mod:`gbifxdl.gbif`    the GBIF occurrence download API: post, status, wait, get
+- :mod:`gbifxdl.select`  a Darwin Core Archive -> a Parquet table of images to fetch
+- :mod:`gbifxdl.fetch`   images: download, validate, resize, hash, write
+- :mod:`gbifxdl.curate`  dedupe, sync, splits; dataset card and report
+- :mod:`gbifxdl.run`     all of it as one resumable job
+
+Names are imported lazily, so ``import gbifxdl`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "GbifxdlError": "gbifxdl.errors",
+    # query
+    "validate_predicate": "gbifxdl.query",
+    "build_predicate": "gbifxdl.query",
+    "match_names": "gbifxdl.query",
+    # GBIF API
+    "Credentials": "gbifxdl.credentials",
+    "load_credentials": "gbifxdl.credentials",
+    "DownloadStatus": "gbifxdl.gbif",
+    "post": "gbifxdl.compat",
+    "status": "gbifxdl.gbif",
+    "wait": "gbifxdl.gbif",
+    "download_archive": "gbifxdl.gbif",
+    "cancel": "gbifxdl.gbif",
+    "list_downloads": "gbifxdl.gbif",
+    "citation": "gbifxdl.gbif",
+    "poll_status": "gbifxdl.compat",
+    "download_occurrences": "gbifxdl.compat",
+    # select
+    "select": "gbifxdl.select",
+    "SelectSettings": "gbifxdl.select",
+    "preprocess_occurrences_stream": "gbifxdl.compat",
+    # fetch
+    "fetch": "gbifxdl.fetch",
+    "FetchSettings": "gbifxdl.fetch",
+    "AsyncImagePipeline": "gbifxdl.compat",
+    # curate
+    "curate": "gbifxdl.curate",
+    "CurateSettings": "gbifxdl.curate",
+    "postprocess": "gbifxdl.compat",
+    "add_set_column": "gbifxdl.compat",
+    "write_card": "gbifxdl.card",
+    "write_report": "gbifxdl.report",
+    # run
+    "run": "gbifxdl.run",
+    "RunSettings": "gbifxdl.run",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gbifxdl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

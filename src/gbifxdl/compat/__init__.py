@@ -1,0 +1,31 @@
+"""The original gbifxdl API, kept working so its users can move over unchanged.
+
+Each name is a thin wrapper over the new stage functions, defined in the module of
+its stage (``compat/gbif.py``, ``compat/select.py``, ...) and imported lazily here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "post": "gbifxdl.compat.gbif",
+    "poll_status": "gbifxdl.compat.gbif",
+    "download_occurrences": "gbifxdl.compat.gbif",
+    "preprocess_occurrences_stream": "gbifxdl.compat.select",
+    "AsyncImagePipeline": "gbifxdl.compat.fetch",
+    "postprocess": "gbifxdl.compat.curate",
+    "add_set_column": "gbifxdl.compat.curate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gbifxdl.compat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
