@@ -15,6 +15,8 @@ Names are imported lazily, so ``import gbifxdl`` stays fast.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.2.0"
@@ -74,3 +76,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# The stage functions share their modules' names (gbifxdl.select.select, ...). Importing
+# a submodule would bind the package attribute to the module and hide the function, so
+# the package keeps those names for the functions; the modules stay in sys.modules.
+_STAGE_FUNCTIONS = frozenset({"select", "fetch", "curate", "run"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _STAGE_FUNCTIONS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -66,10 +66,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # The terminal gets warnings (everything with --debug); the dataset's log file,
+    # attached by the stages, gets the INFO records too.
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if debug else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
+    if debug:
+        logging.getLogger("gbifxdl").setLevel(logging.DEBUG)
 
 
 def run_command(command: click.Command, args: list[str] | None = None, prog_name: str | None = None) -> None:

@@ -1,0 +1,307 @@
+"""Fetch benchmark (issue #4): gbifxdl against img2dataset on the same URLs, in one run.
+
+    python bench/fetch.py [--images 5000] [--skip-img2dataset] [--skip-latency]
+                          [--memory 10000,200000]
+
+1. Makes (once, cached in bench/.cache/) JPEGs of real-world sizes (0.2-12 MP).
+2. Times decode-resize-encode routes in a tight loop on all cores (the floor).
+3. Serves the images from loopback with Debian's nginx (installed with apt if missing)
+   and times `gbifxdl fetch` and img2dataset (in bench/.venv-img2dataset) on the same
+   URLs: resize 512 / JPEG 95, then no processing.
+4. Latency: the emulator's image hosts (4 hosts, in their own process) with 0 and 200 ms
+   added to every response.
+5. Memory: peak RSS of the fetch processes for N URLs of small images.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ holds scripts named like standard modules (select.py): never import from it by name
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / ".cache"
+BENCH_VENV = HERE / ".venv-img2dataset"
+sys.path.insert(0, str(ROOT / "src"))
+
+from gbifxdl.testing.image_hosts import write_selection  # noqa: E402
+
+
+def _load(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+make_images = _load("_fetch_data").make_images
+
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+PURE_ROUTES = ("pillow-draft", "simplejpeg+box", "opencv-reduced+area", "pyvips-thumbnail")
+
+
+def bench_python() -> Path:
+    """Return the bench venv's python, creating the venv with img2dataset, OpenCV and pyvips."""
+    python = BENCH_VENV / "bin" / "python"
+    if not (BENCH_VENV / "bin" / "img2dataset").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "img2dataset", "opencv-python-headless",
+                        "pyvips", "pyvips-binary", "simplejpeg", "pillow"], check=True)
+    return python
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    """Debian's nginx serving a folder on loopback with its own config (started and stopped here)."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.2") -> None:
+        if shutil.which("nginx") is None:
+            subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="gbifxdl-nginx-"))
+        self.port = free_port(host)
+        self.base = f"http://{host}:{self.port}"
+        conf = self.dir / "nginx.conf"
+        conf.write_text(f"""
+worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 60;
+  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
+  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
+  types {{ image/jpeg jpg; }}
+  server {{ listen {host}:{self.port} backlog=4096; root {root}; }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(self.dir)])
+        for _ in range(100):
+            try:
+                socket.create_connection((host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nginx did not start: {(self.dir / 'error.log').read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
+    """Return (wall seconds, peak RSS in MiB, CPU seconds) of a command and all its descendants.
+
+    CPU is sampled from /proc every 0.2 s (workers of a forkserver are not the command's
+    children, so its rusage would miss them); the last 0.2 s of a process may be missed.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, cpu_ticks = 0, {}
+    while proc.poll() is None:
+        rss, ticks = tree_usage(proc.pid)
+        peak = max(peak, rss)
+        cpu_ticks.update(ticks)
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    return seconds, peak // 1024, sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_usage(pid: int) -> tuple[int, dict[int, int]]:
+    """Return the summed RSS (KiB) of ``pid`` and its descendants, and each one's CPU ticks so far."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            p = int(entry.name)
+            parents[p] = int(fields[1])
+            ticks[p] = int(fields[11]) + int(fields[12])
+            rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError, IndexError):
+            continue
+    total, tree, stack = 0, {}, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        tree[p] = ticks.get(p, 0)
+        stack.extend(c for c, pp in parents.items() if pp == p)
+    return total, tree
+
+
+@dataclass
+class Rate:
+    """One timed run: images ok per second by wall time, and per CPU-second x cores."""
+
+    wall: float
+    cpu: float
+    ok: int
+    peak_mib: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.wall:6.1f} images/s wall, {self.cpu:6.1f} per CPU-second x cores ({self.ok} ok)"
+
+    def ratio(self, other: "Rate") -> str:
+        return f"{self.wall / other.wall:.2f}x wall, {self.cpu / other.cpu:.2f}x CPU"
+
+
+CORES = os.cpu_count() or 1
+
+
+def gbifxdl_fetch(selection: Path, out: Path, *args: str) -> Rate:
+    """Return the rate of `gbifxdl fetch` (a fresh output folder)."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-c", "from gbifxdl.cli import main; main()", "fetch", str(selection), "-o", str(out),
+           "--quiet", *args]
+    seconds, peak, cpu = timed(cmd, ENV)
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    outcomes = pq.read_table(out / "metadata.parquet", columns=["outcome"]).column("outcome")
+    ok = pc.sum(pc.equal(outcomes, "ok")).as_py()
+    return Rate(ok / seconds, ok / cpu * CORES, ok, peak)
+
+
+def img2dataset(urls: Path, out: Path, *args: str) -> Rate:
+    """Return the rate of img2dataset on the same URLs."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(BENCH_VENV / "bin" / "img2dataset"), "--url_list", str(urls), "--input_format", "txt",
+           "--output_folder", str(out), "--output_format", "files", "--processes_count", "2",
+           "--number_sample_per_shard", "1000", "--retries", "0", *args]
+    seconds, peak, cpu = timed(cmd)
+    ok = sum(json.loads(p.read_text()).get("successes", 0) for p in out.glob("*_stats.json"))
+    return Rate(ok / seconds, ok / cpu * CORES, ok, peak)
+
+
+def compare_routes(folder: Path, n: int) -> Rate:
+    """Print every decode-resize-encode route's rate; return the fastest pure route's (the floor)."""
+    out = subprocess.run([str(bench_python()), str(HERE / "_fetch_routes.py"), str(folder), str(n)],
+                         check=True, capture_output=True, text=True, env=ENV).stdout
+    routes = json.loads(out)
+    print(f"\nRoutes, resize 512 / JPEG 95, tight loop on {CORES} cores over {n} files:")
+    best: Rate | None = None
+    for name, value in routes.items():
+        if isinstance(value, str):
+            print(f"  {name:<36} {value}")
+            continue
+        rate = Rate(value["wall"], value["cpu"], n)
+        print(f"  {name:<36} {rate}")
+        if name in PURE_ROUTES and (best is None or rate.cpu > best.cpu):
+            best = rate
+    assert best is not None
+    return best
+
+
+def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Rate, skip: bool) -> None:
+    """Print gbifxdl against img2dataset on the same URLs served by nginx."""
+    nginx = Nginx(folder)
+    try:
+        urls = [f"{nginx.base}/{p.name}" for p in paths]
+        selection = write_selection(work / "sel.parquet", urls, [i % 50 for i in range(len(urls))])
+        url_list = work / "urls.txt"
+        url_list.write_text("\n".join(urls) + "\n")
+        ours = gbifxdl_fetch(selection, work / "ours-512", "--resize", "512", "--jpeg-quality", "95")
+        print(f"\ngbifxdl fetch, resize 512 / JPEG 95:        {ours}")
+        print(f"  = {ours.wall / floor.wall:.0%} of the floor by wall time, {ours.cpu / floor.cpu:.0%} by CPU time")
+        decoded = gbifxdl_fetch(selection, work / "ours-keep")
+        print(f"gbifxdl fetch, originals kept, decoded:    {decoded}")
+        keep = gbifxdl_fetch(selection, work / "ours-keep-header", "--validate", "header")
+        print(f"gbifxdl fetch, originals kept, headers:    {keep}")
+        if skip:
+            return
+        theirs = img2dataset(url_list, work / "i2d-512", "--resize_mode", "keep_ratio_largest",
+                             "--resize_only_if_bigger", "True", "--image_size", "512", "--encode_quality", "95")
+        print(f"img2dataset, resize 512 / JPEG 95:         {theirs}")
+        print(f"  gbifxdl / img2dataset: {ours.ratio(theirs)}")
+        raw = img2dataset(url_list, work / "i2d-keep", "--disable_all_reencoding", "True")
+        print(f"img2dataset, no reencoding:                {raw}")
+        print(f"  gbifxdl (headers) / img2dataset: {keep.ratio(raw)}; gbifxdl (decoded): {decoded.ratio(raw)}")
+    finally:
+        nginx.stop()
+        shutil.rmtree(work / "ours-512", ignore_errors=True)
+
+
+def compare_latency(paths: list[Path], folder: Path, work: Path) -> None:
+    """Print gbifxdl's rate from 4 emulator hosts with 0 and 200 ms added to every response."""
+    rates: dict[float, Rate] = {}
+    for latency in (0.0, 0.2):
+        hosts = subprocess.Popen([sys.executable, str(HERE / "_fetch_hosts.py"), str(folder), "4", str(latency)],
+                                 env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            bases = json.loads(hosts.stdout.readline())  # type: ignore[union-attr]
+            urls = [f"{bases[i % 4]}/files/{p.name}" for i, p in enumerate(paths)]
+            sel = write_selection(work / f"sel-lat{latency}.parquet", urls)
+            rates[latency] = gbifxdl_fetch(sel, work / f"ours-lat{latency}", "--resize", "512", "--jpeg-quality", "95")
+        finally:
+            hosts.stdin.close()  # type: ignore[union-attr]
+            hosts.wait(30)
+        print(f"emulator hosts, {latency * 1000:3.0f} ms latency:            {rates[latency]}")
+    print(f"  with 200 ms latency: {rates[0.2].wall / rates[0.0].wall:.0%} of the rate without (wall time)")
+
+
+def measure_memory(n: int, folder: Path, work: Path) -> None:
+    """Print the peak RSS of `gbifxdl fetch` over ``n`` URLs of small images."""
+    small = sorted(folder.glob("*.jpg"), key=lambda p: p.stat().st_size)[:20]
+    nginx = Nginx(folder)
+    try:
+        urls = [f"{nginx.base}/{small[i % 20].name}?n={i}" for i in range(n)]
+        sel = write_selection(work / f"sel-mem{n}.parquet", urls)
+        rate = gbifxdl_fetch(sel, work / f"mem{n}", "--validate", "header")
+    finally:
+        nginx.stop()
+        shutil.rmtree(work / f"mem{n}", ignore_errors=True)
+    print(f"memory: {n} URLs -> peak RSS of the fetch process tree {rate.peak_mib} MiB ({rate})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--skip-img2dataset", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--only-memory", action="store_true", help="skip routes, comparisons and latency")
+    parser.add_argument("--memory", default="", help="comma-separated URL counts, e.g. 10000,200000")
+    opts = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="gbifxdl-bench-"))
+    folder = CACHE / "fetch-images"
+    paths = make_images(folder, opts.images)
+    summary = json.loads((folder / "summary.json").read_text())
+    print(f"{len(paths)} JPEGs, mean {summary['mean_bytes'] / 1e3:.0f} kB, in {folder}")
+    print("Rates by CPU time (images per CPU-second of the whole process tree x cores) do not move"
+          " with other load on the machine; wall-time rates do.")
+    if not opts.only_memory:
+        floor = compare_routes(folder, min(opts.images, 1500))
+        compare_with_img2dataset(paths, folder, work, floor, opts.skip_img2dataset)
+        if not opts.skip_latency:
+            compare_latency(paths, folder, work)
+    for n in [int(x) for x in opts.memory.split(",") if x]:
+        measure_memory(n, folder, work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

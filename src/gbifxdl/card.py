@@ -1,0 +1,238 @@
+"""The dataset card (``README.md``) and the per-image credits (``ATTRIBUTION.csv``).
+
+The card tells a reader what the dataset is, where it came from (the GBIF query, the
+download key and DOI, and the citation GBIF asks for), what it holds (images, classes,
+splits, licences), every setting that shaped it, and how to load it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from gbifxdl import __version__
+from gbifxdl._io import write_text_atomic
+from gbifxdl.curate._table import METADATA, REMOVED, column_or_nulls, provenance, read_table
+
+__all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
+
+ATTRIBUTION_COLUMNS = (
+    "file", "gbifID", "datasetKey", "license", "license_url", "creator", "rightsHolder",
+    "publisher", "references", "identifier", "split",
+)  # fmt: skip
+
+_CC = re.compile(r"creativecommons\.org/(licenses|publicdomain)/([a-z-]+)/(\d+(?:\.\d+)?)")
+_ENUM = re.compile(r"^cc_?(0|by(?:_[a-z]+)*)_?(\d)_?(\d)$")
+
+
+def license_name(value: str | None) -> str:
+    """Return a short licence name ("CC BY 4.0", "CC0 1.0") for a URL or GBIF enum, else the value."""
+    if not value or not value.strip():
+        return "unknown"
+    text = value.strip().lower()
+    m = _CC.search(text)
+    if m:
+        kind, code, version = m.groups()
+        if kind == "publicdomain":
+            return f"CC0 {version}" if code == "zero" else "Public Domain Mark"
+        return f"CC {code.upper()} {version}"
+    m = _ENUM.match(text)
+    if m:
+        code, major, minor = m.groups()
+        return "CC0 1.0" if code == "0" else f"CC {code.upper().replace('_', '-')} {major}.{minor}"
+    return value.strip()
+
+
+def citation_text(prov: dict[str, Any]) -> str | None:
+    """Return the citation GBIF asks for: the recorded one, or one built from the DOI."""
+    if prov.get("citation"):
+        return str(prov["citation"]).strip()
+    doi = prov.get("doi")
+    if not doi:
+        return None
+    when = _date(prov.get("created"))
+    stamp = f"{when.day} {when:%B %Y}" if when else "n.d."
+    return f"GBIF.org ({stamp}) GBIF Occurrence Download https://doi.org/{_bare_doi(doi)}"
+
+
+def _bare_doi(doi: str) -> str:
+    return re.sub(r"^(https?://(dx\.)?doi\.org/|doi:)", "", str(doi).strip(), flags=re.I)
+
+
+def _date(value: Any) -> date | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
+    except ValueError:
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return None
+
+
+def _file_of(path: str | None, shard: str | None, key: str | None) -> str:
+    return path or (f"{shard}#{key}" if shard else "")
+
+
+def write_attribution(dataset_dir: str | Path) -> Path:
+    """Return the path of ``ATTRIBUTION.csv``, one row per image with its licence and credits."""
+    root = Path(dataset_dir)
+    table = read_table(root / METADATA)
+    col = lambda name: column_or_nulls(table, name)  # noqa: E731
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ATTRIBUTION_COLUMNS)
+    for row in zip(col("path"), col("shard"), col("key"), col("gbifID"), col("datasetKey"), col("license"),
+                   col("creator"), col("rightsHolder"), col("publisher"), col("references"), col("identifier"),
+                   col("split")):  # fmt: skip
+        path, shard, key, gbif_id, dataset_key, lic, *rest = row
+        writer.writerow([_file_of(path, shard, key), gbif_id, dataset_key, license_name(lic), lic or ""]
+                        + ["" if v is None else v for v in rest])  # fmt: skip
+    target = root / "ATTRIBUTION.csv"
+    write_text_atomic(target, out.getvalue())
+    return target
+
+
+def _table_md(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return lines
+
+
+def _json_block(value: Any) -> list[str]:
+    return ["```json", json.dumps(value, indent=2, sort_keys=True, default=str), "```"]
+
+
+def _query_block(query: Any) -> list[str]:
+    if isinstance(query, str):
+        try:
+            return _json_block(json.loads(query))
+        except ValueError:
+            return ["```", query, "```"]
+    return _json_block(query)
+
+
+def _counts(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
+    """Return (value, count) pairs, most frequent first."""
+    return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _load_section(layout: str) -> list[str]:
+    lines = [
+        "## How to load it", "",
+        "The table `metadata.parquet` has one row per image, with its class, `split`",
+        "(train/val/test/test_ood), the original k-fold `set`, and every GBIF field.", "",
+        "```python", "import pandas as pd", 'df = pd.read_parquet("metadata.parquet")',
+        'train = df[df.split == "train"]', "```", "",
+        "```python", "import duckdb",
+        "duckdb.sql(\"SELECT split, count(*) FROM 'metadata.parquet' GROUP BY split\").show()", "```", "",
+    ]  # fmt: skip
+    if layout == "folders":
+        lines += [
+            "Images sit in `images/<class>/<url_hash>.jpg`, so torchvision's `ImageFolder` reads them;",
+            "pick a split with the table:", "",
+            "```python", "import os, pandas as pd", "from torchvision.datasets import ImageFolder",
+            'df = pd.read_parquet("metadata.parquet")',
+            'train_files = {os.path.abspath(p) for p in df.loc[df.split == "train", "path"]}',
+            'train = ImageFolder("images", is_valid_file=lambda p: os.path.abspath(p) in train_files)',
+            "```",
+        ]  # fmt: skip
+    else:
+        lines += [
+            "Images sit in WebDataset shards `shards/shard-*.tar` (`<key>.jpg` + `<key>.json`, key =",
+            "`url_hash`); pick a split with the table:", "",
+            "```python", "import glob, pandas as pd, webdataset as wds",
+            'df = pd.read_parquet("metadata.parquet")',
+            'train_keys = set(df.loc[df.split == "train", "key"])',
+            'train = (wds.WebDataset(sorted(glob.glob("shards/*.tar")), shardshuffle=False)',
+            '         .select(lambda s: s["__key__"] in train_keys).decode("pil").to_tuple("jpg", "json"))',
+            "```",
+        ]  # fmt: skip
+    return lines
+
+
+def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution: bool = True) -> Path:
+    """Return the path of the ``README.md`` dataset card written into ``dataset_dir``.
+
+    Also writes ``ATTRIBUTION.csv`` unless ``attribution`` is False. Works best on a
+    curated folder (splits, removals); on a fetched one it describes what is there.
+    """
+    root = Path(dataset_dir)
+    table = read_table(root / METADATA)
+    prov = provenance(table)
+    removed = read_table(root / REMOVED) if (root / REMOVED).is_file() else pa.table({})
+    col = lambda name: column_or_nulls(table, name)  # noqa: E731
+    settings = (prov.get("curate_settings") or {})
+    class_column = settings.get("class_column", "speciesKey")
+    classes = _counts(col(class_column), null="unlabeled")
+    layout = "webdataset" if any(col("shard")) else "folders"
+    key, doi = prov.get("download_key"), prov.get("doi")
+    cite = citation_text(prov)
+    name = title or (f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
+
+    lines = [f"# {name}", ""]
+    lines += [
+        f"{table.num_rows} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
+        f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in table.column_names else 'fetched'} "
+        f"with gbifxdl {__version__}.", "",
+        "## Citation", "",
+        "GBIF asks that you cite the download the data came from:", "",
+        f"> {cite}" if cite else "> (no DOI recorded: cite the GBIF download key above and the date)", "",
+        "Each image keeps its own licence and owner: `ATTRIBUTION.csv` lists, for every image, its",
+        "licence, creator, rights holder, publisher and source page. CC BY and CC BY-NC require",
+        "that credit; CC BY-NC forbids commercial use.", "",
+        "## Source", "",
+    ]  # fmt: skip
+    lines += _table_md(("field", "value"), [
+        ("GBIF download key", key or ""), ("DOI", f"https://doi.org/{_bare_doi(doi)}" if doi else ""),
+        ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
+        ("card written", date.today().isoformat()),
+    ])  # fmt: skip
+    if prov.get("query"):
+        lines += ["", "The query (GBIF predicate):", ""] + _query_block(prov["query"])
+    lines += ["", "## Contents", ""]
+    splits = _counts(col("split")) if "split" in table.column_names else []
+    occurrences = len({v for v in col("gbifID") if v is not None})
+    datasets = len({v for v in col("datasetKey") if v is not None})
+    lines += _table_md(("", "count"), [("images", table.num_rows), ("classes", len(classes)),
+                                       ("occurrences", occurrences), ("GBIF datasets", datasets), ("layout", layout)]
+                       + [(f"split `{k}`", v) for k, v in splits])  # fmt: skip
+    if "set" in table.column_names:
+        lines += ["", "Folds of the original `set` column: "
+                  + ", ".join(f"`{k}` {v}" for k, v in sorted(_counts(col("set"))))]
+    if removed.num_rows:
+        lines += ["", f"Removed during curation ({removed.num_rows} rows, listed in `removed.parquet`):", ""]
+        lines += _table_md(("reason", "rows"), _counts(column_or_nulls(removed, "removed_reason")))
+    names = {("unlabeled" if k is None else str(k)): v for k, v in zip(col(class_column), col("species"))}
+    lines += ["", "Largest classes:", ""]
+    lines += _table_md((class_column, "species", "images"),
+                       [(k, names.get(k) or "", v) for k, v in classes[:20]])  # fmt: skip
+    lines += ["", "## Licences", ""]
+    licences = _counts([license_name(v) for v in col("license")])
+    lines += _table_md(("licence", "images", "share"),
+                       [(k, v, f"{100 * v / max(table.num_rows, 1):.1f} %") for k, v in licences])  # fmt: skip
+    lines += ["", "## Settings", ""]
+    for stage in ("select_settings", "fetch_settings", "curate_settings"):
+        if prov.get(stage):
+            lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
+    lines += _load_section(layout)
+    lines += ["", "## Files", "",
+              "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
+              "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",
+              "- `ATTRIBUTION.csv`: licence and credits per image",
+              "- `curate_summary.json`, `report.html`: counts, plots and thumbnails", ""]  # fmt: skip
+    target = root / "README.md"
+    write_text_atomic(target, "\n".join(lines))
+    if attribution:
+        write_attribution(root)
+    return target
+

@@ -1,0 +1,77 @@
+"""``gbifxdl fetch``: download, process and write every image of a selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gbifxdl.errors import ConfigError
+
+
+def _per_host(values: tuple[str, ...]) -> tuple[int | None, tuple[tuple[str, int], ...]]:
+    default: int | None = None
+    overrides: list[tuple[str, int]] = []
+    for value in values:
+        host, sep, number = value.rpartition("=")
+        try:
+            n = int(number)
+        except ValueError:
+            raise ConfigError(f"--per-host {value!r}: give a number (8) or HOST=NUMBER (example.org=4)") from None
+        if sep:
+            overrides.append((host.lower(), n))
+        else:
+            default = n
+    return default, tuple(overrides)
+
+
+INT = click.IntRange(min=1)
+
+
+@click.command("fetch")
+@click.argument("selection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (images or shards, metadata.parquet, fetch.log).")
+@click.option("--layout", type=click.Choice(["folders", "webdataset"]), default="folders", show_default=True,
+              help="Species folders images/<class>/<url_hash>.jpg, or WebDataset tar shards.")
+@click.option("--resize", type=INT, default=None, help="Shrink the longest side to N pixels (never enlarges).")
+@click.option("--resize-mode", type=click.Choice(["longest", "shortest"]), default="longest", show_default=True,
+              help="Which side --resize applies to.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True)
+@click.option("--reencode/--keep-original", default=None,
+              help="Re-encode as JPEG, or keep the original bytes (default: re-encode only when resizing).")
+@click.option("--validate", type=click.Choice(["decode", "header"]), default="decode", show_default=True,
+              help="For kept originals: decode every image (pixel hash, pHash), or only check headers (fast).")
+@click.option("--connections", type=INT, default=64, show_default=True, help="Requests in flight, all hosts together.")
+@click.option("--per-host", multiple=True, metavar="N|HOST=N",
+              help="Starting requests in flight per host (default 8); HOST=N fixes one host's limit. Repeatable.")
+@click.option("--max-attempts", type=INT, default=3, show_default=True, help="Attempts per image for transient failures.")
+@click.option("--shard-size", type=INT, default=1000, show_default=True,
+              help="Rows per work unit (and samples per WebDataset shard).")
+@click.option("--shard-bytes", type=INT, default=None, help="Also cut WebDataset shards at this many bytes.")
+@click.option("--class-column", default="speciesKey", show_default=True, help="Column naming the class folder.")
+@click.option("--max-bytes", type=INT, default=50 * 2**20, show_default=True,
+              help="Refuse bodies larger than this (outcome too_large).")
+@click.option("--max-pixels", type=INT, default=178_956_970, show_default=True,
+              help="Refuse images with more pixels (outcome decompression_bomb).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processing processes (default: every core; 0: threads).")
+@click.option("--user-agent", default=None, help="User-Agent header (default names gbifxdl, its version and URL).")
+@click.option("--retry-failed", is_flag=True, help="Try again the images that failed in an earlier run.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_agent: str | None, quiet: bool,
+          **options: Any) -> None:
+    """Download, process and write every image of SELECTION (a Parquet from `gbifxdl select`).
+
+    Resumable: run the same command again after an interruption; finished images are
+    not downloaded again. Writes OUTPUT/metadata.parquet with one row per input row.
+    """
+    from gbifxdl.fetch import FetchSettings
+    from gbifxdl.fetch import fetch as run_fetch
+
+    default, overrides = _per_host(per_host)
+    if user_agent:
+        options["user_agent"] = user_agent
+    settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
+    run_fetch(selection, output_dir, settings, progress=not quiet)

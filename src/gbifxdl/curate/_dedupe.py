@@ -1,0 +1,259 @@
+"""Duplicate detection: which rows show the same photo, and which copy to keep.
+
+Exact duplicates share written bytes (sha256) or decoded pixels (pixel_hash). Near
+duplicates have 64-bit perceptual hashes within a Hamming distance. Near-duplicate
+search is multi-index hashing: the hash is cut into ``m`` bands; by the pigeonhole
+principle two hashes within distance ``t`` differ by at most ``t // m`` bits in some band,
+so joining rows on each band value (or on it with one bit masked, or on its few
+neighbours) finds every such pair without comparing all pairs. ``m`` is chosen for the
+table size so the work stays near-linear: ``t + 1`` exact bands for small tables, fewer
+wider bands for large ones, where exact bands would collide by chance too often.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+_BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pairs
+
+
+class UnionFind:
+    """Disjoint sets over ``n`` integers."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        """Return the representative of ``i``'s set."""
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving keeps trees shallow
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        """Merge the sets of ``a`` and ``b`` (the smaller index becomes the root)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self, members: Iterable[int]) -> list[list[int]]:
+        """Return the sets of more than one member among ``members``, each sorted."""
+        by_root: dict[int, list[int]] = {}
+        for i in members:
+            by_root.setdefault(self.find(i), []).append(i)
+        return [sorted(g) for g in by_root.values() if len(g) > 1]
+
+
+def equal_value_pairs(values: Sequence[object | None], rows: Sequence[int]) -> list[tuple[int, int]]:
+    """Return pairs (first row, row) linking the ``rows`` whose non-null values are equal."""
+    first: dict[object, int] = {}
+    pairs = []
+    for i in rows:
+        v = values[i]
+        if v is None:
+            continue
+        j = first.setdefault(v, i)
+        if j != i:
+            pairs.append((j, i))
+    return pairs
+
+
+def popcount64(x: np.ndarray) -> np.ndarray:
+    """Return the number of set bits of each uint64."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x).astype(np.int64)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+    return table[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)  # pragma: no cover - numpy < 2
+
+
+def _bands(m: int) -> list[tuple[int, int]]:
+    """Return (shift, width) of ``m`` bands covering 64 bits as evenly as possible."""
+    widths = [64 // m + (1 if b < 64 % m else 0) for b in range(m)]
+    shifts = np.cumsum([0] + widths[:-1]).tolist()
+    return list(zip(shifts, widths))
+
+
+def _neighbours(width: int, radius: int) -> int:
+    return sum(comb(width, k) for k in range(radius + 1))
+
+
+def _passes(width: int, radius: int) -> int:
+    """Return how many sorted passes over the table one band needs at ``radius``."""
+    # radius 0: one join on the band; radius 1: one join per bit with that bit masked
+    # out (two values within one bit agree once it is masked); beyond: one lookup per
+    # neighbour value
+    return 1 if radius == 0 else width if radius == 1 else _neighbours(width, radius)
+
+
+def choose_bands(n: int, threshold: int) -> int:
+    """Return the number of bands that minimises the expected work for ``n`` hashes."""
+    best, best_cost = threshold + 1, float("inf")
+    for m in range(1, min(threshold + 1, 64) + 1):
+        radius = threshold // m
+        cost = 0.0
+        for _, width in _bands(m):
+            passes = _passes(width, radius)
+            if passes > 4096:  # enumerating that many neighbours per band is never worth it
+                cost = float("inf")
+                break
+            # each pass sorts or searches the table, then checks its chance collisions
+            cost += passes * (2 * n + n * n / 2.0 ** max(width - min(radius, 1), 0))
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def _flip_masks(width: int, radius: int) -> np.ndarray:
+    masks = [0]
+    if radius:
+        bits = [1 << b for b in range(width)]
+        frontier = [(0, -1)]
+        for _ in range(radius):
+            nxt = []
+            for mask, last in frontier:
+                for b in range(last + 1, width):
+                    nxt.append((mask | bits[b], b))
+            masks += [mk for mk, _ in nxt]
+            frontier = nxt
+    return np.array(masks, dtype=np.uint64)
+
+
+def _equal_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return index arrays (a, b) of every pair of positions holding equal ``keys``."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    src, dst = [], []
+    # equal keys are contiguous once sorted: compare each position with the one d
+    # further on, keeping only positions still inside their run (work = pairs found)
+    active = np.arange(len(ordered) - 1)
+    d = 1
+    while active.size:
+        active = active[ordered[active] == ordered[active + d]]
+        if not active.size:
+            break
+        src.append(order[active])
+        dst.append(order[active + d])
+        d += 1
+        active = active[active + d < len(ordered)]
+    if not src:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(src), np.concatenate(dst)
+
+
+def _lookup_pairs(band: np.ndarray, radius: int, width: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield index arrays (a, b) of positions whose band values differ by at most ``radius`` bits."""
+    n = len(band)
+    order = np.argsort(band, kind="stable")
+    sorted_band = band[order]
+    for mask in _flip_masks(width, radius):
+        query = band ^ mask
+        for start in range(0, n, _BLOCK):
+            stop = min(start + _BLOCK, n)
+            lo = np.searchsorted(sorted_band, query[start:stop], "left")
+            hi = np.searchsorted(sorted_band, query[start:stop], "right")
+            counts = hi - lo
+            total = int(counts.sum())
+            if total:
+                offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+                yield np.repeat(np.arange(start, stop), counts), order[np.repeat(lo, counts) + offsets]
+
+
+def near_pairs(hashes: np.ndarray, threshold: int, bands: int | None = None) -> np.ndarray:
+    """Return index pairs (i < j), shape (k, 2), of distinct ``hashes`` within ``threshold`` bits.
+
+    ``hashes`` must hold distinct uint64 values (callers collapse equal ones first, which
+    are trivially duplicates and would otherwise make buckets quadratic).
+    """
+    h = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(h)
+    if n < 2 or threshold < 0:
+        return np.empty((0, 2), dtype=np.int64)
+    m = bands or choose_bands(n, threshold)
+    radius = threshold // m
+    found = []
+    for shift, width in _bands(m):
+        band = (h >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        if radius <= 1:
+            keys = [band] if radius == 0 else [band & ~np.uint64(1 << b) for b in range(width)]
+            candidates: Iterable[tuple[np.ndarray, np.ndarray]] = (_equal_key_pairs(k) for k in keys)
+        else:
+            candidates = _lookup_pairs(band, radius, width)
+        for a, b in candidates:
+            src, dst = np.minimum(a, b), np.maximum(a, b)
+            keep = src < dst
+            src, dst = src[keep], dst[keep]
+            close = popcount64(h[src] ^ h[dst]) <= threshold
+            if close.any():
+                found.append(np.stack([src[close], dst[close]], axis=1))
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def phash_pairs(phash: Sequence[int | None], rows: Sequence[int], threshold: int, bands: int | None = None) -> list[tuple[int, int]]:
+    """Return pairs of ``rows`` whose perceptual hashes are within ``threshold`` bits."""
+    live = [i for i in rows if phash[i] is not None]
+    if len(live) < 2:
+        return []
+    values = np.array([phash[i] for i in live], dtype=np.uint64)
+    uniq, first_idx, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rep = [live[k] for k in first_idx]  # the first row carrying each distinct hash
+    pairs = [(rep[inverse[k]], live[k]) for k in range(len(live)) if rep[inverse[k]] != live[k]]
+    for a, b in near_pairs(uniq, threshold, bands).tolist():
+        pairs.append((rep[a], rep[b]))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why a row goes: its reason and the url_hash of the copy kept (or the best copy)."""
+
+    reason: str
+    duplicate_of: str | None
+
+
+def resolve(
+    groups: list[list[int]],
+    classes: Sequence[str],
+    rank: Sequence[int],
+    ids: Sequence[str | None],
+    policy: str,
+    kind: str,
+) -> dict[int, Decision]:
+    """Return the rows to drop from duplicate ``groups`` under a cross-class ``policy``.
+
+    ``rank`` orders copies (lower is better: larger originals first); ``kind`` is
+    ``duplicate`` or ``near_duplicate``. Within one class the best copy stays. When a
+    group spans classes: ``drop-all`` drops every copy (the label is unreliable),
+    ``keep-one`` keeps only the best copy overall, ``keep-per-class`` the best of each class.
+    """
+    drop: dict[int, Decision] = {}
+    for group in groups:
+        members = sorted(group, key=lambda i: rank[i])
+        best = members[0]
+        per_class: dict[str, int] = {}
+        for i in members:
+            per_class.setdefault(classes[i], i)
+        if len(per_class) == 1:
+            for i in members[1:]:
+                drop[i] = Decision(kind, ids[best])
+            continue
+        across = f"{kind}_across_classes"
+        if policy == "drop-all":
+            for i in members:
+                drop[i] = Decision(across, ids[best] if i != best else None)
+        elif policy == "keep-one":
+            for i in members[1:]:
+                drop[i] = Decision(across if classes[i] != classes[best] else kind, ids[best])
+        else:  # keep-per-class
+            kept = set(per_class.values())
+            for i in members:
+                if i not in kept:
+                    drop[i] = Decision(kind, ids[per_class[classes[i]]])
+    return drop

@@ -1,0 +1,275 @@
+"""The files behind the table: checking them, and deleting what no row refers to.
+
+Both layouts are handled: one file per image under ``images/`` (folders), or tar
+shards under ``shards/`` holding ``<key>.<ext>`` members (WebDataset). Checks are cheap
+by design (size against the table, then the image header), so a million images are
+checked at the speed of the disk, not of a JPEG decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image
+
+from gbifxdl.errors import CurateError
+
+IMAGES = "images"
+SHARDS = "shards"
+MISSING = "file_missing"
+UNREADABLE = "file_unreadable"
+CHANGED = "file_changed"  # readable, but not the bytes fetch wrote (sha256 differs)
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
+
+
+def _header_ok(fp: io.BufferedIOBase | io.BytesIO) -> bool:
+    """Return True when Pillow recognises an image with a sane size in ``fp``."""
+    try:
+        with Image.open(fp) as img:
+            width, height = img.size
+        return width > 0 and height > 0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """Return ``root/rel``, refusing paths that leave ``root`` (a tampered table)."""
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise CurateError(f"metadata.parquet names a file outside the dataset folder: {rel!r}; fix or remove that row")
+    return path
+
+
+def check_files(
+    root: Path,
+    paths: Sequence[str | None],
+    sizes: Sequence[int | None],
+    rows: Iterable[int],
+    progress: bool = False,
+    digests: Sequence[str | None] | None = None,
+) -> dict[int, str]:
+    """Return {row: problem} for ``rows`` whose file (folders layout) is missing or unreadable.
+
+    With ``digests`` (the sha256 column), every file is also read whole and compared.
+    """
+    problems: dict[int, str] = {}
+    for i in _progress(list(rows), progress, "checking images", unit="image"):
+        rel = paths[i]
+        if not rel:
+            problems[i] = MISSING
+            continue
+        path = _inside(root, rel)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            problems[i] = MISSING
+            continue
+        if (sizes[i] is not None and size != sizes[i]) or size == 0:
+            problems[i] = UNREADABLE
+            continue
+        try:
+            with open(path, "rb") as fp:
+                if not _header_ok(fp):
+                    problems[i] = UNREADABLE
+                elif digests is not None and digests[i] and _sha256(path) != digests[i]:
+                    problems[i] = CHANGED
+        except OSError:
+            problems[i] = UNREADABLE
+    return problems
+
+
+@dataclass
+class ShardIndex:
+    """What one shard holds: per sample key, its member names and image check."""
+
+    members: dict[str, list[str]] = field(default_factory=dict)
+    image_ok: dict[str, tuple[int, bool, str | None]] = field(default_factory=dict)  # key -> (size, ok, sha256)
+
+
+def _key_ext(name: str) -> tuple[str, str]:
+    base = name.rsplit("/", 1)[-1]
+    key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
+    return (name[: len(name) - len(base)] + key, ext.lower())
+
+
+_HEADER_BYTES = 1 << 17  # enough for any image header, even after a large EXIF block
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for block in iter(lambda: fp.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def index_shard(path: Path, check: bool = True, digest: bool = False) -> ShardIndex | None:
+    """Return the samples of a tar shard, or None if it is unreadable.
+
+    With ``check``, each image's header is parsed; with ``digest``, each image is read
+    whole and its sha256 recorded.
+    """
+    index = ShardIndex()
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                key, ext = _key_ext(info.name)
+                index.members.setdefault(key, []).append(info.name)
+                if check and ext in IMAGE_EXTS:
+                    # without digest only the head is read: tarfile seeks over the rest
+                    data = tar.extractfile(info)
+                    head = (data.read() if digest else data.read(_HEADER_BYTES)) if data is not None else b""
+                    ok = info.size > 0 and _header_ok(io.BytesIO(head))
+                    index.image_ok[key] = (info.size, ok, hashlib.sha256(head).hexdigest() if digest else None)
+    except (OSError, tarfile.TarError, EOFError):
+        return None
+    return index
+
+
+def check_samples(
+    root: Path,
+    shards: Sequence[str | None],
+    keys: Sequence[str | None],
+    sizes: Sequence[int | None],
+    rows: Iterable[int],
+    progress: bool = False,
+    digests: Sequence[str | None] | None = None,
+) -> dict[int, str]:
+    """Return {row: problem} for ``rows`` whose WebDataset sample is missing or unreadable.
+
+    With ``digests`` (the sha256 column), every image is also read whole and compared.
+    """
+    rows = list(rows)
+    wanted = sorted({shards[i] for i in rows if shards[i]})
+    indexes: dict[str, ShardIndex | None] = {}
+    for rel in _progress(wanted, progress, "checking shards"):
+        path = _inside(root, rel)
+        indexes[rel] = index_shard(path, digest=digests is not None) if path.is_file() else None
+    problems: dict[int, str] = {}
+    for i in rows:
+        index = indexes.get(shards[i] or "")
+        if index is None or not keys[i] or keys[i] not in index.image_ok:
+            problems[i] = MISSING
+            continue
+        size, ok, sha = index.image_ok[keys[i]]
+        if not ok or (sizes[i] is not None and size != sizes[i]):
+            problems[i] = UNREADABLE
+        elif digests is not None and digests[i] and sha != digests[i]:
+            problems[i] = CHANGED
+    return problems
+
+
+@dataclass
+class SyncResult:
+    """What syncing the files to the table did (or would do, in a dry run)."""
+
+    files_deleted: int = 0
+    samples_dropped: int = 0
+    shards_rewritten: int = 0
+    folders_removed: int = 0
+
+
+def sync_folders(
+    root: Path, kept: set[str], dry_run: bool, base: Path | None = None, only_images: bool = False
+) -> SyncResult:
+    """Return what deleting the files under ``base`` (default ``root/images``) that no kept
+    row names (paths relative to ``root``), then the folders left empty, did.
+
+    With ``only_images``, files without an image extension are left alone (a folder the
+    user chose may hold their own tables and notes).
+    """
+    result = SyncResult()
+    base = root / IMAGES if base is None else base
+    if not base.is_dir():
+        return result
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # e.g. fetch's .gbifxdl state
+        for name in filenames:
+            path = Path(dirpath) / name
+            if only_images and path.suffix.lower().lstrip(".") not in IMAGE_EXTS:
+                continue
+            if path.relative_to(root).as_posix() not in kept:
+                result.files_deleted += 1
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+    result.folders_removed = remove_empty_folders(base, dry_run)
+    return result
+
+
+def remove_empty_folders(base: Path, dry_run: bool) -> int:
+    """Return how many empty folders below ``base`` were removed (bottom-up)."""
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+        if Path(dirpath) == base or any(p.startswith(".") for p in Path(dirpath).relative_to(base).parts):
+            continue
+        if filenames or any((Path(dirpath) / d).exists() for d in dirnames):
+            continue
+        removed += 1
+        if not dry_run:
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                removed -= 1
+    return removed
+
+
+def sync_shards(root: Path, kept: dict[str, set[str]], dry_run: bool, progress: bool = False) -> SyncResult:
+    """Return what rewriting shards to hold only kept samples, and deleting shards and
+    stray files no row uses, did.
+
+    A shard is rewritten to a temporary name and renamed over the old one, so a kill
+    leaves either the old or the new shard, and a rerun finishes the job.
+    """
+    result = SyncResult()
+    base = root / SHARDS
+    if not base.is_dir():
+        return result
+    files = sorted(p for p in base.rglob("*") if p.is_file())
+    for path in _progress(files, progress, "syncing shards"):
+        rel = path.relative_to(root).as_posix()
+        keys = kept.get(rel)
+        if not keys:
+            result.files_deleted += 1
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            continue
+        index = index_shard(path, check=False)
+        if index is None:  # cannot happen for a shard whose rows passed the check
+            continue
+        extra = [k for k in index.members if k not in keys]
+        if not extra:
+            continue
+        result.samples_dropped += len(extra)
+        result.shards_rewritten += 1
+        if not dry_run:
+            _rewrite(path, keys)
+    result.folders_removed = remove_empty_folders(base, dry_run)
+    return result
+
+
+def _rewrite(path: Path, keys: set[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tarfile.open(path, "r:") as src, tarfile.open(tmp, "w:", format=tarfile.PAX_FORMAT) as dst:
+            for info in src:
+                if info.isfile() and _key_ext(info.name)[0] in keys:
+                    dst.addfile(info, src.extractfile(info))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _progress(items: list, enabled: bool, desc: str, unit: str = "shard") -> Iterable:
+    if not enabled or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)

@@ -1,0 +1,92 @@
+"""Reproducible splits: the original k-fold ``set`` column and train/val/test ``split``.
+
+Order within a class comes from a keyed hash of (seed, class, group), not from row
+order or a global random stream: the same seed gives the same splits whatever order
+the rows come in, and adding images to one class never reshuffles another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Sequence
+
+OOD = "test_ood"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """The split settings this module needs (a subset of CurateSettings)."""
+
+    n_split: int = 5
+    ood_th: int = 5
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_by_time: bool = False
+    seed: int = 0
+
+
+def _order_key(seed: int, label: str, group: str) -> bytes:
+    return hashlib.blake2b(f"{seed}\x1f{label}\x1f{group}".encode(), digest_size=8).digest()
+
+
+def _targets(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
+    """Return the image counts of (test, test+val) in a class of ``n`` images."""
+    total = sum(fractions)
+    n_val = round(n * fractions[1] / total)
+    n_test = round(n * fractions[2] / total)
+    return n_test, n_test + n_val
+
+
+def assign(
+    classes: Sequence[str],
+    groups: Sequence[str],
+    dates: Sequence[str | None],
+    spec: SplitSpec,
+) -> tuple[list[str], list[str]]:
+    """Return (split, set) for each row.
+
+    Rows of one group (an occurrence, when grouping by occurrence) always share both.
+    Classes with at most ``ood_th`` images get ``test_ood`` in both columns. Otherwise
+    ``set`` is a fold ``'0'``..``'n_split-1'`` balanced within the class, and ``split`` is
+    train/val/test in the given fractions; by time, the oldest images train and the
+    newest test (undated ones train, as they cannot leak the future).
+    """
+    by_class: dict[str, dict[str, list[int]]] = {}
+    for i, (label, group) in enumerate(zip(classes, groups)):
+        by_class.setdefault(label, {}).setdefault(group, []).append(i)
+    split = [""] * len(classes)
+    fold = [""] * len(classes)
+    for label, members in by_class.items():
+        n = sum(len(rows) for rows in members.values())
+        if n <= spec.ood_th:
+            for rows in members.values():
+                for i in rows:
+                    split[i] = fold[i] = OOD
+            continue
+        keyed = {g: _order_key(spec.seed, label, g) for g in members}
+        order = sorted(members, key=lambda g: keyed[g])
+        # folds: each group to the currently smallest fold, so folds differ by at most a group;
+        # ties start at a fold that depends on the class, so remainders spread over folds
+        sizes = [0] * spec.n_split
+        start = int.from_bytes(_order_key(spec.seed, label, ""), "big") % spec.n_split
+        for g in order:
+            k = min(range(spec.n_split), key=lambda f: (sizes[f], (f - start) % spec.n_split))
+            sizes[k] += len(members[g])
+            for i in members[g]:
+                fold[i] = str(k)
+        if spec.split_by_time:
+            def when(g: str) -> tuple[str, bytes]:
+                stamps = [(dates[i] or "").split("/")[0] for i in members[g]]
+                return (min(stamps), keyed[g])
+
+            order = sorted(members, key=when)
+        # fill test, then val, from the end of the order (the newest, by time); train takes
+        # the rest, so the small splits get at least their share when groups overshoot
+        test_to, val_to = _targets(n, spec.fractions)
+        seen = 0
+        for g in reversed(order):
+            name = "test" if seen < test_to else "val" if seen < val_to else "train"
+            for i in members[g]:
+                split[i] = name
+            seen += len(members[g])
+    return split, fold

@@ -1,0 +1,119 @@
+"""Reading and writing the dataset's Parquet tables, with their provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gbifxdl._io import atomic_path
+from gbifxdl.errors import CurateError
+
+PROVENANCE_KEY = b"gbifxdl.provenance"
+METADATA = "metadata.parquet"
+REMOVED = "removed.parquet"
+SUMMARY = "curate_summary.json"
+
+# columns curate adds; dropped before recomputing so a rerun starts from the same input
+ADDED_KEPT = ("split", "set")
+ADDED_REMOVED = ("removed_reason", "duplicate_of")
+
+
+def read_table(path: Path) -> pa.Table:
+    """Return the Parquet table at ``path``, or raise a CurateError saying what to do."""
+    if not path.is_file():
+        raise CurateError(
+            f"{path} not found: curate works on a folder written by `gbifxdl fetch` "
+            "(it holds metadata.parquet); check the folder name"
+        )
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise CurateError(f"{path} is not a readable Parquet file ({exc}); rerun `gbifxdl fetch` to rewrite it") from None
+
+
+def provenance(table: pa.Table) -> dict[str, Any]:
+    """Return the ``gbifxdl.provenance`` JSON object of a table's schema ({} when absent)."""
+    raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def with_provenance(table: pa.Table, prov: dict[str, Any], like: pa.Table | None = None) -> pa.Table:
+    """Return ``table`` carrying ``prov`` (and the other schema metadata of ``like``)."""
+    meta = dict((like if like is not None else table).schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(prov, sort_keys=True, default=str).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` atomically (a temporary name, then a rename)."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def require_columns(table: pa.Table, names: tuple[str, ...], where: Path) -> None:
+    """Raise a CurateError naming the columns of ``names`` that ``table`` lacks."""
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        raise CurateError(
+            f"{where} lacks column(s) {', '.join(missing)}: it was not written by `gbifxdl fetch` "
+            "(for tables of the original gbifxdl use gbifxdl.compat.postprocess)"
+        )
+
+
+def drop_columns(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
+    """Return ``table`` without those of ``names`` it has."""
+    present = [n for n in names if n in table.column_names]
+    return table.drop_columns(present) if present else table
+
+
+def class_labels(table: pa.Table, column: str) -> list[str]:
+    """Return each row's class as a string, ``unlabeled`` where the value is null."""
+    if column not in table.column_names:
+        raise CurateError(
+            f"class column {column!r} is not in metadata.parquet; choose one of: "
+            + ", ".join(table.column_names)
+        )
+    return ["unlabeled" if v is None else str(v) for v in table.column(column).to_pylist()]
+
+
+def column_or_nulls(table: pa.Table, name: str) -> list[Any]:
+    """Return a column as a list, or Nones when the table lacks it."""
+    if name in table.column_names:
+        return table.column(name).to_pylist()
+    return [None] * table.num_rows
+
+
+def append_removed(previous: pa.Table | None, new: pa.Table) -> pa.Table | None:
+    """Return ``previous`` plus the rows of ``new`` it lacks (None when nothing changes).
+
+    Rows are identified by (url_hash, gbifID): after an interrupted run the same rows
+    may be removed twice, and must be recorded once.
+    """
+    if new.num_rows == 0:
+        return None
+    if previous is None or previous.num_rows == 0:
+        return new
+    seen = set(zip(column_or_nulls(previous, "url_hash"), column_or_nulls(previous, "gbifID")))
+    ids = zip(column_or_nulls(new, "url_hash"), column_or_nulls(new, "gbifID"))
+    mask = pa.array([i not in seen for i in ids], type=pa.bool_())
+    fresh = new.filter(mask)
+    if fresh.num_rows == 0:
+        return None
+    fresh = fresh.replace_schema_metadata(previous.schema.metadata)
+    try:
+        return pa.concat_tables([previous, fresh], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CurateError(
+            f"removed.parquet has columns that do not match this table ({exc}); "
+            "move it aside and run curate again"
+        ) from None

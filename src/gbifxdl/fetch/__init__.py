@@ -1,0 +1,16 @@
+"""Fetch: download, process and write every image of a selection, politely and resumably.
+
+- :mod:`~gbifxdl.fetch.scheduler`  per-host limits, adaptive concurrency, Retry-After, retries
+- :mod:`~gbifxdl.fetch.download`   one HTTP attempt: timeouts, size limit, redirects
+- :mod:`~gbifxdl.fetch.process`    decode, resize, encode, hash (in worker processes)
+- :mod:`~gbifxdl.fetch.writers`    species folders or WebDataset shards
+- :mod:`~gbifxdl.fetch.shards`     work units and resume state
+- :mod:`~gbifxdl.fetch.pipeline`   the stage itself, :func:`fetch`
+"""
+
+from __future__ import annotations
+
+from gbifxdl.fetch.pipeline import fetch
+from gbifxdl.fetch.settings import FAILURE_KINDS, FetchSettings, FetchSummary
+
+__all__ = ["FAILURE_KINDS", "FetchSettings", "FetchSummary", "fetch"]

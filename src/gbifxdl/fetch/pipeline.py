@@ -1,0 +1,366 @@
+"""The fetch stage: units of rows -> polite downloads -> worker processes -> writers -> metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gbifxdl.errors import FetchError
+from gbifxdl.fetch.download import make_session
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, inspect_bytes, process_to_file, warm_up, watch_parent
+from gbifxdl.fetch.progress import Progress, close_log, log, open_log
+from gbifxdl.fetch.scheduler import Scheduler
+from gbifxdl.fetch.settings import FetchSettings, FetchSummary
+from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
+from gbifxdl.fetch.writers import make_writer
+
+PROVENANCE_KEY = b"gbifxdl.provenance"
+
+
+def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings = FetchSettings(),
+          *, progress: bool = True) -> FetchSummary:
+    """Return the summary of fetching every row of ``selection`` into ``output_dir``.
+
+    Resumable: run it again after any interruption and it finishes the work without
+    downloading again what was written. Writes ``output_dir/metadata.parquet``.
+    """
+    selection = Path(selection)
+    out_dir = Path(output_dir)
+    if not selection.is_file():
+        raise FetchError(f"selection {selection} not found; make one with `gbifxdl select`")
+    fingerprint, schema = input_fingerprint(selection, settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = FetchState(out_dir, settings)
+    lock = _lock(state.dir / "lock")
+    handler = open_log(out_dir)
+    started = time.monotonic()
+    try:
+        resuming = state.check(fingerprint)
+        writer = make_writer(out_dir, settings, state)
+        if resuming:
+            state.remove_temporaries()
+            writer.cleanup()
+        total = fingerprint["rows"]
+        n_units = -(-total // settings.shard_size)
+        if settings.retry_failed:
+            _reopen_failed(state, writer, n_units)
+        pending = [u for u in range(n_units) if not state.unit_done(u)]
+        metadata = out_dir / "metadata.parquet"
+        if not pending and metadata.exists():
+            summary = _summarise(metadata, 0, time.monotonic() - started)
+            message = (f"Nothing to do: all {total} rows were already fetched, {summary.ok} ok and "
+                       f"{summary.failed} failed ({metadata})."
+                       + (" Use --retry-failed to try the failed ones again." if summary.failed else ""))
+            log.info("%s", message)
+            if progress:
+                print(message)
+            return summary
+        done_rows = (n_units - len(pending)) * settings.shard_size
+        run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
+        fetched_now = asyncio.run(run.main(Progress(total, min(done_rows, total), progress)))
+        _assemble(selection, state, schema, settings, metadata)
+        summary = _summarise(metadata, fetched_now, time.monotonic() - started)
+        log.info("%s", summary.format())
+        if progress:
+            print(summary.format())
+        return summary
+    finally:
+        close_log(handler)
+        os.close(lock)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FetchError(f"another gbifxdl fetch is writing to {path.parents[2]}; wait for it to end") from None
+    return fd
+
+
+def _reopen_failed(state: FetchState, writer: Any, n_units: int) -> None:
+    for unit in range(n_units):
+        if not state.unit_done(unit):
+            continue
+        outcomes = state.read_unit(unit).column("outcome")
+        if pc.all(pc.equal(outcomes, "ok")).as_py():
+            continue
+        ok = state.ok_rows(unit)
+        old_shards = writer.restore(unit, ok)
+        state.reopen(unit, ok)
+        for name in old_shards:
+            (state.out_dir / name).unlink(missing_ok=True)
+
+
+@dataclass
+class _Unit:
+    number: int
+    rows: list[dict[str, Any]]
+    journal: Any
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    submitted: bool = False
+    closing: bool = False
+
+
+class _Backlog:
+    """Holds back downloads while too many downloaded images wait for processing.
+
+    A soft bound: while fewer than ``limit`` images wait, waiting downloads go (in order),
+    so the images in memory stay below ``limit`` plus the downloads in flight.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait_room(self) -> None:
+        if self.count < self.limit and not self._waiters:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+            raise
+
+    async def add(self, n: int) -> None:
+        self.count += n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self.count < self.limit and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
+class _Run:
+    def __init__(self, selection: Path, out_dir: Path, settings: FetchSettings, state: FetchState,
+                 writer: Any, pending: set[int], total: int, schema: pa.Schema) -> None:
+        self.selection = selection
+        self.out_dir = out_dir
+        self.settings = settings
+        self.state = state
+        self.writer = writer
+        self.pending = pending
+        self.total = total
+        self.has_hash = "url_hash" in schema.names
+        self.has_class = settings.class_column in schema.names
+        self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
+                                      settings.jpeg_quality, settings.max_pixels)
+        self.handled = 0
+
+    async def main(self, progress: Progress) -> int:
+        settings = self.settings
+        workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
+        pool: Executor
+        if workers == 0 or settings.header_only:
+            pool = ThreadPoolExecutor(max_workers=2)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                                       initializer=watch_parent, initargs=(os.getpid(),))
+        self.pool = pool
+        self.progress = progress
+        self.loop = asyncio.get_running_loop()
+        self.backlog = _Backlog(max(4, 3 * max(workers, 1)))
+        # rows queued ahead of the downloads: cheap (no bytes), deep enough that one slow
+        # host does not starve the others
+        self.row_slots = asyncio.Semaphore(max(4 * settings.connections, 2 * settings.shard_size, 512))
+        self.tasks: set[asyncio.Task[Any]] = set()
+        try:
+            with _main_module_hidden():
+                # every worker starts here, so none re-runs the caller's script (a script
+                # without an `if __name__ == "__main__"` guard would otherwise run again)
+                await asyncio.gather(*(self.loop.run_in_executor(pool, warm_up) for _ in range(max(workers, 1))))
+            async with make_session(settings) as session:
+                self.scheduler = Scheduler(session, settings)
+                await self._feed()
+                while self.tasks:
+                    await asyncio.gather(*list(self.tasks))
+        finally:
+            progress.close()
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.handled
+
+    async def _feed(self) -> None:
+        columns = None if self.settings.layout == "webdataset" else self._columns()
+        for number, table in iter_units(self.selection, self.settings.shard_size, columns):
+            if number not in self.pending:
+                continue
+            rows = table.to_pylist()
+            unit = _Unit(number, rows, None)
+            for i, entry in self.state.read_journal(number).items():
+                if entry["outcome"] != "ok" or self.writer.valid(number, entry):
+                    unit.results[i] = entry
+            unit.journal = self.state.open_journal(number)
+            for i, row in enumerate(rows):
+                if i in unit.results:
+                    continue
+                await self.row_slots.acquire()
+                task = asyncio.create_task(self._row(unit, i, row))
+                self.tasks.add(task)
+                task.add_done_callback(self._task_done)
+            unit.submitted = True
+            self._maybe_close(unit)
+
+    def _columns(self) -> list[str]:
+        cols = [self.settings.url_column]
+        if self.has_hash:
+            cols.append("url_hash")
+        if self.has_class:
+            cols.append(self.settings.class_column)
+        return cols
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        self.row_slots.release()
+
+    async def _row(self, unit: _Unit, i: int, row: dict[str, Any]) -> None:
+        settings = self.settings
+        url = row.get(settings.url_column) or ""
+        key = row.get("url_hash") if self.has_hash else None
+        key = key or hashlib.sha1(url.encode()).hexdigest()
+        cls = row.get(settings.class_column) if self.has_class else None
+        cls = settings.unlabeled if cls is None or cls == "" else str(cls)
+        entry = _empty_entry()
+        temp = None
+        if not url.startswith(("http://", "https://")):
+            entry.update(outcome="bad_url", error=f"not an http(s) URL: {url[:200]!r}", attempts=0)
+        else:
+            got = await self.scheduler.fetch(url, self.backlog.wait_room)
+            entry.update(outcome=got.outcome, error=got.error, attempts=got.attempts,
+                         http_status=got.status, host=got.host)
+            if got.data is not None:
+                temp = self.writer.temp_path(unit.number, key, cls)
+                await self.backlog.add(1)
+                try:
+                    if settings.header_only:
+                        # microseconds of header parsing: not worth a trip to a worker
+                        done = inspect_bytes(got.data, settings.max_pixels)
+                        temp.write_bytes(got.data)
+                    else:
+                        done = await self.loop.run_in_executor(self.pool, process_to_file, got.data, self.options,
+                                                               str(temp))
+                    entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
+                    entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
+                except ImageFault as fault:
+                    entry.update(outcome=fault.kind, error=fault.message)
+                    temp.unlink(missing_ok=True)
+                    temp = None
+                except BrokenProcessPool:
+                    raise FetchError(
+                        f"an image worker process died while processing {url} (out of memory?); "
+                        "run the same command again to resume, perhaps with a lower --max-pixels") from None
+                finally:
+                    await self.backlog.add(-1)
+        if entry["outcome"] != "ok":
+            log.info("%s %s: %s", entry["outcome"], url, entry["error"])
+        # the journal line comes first: a file at its final path always has its line
+        unit.journal.write(json.dumps({"i": i, **entry}) + "\n")
+        if temp is not None:
+            self.writer.write(temp, entry)
+        unit.results[i] = entry
+        self.handled += 1
+        self.progress.update(entry["outcome"], entry["bytes"] or 0)
+        self._maybe_close(unit)
+
+    def _maybe_close(self, unit: _Unit) -> None:
+        if unit.submitted and not unit.closing and len(unit.results) == len(unit.rows):
+            unit.closing = True
+            task = asyncio.create_task(asyncio.to_thread(self._close_unit, unit))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _close_unit(self, unit: _Unit) -> None:
+        unit.journal.close()
+        entries = [unit.results[i] for i in range(len(unit.rows))]
+        self.writer.close_unit(unit.number, entries, unit.rows)
+        self.state.write_unit(unit.number, entries)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main and name in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+_MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")
+
+
+def _empty_entry() -> dict[str, Any]:
+    return {k: None for k in RESULT_COLUMNS}
+
+
+def _assemble(selection: Path, state: FetchState, schema: pa.Schema, settings: FetchSettings, out: Path) -> None:
+    """Write metadata.parquet: every input row in order, with its result columns (atomic)."""
+    keep = [n for n in schema.names if n not in RESULT_COLUMNS]
+    fields = [schema.field(n) for n in keep] + list(RESULT_SCHEMA)
+    meta = dict(schema.metadata or {})
+    provenance: dict[str, Any] = {}
+    if PROVENANCE_KEY in meta:
+        try:
+            provenance = json.loads(meta[PROVENANCE_KEY])
+        except ValueError:
+            provenance = {}
+    provenance["fetch_settings"] = settings.to_json()
+    meta = {k: v for k, v in meta.items() if k != b"ARROW:schema"}
+    meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+    out_schema = pa.schema(fields, metadata=meta)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    with pq.ParquetWriter(tmp, out_schema) as pw:
+        for number, table in iter_units(selection, settings.shard_size, keep):
+            results = state.read_unit(number)
+            arrays = [table.column(n) for n in keep] + [results.column(n) for n in RESULT_COLUMNS]
+            pw.write_table(pa.Table.from_arrays(arrays, schema=out_schema))
+    os.replace(tmp, out)
+
+
+def _summarise(metadata: Path, fetched_now: int, seconds: float) -> FetchSummary:
+    table = pq.read_table(metadata, columns=["outcome", "host", "bytes"])
+    summary = FetchSummary(metadata_path=str(metadata), total=table.num_rows, fetched_now=fetched_now,
+                           seconds=seconds)
+    summary.outcomes = Counter(dict(zip(*_value_counts(table.column("outcome")))))
+    summary.bytes_written = int(pc.sum(table.column("bytes")).as_py() or 0)
+    failed = table.filter(pc.not_equal(table.column("outcome"), "ok"))
+    by_host: dict[str, Counter[str]] = {}
+    for host, outcome in zip(failed.column("host").to_pylist(), failed.column("outcome").to_pylist()):
+        by_host.setdefault(host or "(no host)", Counter())[outcome] += 1
+    summary.failures_by_host = by_host
+    return summary
+
+
+def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    counts = pc.value_counts(column)
+    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()

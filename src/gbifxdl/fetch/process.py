@@ -1,0 +1,350 @@
+"""Turn downloaded bytes into the written image and its measurements (in worker processes).
+
+The fast route, for baseline and most JPEGs: libjpeg-turbo decodes at a reduced scale in
+the DCT (simplejpeg ``min_width``/``min_height``) to the smallest size not below the
+target, then a box (area) resample reaches the exact target and libjpeg-turbo encodes.
+Everything else (CMYK JPEGs, PNG, GIF, WebP, TIFF, ...) takes the general Pillow route,
+with ``draft`` for JPEGs. EXIF orientation is applied after resizing (it is cheaper on
+the small image) and every mode ends as RGB (alpha over white).
+
+Widths and heights are as displayed (after EXIF orientation). ``pixel_hash`` is the
+sha256 of the displayed RGB pixels of the written image, ``phash`` a 64-bit DCT hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+# we check pixel counts ourselves, before decoding, with our own limit
+Image.MAX_IMAGE_PIXELS = None
+
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
+               "BMP": "bmp", "MPO": "jpg"}
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What to do with each image (picklable, sent to the workers)."""
+
+    resize: int | None = None
+    resize_mode: str = "longest"
+    reencode: bool = False
+    jpeg_quality: int = 95
+    max_pixels: int = 178_956_970
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The measurements of one written image."""
+
+    ext: str
+    orig_width: int
+    orig_height: int
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    pixel_hash: str | None     # None when only headers were checked
+    phash: int | None
+
+
+class ImageFault(Exception):
+    """The bytes are not a usable image; ``kind`` is the outcome to record."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(kind, message)
+        self.kind = kind
+        self.message = message
+
+
+def process_to_file(data: bytes, options: ProcessOptions, tmp_path: str) -> Processed:
+    """Return the measurements of the image made from ``data``, written to ``tmp_path``.
+
+    Raises :class:`ImageFault` (``not_image``, ``corrupt``, ``decompression_bomb``).
+    """
+    out, processed = process_bytes(data, options)
+    with open(tmp_path, "wb") as fh:
+        fh.write(out)
+    return processed
+
+
+def process_bytes(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]:
+    """Return (bytes to write, measurements) for one downloaded image."""
+    kind = _image_kind(data)
+    try:
+        if kind == "JPEG":
+            result = _jpeg_route(data, options)
+            if result is not None:
+                return result
+        return _pillow_route(data, options)
+    except ImageFault:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as exc:
+        raise ImageFault("corrupt", f"cannot decode the image: {exc}") from None
+
+
+def inspect_bytes(data: bytes, max_pixels: int) -> Processed:
+    """Return the measurements of an image kept as is, checking its headers and end only.
+
+    The fast validation (no pixel decode, so no ``pixel_hash`` nor ``phash``): the format
+    is recognised, the size is read and within ``max_pixels``, and a JPEG or PNG is not
+    cut short. Raises :class:`ImageFault`.
+    """
+    kind = _image_kind(data)
+    try:
+        if kind == "JPEG":
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            orientation = _orientation(data)
+            complete = data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+        else:
+            img = Image.open(io.BytesIO(data))
+            (width, height), kind = img.size, img.format or kind
+            orientation = int(img.getexif().get(0x0112, 1) or 1)
+            complete = kind != "PNG" or b"IEND" in data[-32:]
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+        raise ImageFault("corrupt", f"cannot read the image header: {exc}") from None
+    if not complete:
+        raise ImageFault("corrupt", f"the {kind} file is cut short (no end marker)")
+    _check_pixels(width, height, ProcessOptions(max_pixels=max_pixels))
+    ow, oh = _oriented(width, height, orientation)
+    return Processed(ext=_EXTENSIONS.get(kind, kind.lower()), orig_width=ow, orig_height=oh, width=ow, height=oh,
+                     bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), pixel_hash=None, phash=None)
+
+
+def _image_kind(data: bytes) -> str:
+    kind = sniff(data)
+    if kind is None:
+        what = "an HTML page" if data.lstrip()[:1] == b"<" else f"bytes starting {data[:8]!r}"
+        raise ImageFault("not_image", f"not an image: {what}")
+    return kind
+
+
+def sniff(data: bytes) -> str | None:
+    """Return the image format named by the first bytes (Pillow's name), or None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:2] == b"BM":
+        return "BMP"
+    return None
+
+
+def target_size(width: int, height: int, resize: int | None, mode: str) -> tuple[int, int]:
+    """Return the size after resizing (never larger than the original)."""
+    if resize is None:
+        return width, height
+    side = max(width, height) if mode == "longest" else min(width, height)
+    if side <= resize:
+        return width, height
+    scale = resize / side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _check_pixels(width: int, height: int, options: ProcessOptions) -> None:
+    if width * height > options.max_pixels:
+        raise ImageFault("decompression_bomb",
+                         f"{width}x{height} pixels is over the limit of {options.max_pixels} (max_pixels)")
+
+
+def _orientation(data: bytes) -> int:
+    """Return the EXIF orientation of a JPEG (1 when absent), reading only its APP1 header."""
+    pos = 2
+    end = min(len(data), 1 << 16)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xE1 and data[pos + 4:pos + 10] == b"Exif\x00\x00":
+            return _tiff_orientation(data[pos + 10:pos + 2 + length])
+        if marker in (0xDA, 0xD9):  # start of scan: no EXIF before the pixels
+            break
+        pos += 2 + length
+    return 1
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)  # type: ignore[arg-type]
+    if ifd + 2 > len(tiff):
+        return 1
+    count = int.from_bytes(tiff[ifd:ifd + 2], order)  # type: ignore[arg-type]
+    for k in range(count):
+        entry = ifd + 2 + 12 * k
+        if entry + 12 > len(tiff):
+            break
+        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:  # type: ignore[arg-type]
+            value = int.from_bytes(tiff[entry + 8:entry + 10], order)  # type: ignore[arg-type]
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _jpeg_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed] | None:
+    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    _check_pixels(width, height, options)
+    if colorspace not in ("YCbCr", "Gray", "RGB"):
+        return None  # CMYK / YCCK: Pillow handles the colour conversion
+    orientation = _orientation(data)
+    tw, th = target_size(width, height, options.resize, options.resize_mode)
+    if not options.reencode:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB")
+        shown = _apply_orientation(pixels, orientation)
+        return data, _measure(data, "jpg", width, height, orientation, shown, jpeg_grey(data, orientation))
+    # fast chroma upsampling: the box resample and the 4:2:0 encode that follow average
+    # chroma again, so the fancy filter would buy nothing visible
+    pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th, fastupsample=True)
+    if pixels.shape[1] != tw or pixels.shape[0] != th:
+        pixels = np.asarray(Image.fromarray(pixels).resize((tw, th), Image.BOX))
+    pixels = _apply_orientation(pixels, orientation)
+    return _encode(pixels, options, width, height, orientation)
+
+
+def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]:
+    img = Image.open(io.BytesIO(data))
+    width, height = img.size
+    _check_pixels(width, height, options)
+    fmt = img.format or "JPEG"
+    orientation = int(img.getexif().get(0x0112, 1) or 1)
+    tw, th = target_size(width, height, options.resize, options.resize_mode)
+    if options.reencode and fmt == "JPEG" and (tw, th) != (width, height):
+        img.draft("RGB", (tw, th))
+    img.seek(0)
+    img.load()
+    rgb = _to_rgb(img)
+    if options.reencode and rgb.size != (tw, th):
+        rgb = rgb.resize((tw, th), Image.BOX, reducing_gap=2.0)
+    pixels = _apply_orientation(np.asarray(rgb), orientation)
+    if options.reencode:
+        return _encode(pixels, options, width, height, orientation)
+    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), width, height, orientation, pixels)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Return ``img`` as RGB: alpha composited over white, 16-bit scaled down."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.uint32)
+        top = 65535 if img.mode.startswith("I;16") or arr.max() > 255 else 255
+        return Image.fromarray((arr * 255 // top).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        arr = np.clip(np.asarray(img), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info or img.mode in ("PA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    method = _TRANSPOSE.get(orientation)
+    if method is None:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).transpose(method))
+
+
+def _oriented(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _encode(pixels: np.ndarray, options: ProcessOptions, width: int, height: int,
+            orientation: int) -> tuple[bytes, Processed]:
+    pixels = np.ascontiguousarray(pixels)
+    out = simplejpeg.encode_jpeg(pixels, quality=options.jpeg_quality, colorspace="RGB",
+                                 colorsubsampling="420")
+    # hashes describe the written file, as a reader decoding it will see it
+    written = simplejpeg.decode_jpeg(out, colorspace="RGB")
+    return out, _measure(out, "jpg", width, height, 1, written, orig_orientation=orientation)
+
+
+def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
+    """Return a small (>= 64 px) greyscale decode of a JPEG, as displayed: the pHash input."""
+    # decoded in the DCT at reduced scale: the 32x32 pHash grid needs no more detail
+    grey = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=64, min_height=64)
+    return _apply_orientation(grey[:, :, 0] if grey.ndim == 3 else grey, orientation)
+
+
+def _measure(out: bytes, ext: str, width: int, height: int, orientation: int, shown: np.ndarray,
+             grey: np.ndarray | None = None, orig_orientation: int | None = None) -> Processed:
+    ow, oh = _oriented(width, height, orientation if orig_orientation is None else orig_orientation)
+    shown = np.ascontiguousarray(shown)
+    return Processed(
+        ext=ext, orig_width=ow, orig_height=oh, width=int(shown.shape[1]), height=int(shown.shape[0]),
+        bytes=len(out), sha256=hashlib.sha256(out).hexdigest(),
+        pixel_hash=hashlib.sha256(memoryview(shown).cast("B")).hexdigest(),
+        phash=phash(shown if grey is None else grey),
+    )
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+_DCT32 = _dct_matrix(32)
+
+
+def phash(pixels: np.ndarray) -> int:
+    """Return the 64-bit DCT perceptual hash of RGB or greyscale pixels (compare by Hamming distance).
+
+    32x32 greyscale, 2-D DCT-II, the top-left 8x8 block; each bit says whether its
+    coefficient is above the median of the 63 non-DC ones (the DC bit is always 0).
+    """
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    grey = (img if img.mode == "L" else img.convert("L")).resize((32, 32), Image.BOX)
+    block = (_DCT32 @ np.asarray(grey, dtype=np.float64) @ _DCT32.T)[:8, :8].ravel()
+    median = np.median(block[1:])
+    bits = block > median
+    bits[0] = False
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def warm_up() -> int:
+    """Return the worker's pid once its imports are done (so the first images are not slow)."""
+    return os.getpid()
+
+
+def watch_parent(pid: int) -> None:
+    """Start a thread ending this worker once process ``pid`` (the fetch) is gone.
+
+    A fetch killed with SIGKILL cannot stop its workers, and they would wait for work
+    forever (their queue's other end stays open in the workers themselves).
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="gbifxdl-watch-parent", daemon=True).start()

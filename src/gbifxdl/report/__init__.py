@@ -1,0 +1,169 @@
+"""The HTML report: one self-contained page describing a dataset folder.
+
+``write_report(DIR)`` writes ``DIR/report.html``: images per class (log scale), fetch
+outcomes and failure kinds, curation removals, hosts, licences, splits, and a grid of
+thumbnails per class with each image's attribution on hover. Plots are inline SVG and
+thumbnails inline base64 JPEG; a Content-Security-Policy forbids any network access,
+so the page opens anywhere, offline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from gbifxdl import __version__
+from gbifxdl._io import write_text_atomic
+from gbifxdl.card import citation_text, license_name
+from gbifxdl.curate._table import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.report import _svg
+from gbifxdl.report._thumbs import thumbnails
+
+__all__ = ["write_report"]
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px}
+.card b{display:block;font-size:1.5em}.cite{background:#f6f6f6;padding:8px 12px;border-left:3px solid #4c78a8}
+.grid{display:flex;flex-wrap:wrap;gap:6px}.thumb{position:relative;margin:0;width:112px;height:112px;
+background:#eee;display:flex;align-items:center;justify-content:center;overflow:hidden}
+.thumb img{max-width:112px;max-height:112px}.thumb figcaption{display:none;position:absolute;left:0;right:0;
+bottom:0;background:rgba(0,0,0,.75);color:#fff;font-size:10px;padding:3px;line-height:1.25}
+.thumb:hover figcaption{display:block}.cls{margin-top:14px}.cls h3{font-size:1em;margin:4px 0}
+.muted{color:#777}.empty{color:#999;font-style:italic}table{border-collapse:collapse}
+td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
+"""
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+_FAILED_COLOURS = {"ok": _svg.GREEN}
+
+
+def _ranked(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
+    return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _attribution(row: dict[str, Any]) -> str:
+    parts = [
+        f"© {row['rightsHolder'] or row['creator'] or 'unknown'}",
+        f"by {row['creator']}" if row["creator"] and row["creator"] != row["rightsHolder"] else "",
+        license_name(row["license"]),
+        f"via {row['publisher']}" if row["publisher"] else "",
+        f"gbifID {row['gbifID']}",
+        row["references"] or "",
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def _section(title: str, body: str, note: str = "") -> str:
+    extra = f'<p class="muted">{escape(note)}</p>' if note else ""
+    return f"<section><h2>{escape(title)}</h2>{extra}{body}</section>"
+
+
+def write_report(
+    dataset_dir: str | Path,
+    *,
+    thumbnails_per_class: int = 8,
+    max_classes: int = 60,
+    thumb_size: int = 112,
+) -> Path:
+    """Return the path of ``report.html``, written into ``dataset_dir``.
+
+    Thumbnails are shown for the ``max_classes`` largest classes, at most
+    ``thumbnails_per_class`` each (the page stays a few megabytes for any dataset size).
+    """
+    root = Path(dataset_dir)
+    kept = read_table(root / METADATA)
+    removed = read_table(root / REMOVED) if (root / REMOVED).is_file() else pa.table({})
+    prov = provenance(kept)
+    class_column = (prov.get("curate_settings") or {}).get("class_column", "speciesKey")
+    col = lambda name: column_or_nulls(kept, name)  # noqa: E731
+    gone = lambda name: column_or_nulls(removed, name) if removed.num_rows else []  # noqa: E731
+
+    labels = ["unlabeled" if v is None else str(v) for v in col(class_column)]
+    per_class = _ranked(labels)
+    outcomes = _ranked(col("outcome") + gone("outcome"))
+    reasons = _ranked(gone("removed_reason"))
+    ok_by_host: Counter[str] = Counter()
+    bad_by_host: Counter[str] = Counter()
+    for host, outcome in zip(col("host") + gone("host"), col("outcome") + gone("outcome")):
+        (ok_by_host if outcome == "ok" else bad_by_host)[host or "unknown"] += 1
+    hosts = sorted(set(ok_by_host) | set(bad_by_host), key=lambda h: (-(ok_by_host[h] + bad_by_host[h]), h))
+    licences = _ranked([license_name(v) for v in col("license")])
+    splits = _ranked(col("split")) if "split" in kept.column_names else []
+
+    key = prov.get("download_key")
+    cite = citation_text(prov)
+    head = [
+        f"<h1>GBIF image dataset{' ' + escape(key) if key else ''}</h1>",
+        f'<p class="muted">{escape(str(root.resolve().name))} · report by gbifxdl {__version__}</p>',
+        '<div class="cards">',
+        f'<div class="card"><b id="n-images">{kept.num_rows:,}</b>images</div>',
+        f'<div class="card"><b id="n-classes">{len(per_class):,}</b>classes</div>',
+        f'<div class="card"><b>{removed.num_rows:,}</b>rows removed</div>',
+        f'<div class="card"><b>{len(hosts):,}</b>hosts</div>',
+        "</div>",
+    ]
+    if cite:
+        head.append(f'<p class="cite">Cite as: {escape(cite)}</p>')
+    body = [
+        _section("Images per class", _svg.class_histogram(per_class, dict(zip(labels, col("species")))),
+                 "log scale" + ("; click a bar to see its images" if len(per_class) <= _svg.MAX_BARS else "")),
+        _section("Fetch outcomes", _svg.hbars(outcomes, colour=_svg.RED, colours=_FAILED_COLOURS),
+                 "every selected image: ok, or the kind of failure"),
+        _section("Removed by curation", _svg.hbars(reasons, colour=_svg.GREY)),
+        _section("Hosts", _svg.stacked_hbars([(h, ok_by_host[h], bad_by_host[h]) for h in hosts[:20]]),
+                 f"the {min(len(hosts), 20)} busiest of {len(hosts)}"),
+        _section("Licences", _svg.hbars(licences)),
+        _section("Splits", _svg.hbars(splits) if splits else '<p class="empty">not curated yet: run gbifxdl curate</p>'),
+        _section("Images", _grid(root, kept, labels, per_class, thumbnails_per_class, max_classes, thumb_size),
+                 "hover an image for its attribution"),
+    ]
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>gbifxdl report{' ' + escape(key) if key else ''}</title><style>{_CSS}</style></head><body>"
+        + "".join(head + body)
+        + "</body></html>\n"
+    )
+    target = root / "report.html"
+    write_text_atomic(target, page)
+    return target
+
+
+def _grid(root: Path, table: pa.Table, labels: list[str], per_class: list[tuple[str, int]],
+          per: int, max_classes: int, size: int) -> str:
+    """Return the thumbnail grid: a heading and up to ``per`` images for each large class."""
+    shown = [label for label, _ in per_class[:max_classes]]
+    wanted_set = set(shown)
+    col = lambda name: column_or_nulls(table, name)  # noqa: E731
+    shards = col("shard")
+    picked: dict[str, list[int]] = {}
+    # rows in shard order: thumbnails come from as few shards as possible
+    for i in sorted(range(len(labels)), key=lambda i: (shards[i] or "", i)):
+        label = labels[i]
+        if label in wanted_set and len(picked.setdefault(label, [])) < per:
+            picked[label].append(i)
+    rows = [i for label in shown for i in picked.get(label, [])]
+    uris = thumbnails(root, rows, col("path"), shards, col("key"), size)
+    names = dict(zip(labels, col("species")))
+    fields = {n: col(n) for n in ("rightsHolder", "creator", "license", "publisher", "gbifID", "references")}
+    blocks = []
+    for label in shown:
+        figures = []
+        for i in picked.get(label, []):
+            caption = escape(_attribution({n: v[i] for n, v in fields.items()}))
+            img = (f'<img src="{uris[i]}" alt="{escape(label)}" title="{caption}">' if i in uris
+                   else '<span class="empty">unreadable</span>')  # fmt: skip
+            figures.append(f'<figure class="thumb">{img}<figcaption>{caption}</figcaption></figure>')
+        title = f"{escape(label)} {escape(names.get(label) or '')}".strip()
+        count = dict(per_class)[label]
+        blocks.append(f'<div class="cls" id="class-{escape(label)}"><h3>{title} '
+                      f'<span class="muted">({count:,} images)</span></h3><div class="grid">{"".join(figures)}</div></div>')
+    if len(per_class) > max_classes:
+        blocks.append(f'<p class="muted">{len(per_class) - max_classes} smaller classes not shown.</p>')
+    return "".join(blocks) or '<p class="empty">no images</p>'

@@ -1,0 +1,62 @@
+"""Thumbnails as data URIs, read from image files or from WebDataset shards."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tarfile
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from gbifxdl.curate._files import IMAGE_EXTS
+
+
+def _thumb(data: bytes, size: int) -> str | None:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale, much faster
+            small = img.convert("RGB")
+            small.thumbnail((size, size))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=70)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def thumbnails(
+    root: Path,
+    wanted: Sequence[int],
+    paths: Sequence[str | None],
+    shards: Sequence[str | None],
+    keys: Sequence[str | None],
+    size: int = 112,
+) -> dict[int, str]:
+    """Return {row: data URI} for the ``wanted`` rows whose image can be read."""
+    found: dict[int, str] = {}
+    by_shard: dict[str, dict[str, int]] = {}
+    for i in wanted:
+        if shards[i] and keys[i]:
+            by_shard.setdefault(shards[i], {})[keys[i]] = i
+        elif paths[i]:
+            try:
+                uri = _thumb((root / paths[i]).read_bytes(), size)
+            except OSError:
+                continue
+            if uri:
+                found[i] = uri
+    for rel, members in by_shard.items():
+        try:
+            with tarfile.open(root / rel, "r:") as tar:
+                for info in tar:
+                    key, _, ext = info.name.partition(".")
+                    if info.isfile() and key in members and ext.lower() in IMAGE_EXTS:
+                        data = tar.extractfile(info)
+                        uri = _thumb(data.read(), size) if data else None
+                        if uri:
+                            found[members[key]] = uri
+        except (OSError, tarfile.TarError):
+            continue
+    return found

@@ -1,0 +1,69 @@
+"""Near-duplicate search finds exactly the pairs an all-pairs comparison finds."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _dataset_factory import jpeg, phash, photo
+from gbifxdl.curate._dedupe import UnionFind, choose_bands, near_pairs, popcount64, resolve
+
+
+def _brute_force(h: np.ndarray, t: int) -> set[tuple[int, int]]:
+    d = popcount64((h[:, None] ^ h[None, :]).ravel()).reshape(len(h), len(h))
+    i, j = np.nonzero(np.triu(d <= t, k=1))
+    return set(zip(i.tolist(), j.tolist()))
+
+
+def _planted(n: int, seed: int) -> np.ndarray:
+    """Random hashes, a third of them copies of others with 0..8 bits flipped."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, n, dtype=np.uint64)
+    for k in range(n // 3):
+        src = int(rng.integers(0, n))
+        bits = rng.choice(64, size=int(rng.integers(1, 9)), replace=False)
+        h[k] = h[src] ^ np.uint64(sum(1 << int(b) for b in bits))
+    return np.unique(h)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "bands"),
+    # None: the automatic choice (pigeonhole bands at this size); then fewer, wider bands
+    # searched with neighbour lookups, as chosen for large tables
+    [(0, None), (1, None), (4, None), (6, None), (10, None), (1, 1), (3, 2), (4, 2), (4, 3), (6, 3)],
+)
+def test_near_pairs_equal_all_pairs(threshold: int, bands: int | None) -> None:
+    h = _planted(600, seed=threshold)
+    got = {tuple(p) for p in near_pairs(h, threshold, bands).tolist()}
+    assert got == _brute_force(h, threshold)
+    assert threshold == 0 or got  # the planted copies make the test meaningful
+
+
+def test_band_count_grows_with_table_size() -> None:
+    # pigeonhole bands for small tables; fewer, wider bands (with neighbour lookups) for large
+    assert choose_bands(1_000, 4) == 5
+    assert choose_bands(1_000_000, 4) < 5
+
+
+def test_perceptual_hash_links_resized_copies_not_other_photos() -> None:
+    a, b = photo(1, (200, 150)), photo(2, (200, 150))
+    resized = Image.open(io.BytesIO(jpeg(a.resize((90, 68)), quality=60)))
+    ha, hb, hr = (np.array([phash(x)], dtype=np.uint64) for x in (a, b, resized))
+    assert int(popcount64(ha ^ hr)[0]) <= 4
+    assert int(popcount64(ha ^ hb)[0]) > 10
+
+
+def test_resolve_keeps_the_best_copy_per_class() -> None:
+    uf = UnionFind(5)
+    uf.union(0, 1), uf.union(1, 2), uf.union(3, 4)
+    classes = ["a", "a", "a", "a", "b"]
+    rank = [2, 0, 1, 3, 4]  # row 1 is the largest original
+    ids = ["r0", "r1", "r2", "r3", "r4"]
+    drop = resolve(uf.groups(range(5)), classes, rank, ids, "drop-all", "duplicate")
+    assert {i: (d.reason, d.duplicate_of) for i, d in drop.items()} == {
+        0: ("duplicate", "r1"), 2: ("duplicate", "r1"),
+        3: ("duplicate_across_classes", None), 4: ("duplicate_across_classes", "r3"),
+    }  # fmt: skip

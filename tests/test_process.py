@@ -1,0 +1,119 @@
+"""Image processing: every input mode ends as a valid RGB JPEG of the right size, with hashes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import simplejpeg
+from PIL import Image
+
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_bytes, target_size
+from gbifxdl.testing._images import FORMATS, bomb_png, format_for, image_bytes, size_for
+
+RESIZE = ProcessOptions(resize=128, reencode=True, jpeg_quality=90)
+
+
+def _id_of(fmt: str) -> int:
+    return next(i for i in range(100, 200) if format_for(i) == fmt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_becomes_an_rgb_jpeg_of_the_asked_size(fmt: str) -> None:
+    image_id = _id_of(fmt)
+    data, _ = image_bytes(image_id, 600)
+    out, info = process_bytes(data, RESIZE)
+    img = Image.open(io.BytesIO(out))
+    img.load()
+    assert img.format == "JPEG" and img.mode == "RGB"
+    assert max(img.size) == 128 and img.size == (info.width, info.height)
+    w, h = size_for(image_id, 600)
+    if fmt == "jpeg-exif-rotated":
+        w, h = h, w  # reported as displayed
+    assert (info.orig_width, info.orig_height) == (w, h)
+    assert info.bytes == len(out)
+
+
+def test_exif_orientation_is_applied_to_the_pixels() -> None:
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers rotate 90 degrees clockwise: the white half goes on top
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    out, info = process_bytes(buf.getvalue(), ProcessOptions(reencode=True))
+    shown = simplejpeg.decode_jpeg(out)
+    assert (info.width, info.height) == (40, 80)
+    assert shown[:30].mean() > 200 and shown[50:].mean() < 50
+
+
+def test_transparent_png_is_composited_over_white() -> None:
+    rgba = np.zeros((20, 20, 4), np.uint8)  # black, fully transparent
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    out, _ = process_bytes(buf.getvalue(), ProcessOptions(reencode=True))
+    assert simplejpeg.decode_jpeg(out).mean() > 250
+
+
+def test_resize_never_enlarges_and_shortest_mode_sizes_the_short_side() -> None:
+    assert target_size(300, 200, 512, "longest") == (300, 200)
+    assert target_size(3000, 2000, 512, "longest") == (512, 341)
+    assert target_size(3000, 2000, 512, "shortest") == (768, 512)
+    data, _ = image_bytes(_id_of("jpeg"), 300)
+    _, info = process_bytes(data, ProcessOptions(resize=5000, reencode=True))
+    assert (info.width, info.height) == (info.orig_width, info.orig_height)
+
+
+def test_keeping_original_bytes_still_validates_and_measures() -> None:
+    data, _ = image_bytes(_id_of("png-alpha"), 300)
+    out, info = process_bytes(data, ProcessOptions())
+    assert out == data and info.ext == "png"
+    assert info.width == info.orig_width and len(info.sha256) == 64 and len(info.pixel_hash) == 64
+
+
+def test_phash_finds_near_duplicates_and_separates_different_photos() -> None:
+    def ph(variant: str, image_id: int = 108) -> int:
+        return process_bytes(image_bytes(image_id, 500, variant)[0], RESIZE)[1].phash
+
+    def distance(a: int, b: int) -> int:
+        return bin(a ^ b).count("1")
+
+    base = ph("original")
+    assert distance(base, ph("reencoded")) <= 6
+    assert distance(base, ph("resized")) <= 6
+    others = [ph("original", i) for i in range(110, 120)]
+    assert min(distance(base, o) for o in others) > 10
+
+
+@pytest.mark.parametrize(("data", "kind"), [
+    (b"<!DOCTYPE html><html><body>404</body></html>", "not_image"),
+    (b"GIF89a" + b"\x00" * 10, "corrupt"),
+    (image_bytes(108, 300, "jpeg")[0][:300] + b"\x13" * 2000, "corrupt"),
+    (image_bytes(108, 300, "jpeg")[0][:1500], "corrupt"),
+])
+def test_bad_bytes_are_permanent_faults(data: bytes, kind: str) -> None:
+    with pytest.raises(ImageFault) as info:
+        process_bytes(data, RESIZE)
+    assert info.value.kind == kind and info.value.message
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageFault) as info:
+        process_bytes(bomb_png(14_000), RESIZE)
+    assert info.value.kind == "decompression_bomb" and "max_pixels" in info.value.message
+
+
+def test_header_only_validation_measures_without_decoding_and_catches_cut_files() -> None:
+    from gbifxdl.fetch.process import inspect_bytes
+
+    jpeg = image_bytes(_id_of("jpeg-exif-rotated"), 400)[0]
+    info = inspect_bytes(jpeg, 10**8)
+    w, h = size_for(_id_of("jpeg-exif-rotated"), 400)
+    assert (info.width, info.height) == (h, w) and info.pixel_hash is None and info.phash is None
+    assert inspect_bytes(image_bytes(_id_of("png-alpha"), 400)[0], 10**8).ext == "png"
+    for data, kind in ((jpeg[: len(jpeg) // 2], "corrupt"), (b"<html></html>", "not_image"),
+                       (bomb_png(14_000), "decompression_bomb")):
+        with pytest.raises(ImageFault) as fault:
+            inspect_bytes(data, 178_956_970)
+        assert fault.value.kind == kind
