@@ -14,10 +14,11 @@ Names are imported lazily, so ``import gbifxdl`` stays fast.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from gbifxdl._lazy import lazy_getattr
 
 __version__ = "0.2.0"
 
@@ -65,13 +66,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gbifxdl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -6,8 +6,8 @@ its stage (``compat/gbif.py``, ``compat/select.py``, ...) and imported lazily he
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from gbifxdl._lazy import lazy_getattr
 
 _EXPORTS: dict[str, str] = {
     "post": "gbifxdl.compat.gbif",
@@ -22,10 +22,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gbifxdl.compat' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
