@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from gbifxdl.archive import MULTIMEDIA, OCCURRENCE, open_archive
+from gbifxdl.archive import MULTIMEDIA, OCCURRENCE, _reader, open_archive
 from gbifxdl.errors import ArchiveError, NoMediaError
 
 REAL_DWCA = "archives/0076720-210914110416597.dwca-trimmed.zip"
@@ -237,3 +237,24 @@ def test_small_chunks_read_the_same_rows(tmp_path: Path) -> None:
     tiny = pa.Table.from_batches(list(archive.read(archive.core, columns, chunk_bytes=300)))
     assert whole.num_rows == 399 and tiny.equals(whole)
     assert whole.column("id").to_pylist() == [str(i) for i in range(1, 400)]  # file order kept
+
+
+def test_chunks_do_not_depend_on_how_the_zip_stores_members(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same text, deflated (inflated in small uneven pieces) or stored (read 1 MB at a
+    # time): batches must end at the same rows, so a selection is byte-identical whatever the zip
+    monkeypatch.setattr(_reader._Inflating, "CHUNK", 997)
+    occs = [occurrence(i, 100 + i % 7, recordedBy=f"person {i}" * (1 + i % 5)) for i in range(1, 3000)]
+    deflated = build_archive(tmp_path / "deflated.zip", occs, [])
+    stored = tmp_path / "stored.zip"
+    with zipfile.ZipFile(deflated) as src, zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    columns = ["id", "recordedBy", "speciesKey"]
+    tables = []
+    for path in (deflated, stored):
+        archive = open_archive(path)
+        batches = list(archive.read(archive.core, columns, chunk_bytes=4096))
+        tables.append(([b.num_rows for b in batches], pa.Table.from_batches(batches)))
+    (lengths_a, table_a), (lengths_b, table_b) = tables
+    assert len(lengths_a) > 10 and lengths_a == lengths_b
+    assert table_a.equals(table_b) and table_a.num_rows == 2999

@@ -101,8 +101,7 @@ class MemberReader:
                 raw_names, plan = self._plan(n_columns)
                 include = sorted({f"c{i}" for _, i, _ in plan if i is not None}, key=lambda s: int(s[1:]))
                 with _open_member(zf, layout.location) as member:
-                    source = member if self.on_bytes is None else _Counting(member, self.on_bytes)
-                    yield from self._batches(source, raw_names, include, plan)
+                    yield from self._batches(_counted(_pieces(member), self.on_bytes), raw_names, include, plan)
         except (zipfile.BadZipFile, EOFError, zlib.error, _inflate.error) as exc:
             raise ArchiveError(
                 f"{self.archive.path}: {layout.location} is damaged ({exc}); the download may be "
@@ -115,7 +114,7 @@ class MemberReader:
 
     def _batches(
         self,
-        member: IO[bytes],
+        pieces: Iterator[bytes],
         raw_names: list[str],
         include: list[str],
         plan: list[tuple[str, int | None, str | None]],
@@ -149,7 +148,7 @@ class MemberReader:
 
         # Arrow's streaming reader parses on one core: chunks of whole lines parse on all of
         # them (read_csv releases the GIL), while the next chunks inflate in the background
-        chunks = _prefetched(_line_chunks(member, self.chunk_bytes, layout.ignore_header_lines))
+        chunks = _prefetched(_line_chunks(pieces, self.chunk_bytes, layout.ignore_header_lines))
         with ThreadPoolExecutor(max_workers=self.PARSERS, thread_name_prefix="gbifxdl-parse") as pool:
             pending: deque[Future[pa.Table]] = deque()
             for chunk in chunks:
@@ -178,29 +177,91 @@ class MemberReader:
         yield pa.RecordBatch.from_arrays(arrays, names=[name for name, _, _ in plan])
 
 
-def _line_chunks(stream: IO[bytes], size: int, skip_lines: int) -> Iterator[bytes]:
-    """Yield the stream's bytes in chunks of whole lines (about ``size``), minus the first ``skip_lines``."""
-    rest = b""
-    while True:
-        data = stream.read(size)
-        buffer = rest + data if rest else data
-        if not data:
-            if buffer.strip() and not skip_lines:
-                yield buffer if buffer.endswith(b"\n") else buffer + b"\n"
-            return
-        while skip_lines:
-            cut = buffer.find(b"\n")
-            if cut < 0:
-                break
-            buffer, skip_lines = buffer[cut + 1:], skip_lines - 1
-        cut = buffer.rfind(b"\n")
-        if skip_lines or cut < 0:
-            if len(buffer) > 16 * size:  # no line end for this long: not a text table
-                raise pa.ArrowInvalid(f"a line longer than {16 * size >> 20} MB")
-            rest = buffer
-            continue
-        rest = buffer[cut + 1:]
-        yield buffer[: cut + 1]
+def _line_chunks(pieces: Iterator[bytes], size: int, skip_lines: int) -> Iterator[bytes]:
+    """Yield the bytes of ``pieces`` in chunks of whole lines, minus the first ``skip_lines``.
+
+    A chunk ends at the last line end before the next multiple of ``size`` bytes into the
+    member (or a later one when a line is longer): cuts that depend on the bytes only, not
+    on how the inflater happened to hand them over, so the output does not either. Each
+    byte is copied once, when a chunk's pieces are joined.
+    """
+    held: list[tuple[bytes, int, int]] = []  # (piece, start, stop): bytes not yet in a chunk
+    end = 0  # member offset after the last held byte
+    target = size  # member offset of the next cut
+    for piece in pieces:
+        held.append((piece, 0, len(piece)))
+        end += len(piece)
+        while end >= target:
+            cut = _cut_before(held, len(piece) - (end - target))
+            if cut is None:
+                # the held bytes before the cut: no line end in them for this long, not a text table
+                if sum(stop - start for _, start, stop in held) - (end - target) > 16 * size:
+                    raise pa.ArrowInvalid(f"a line longer than {16 * size >> 20} MB")
+                target += size
+                continue
+            target += size
+            chunk, held = _split(held, *cut)
+            chunk, skip_lines = _skip(chunk, skip_lines)
+            if chunk:
+                yield chunk
+    # the end: the whole lines, then a last line without a line end (if any)
+    cut = _cut_before(held, held[-1][2]) if held else None
+    if cut is not None:
+        chunk, held = _split(held, *cut)
+        chunk, skip_lines = _skip(chunk, skip_lines)
+        if chunk:
+            yield chunk
+    chunk = b"".join(memoryview(p)[a:z] for p, a, z in held)
+    if chunk.strip() and not skip_lines:
+        yield chunk + b"\n"
+
+
+def _split(held: list[tuple[bytes, int, int]], index: int, at: int) -> tuple[bytes, list[tuple[bytes, int, int]]]:
+    """Return the held bytes before offset ``at`` of piece ``index`` joined, and the held rest."""
+    last, start, stop = held[index]
+    chunk = b"".join([*(memoryview(p)[a:z] for p, a, z in held[:index]), memoryview(last)[start:at]])
+    return chunk, ([(last, at, stop)] if at < stop else []) + held[index + 1:]
+
+
+def _cut_before(held: list[tuple[bytes, int, int]], limit: int) -> tuple[int, int] | None:
+    """Return (held index, offset after the line end) of the last line end before ``limit``
+    bytes into the last held piece (counting from its start), or None when there is none."""
+    for index in range(len(held) - 1, -1, -1):
+        piece, start, stop = held[index]
+        found = piece.rfind(b"\n", start, limit if index == len(held) - 1 else stop)
+        if found >= 0:
+            return index, found + 1
+    return None
+
+
+def _skip(chunk: bytes, lines: int) -> tuple[bytes, int]:
+    """Return ``chunk`` without its first ``lines`` lines, and how many lines are still to skip."""
+    start = 0
+    while lines and start < len(chunk):
+        end = chunk.find(b"\n", start)
+        if end < 0:
+            return b"", lines  # the chunk ends inside a header line: only whole chunks are cut
+        start, lines = end + 1, lines - 1
+    return (chunk[start:] if start else chunk), lines
+
+
+def _pieces(stream: IO[bytes] | _Inflating, size: int = 1 << 20) -> Iterator[bytes]:
+    """Yield a stream's bytes as they come (inflated pieces of any size, never empty)."""
+    if isinstance(stream, _Inflating):
+        yield from stream.pieces()
+        return
+    while data := stream.read(size):
+        yield data
+
+
+def _counted(pieces: Iterator[bytes], on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    """Yield ``pieces``, reporting each one's size to ``on_bytes`` (if any)."""
+    if on_bytes is None:
+        yield from pieces
+        return
+    for piece in pieces:
+        on_bytes(len(piece))
+        yield piece
 
 
 class _Failed:
@@ -247,56 +308,19 @@ def _prefetched(items: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
         producer.join()
 
 
-class _Stream:
-    """A forward-only readable file: the little Arrow asks of a Python file object."""
-
-    closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        raise NotImplementedError
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> _Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _Counting(_Stream):
-    """A stream that reports how many bytes went through it."""
-
-    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._raw = raw
-        self._on_bytes = on_bytes
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._on_bytes(len(data))
-        return data
-
-
-def _open_member(zf: zipfile.ZipFile, name: str) -> IO[bytes]:
+def _open_member(zf: zipfile.ZipFile, name: str) -> IO[bytes] | _Inflating:
     """Return a readable stream of one member's uncompressed bytes."""
     info = zf.getinfo(name)
     if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:
         return zf.open(info)  # stored, encrypted or exotic: zipfile knows (or says why not)
-    return _Inflating(zf.filename or "", info)  # type: ignore[return-value]
+    return _Inflating(zf.filename or "", info)
 
 
-class _Inflating(_Stream):
-    """A deflated zip member inflated as it is read, checked against its CRC-32 and size.
+class _Inflating:
+    """A deflated zip member inflated piece by piece, checked against its CRC-32 and size.
 
     zipfile's own reader does the same in Python with zlib; this one reads larger
-    chunks and inflates with ISA-L when available.
+    chunks, inflates with ISA-L when available, and never joins what it inflated.
     """
 
     CHUNK = 256 * 1024  # compressed bytes per read
@@ -311,46 +335,32 @@ class _Inflating(_Stream):
             raise zipfile.BadZipFile(f"bad local header for {info.filename}")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         self._file.seek(info.header_offset + 30 + name_len + extra_len)
-        self._left = info.compress_size
-        self._inflater = _inflate.decompressobj(-15)
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._crc = 0
-        self._size = 0
-        self._done = False
 
-    def _fill(self, wanted: int) -> None:
-        while self._pending_size < wanted and not self._done:
-            chunk = self._file.read(min(self.CHUNK, self._left)) if self._left else b""
-            self._left -= len(chunk)
-            data = self._inflater.decompress(chunk) if chunk else self._inflater.flush()
+    def pieces(self) -> Iterator[bytes]:
+        """Yield the inflated bytes piece by piece, as inflated (never empty)."""
+        inflater = _inflate.decompressobj(-15)
+        left, crc, size = self._info.compress_size, 0, 0
+        while left:
+            chunk = self._file.read(min(self.CHUNK, left))
             if not chunk:
-                if self._left:
-                    raise EOFError(f"{self._info.filename} ends {self._left} bytes early: the zip is truncated")
-                self._done = True
-                self._check(data)
+                raise EOFError(f"{self._info.filename} ends {left} bytes early: the zip is truncated")
+            left -= len(chunk)
+            data = inflater.decompress(chunk)
             if data:
-                self._crc = _inflate.crc32(data, self._crc)
-                self._size += len(data)
-                self._pending.append(data)
-                self._pending_size += len(data)
-
-    def _check(self, tail: bytes) -> None:
-        crc = _inflate.crc32(tail, self._crc) if tail else self._crc
-        size = self._size + len(tail)
+                crc, size = _inflate.crc32(data, crc), size + len(data)
+                yield data
+        tail = inflater.flush()
+        crc, size = (_inflate.crc32(tail, crc), size + len(tail)) if tail else (crc, size)
         if crc != self._info.CRC or size != self._info.file_size:
             raise zipfile.BadZipFile(f"bad CRC-32 or size for {self._info.filename}")
-
-    def read(self, size: int = -1) -> bytes:
-        self._fill(size if size >= 0 else 1 << 62)
-        data = b"".join(self._pending)
-        if 0 <= size < len(data):
-            data, rest = data[:size], data[size:]
-            self._pending, self._pending_size = [rest], len(rest)
-        else:
-            self._pending, self._pending_size = [], 0
-        return data
+        if tail:
+            yield tail
 
     def close(self) -> None:
         self._file.close()
-        super().close()
+
+    def __enter__(self) -> _Inflating:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from gbifxdl.archive import open_archive
 from gbifxdl.errors import NoMediaError, SelectionError
-from gbifxdl.select.assemble import OUTPUT_SCHEMA, assemble
+from gbifxdl.select.assemble import OUTPUT_SCHEMA, RowFile, assemble
 from gbifxdl.select.engine import Engine
 from gbifxdl.select.settings import SelectSettings, license_code
 from gbifxdl.select.stream import class_source, stream_members
@@ -81,12 +81,14 @@ def select(
         provenance = opened.provenance.to_dict() | {"select_settings": settings.to_dict()}
         metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True).encode()}
         pa.default_memory_pool().release_unused()  # the parse buffers: DuckDB needs the room now
-        engine = Engine(files, workdir)
+        media_rows = RowFile(files.media, counts.media_batches)  # the URLs, for the engine's exact check
+        engine = Engine(files, workdir, lambda at: media_rows.take(at).select(["identifier"]))
         try:
             result = engine.select(settings)
             written = assemble(engine.kept(), files, counts, output_tmp, metadata)
         finally:
             engine.close()
+            media_rows.close()
         if written != result.rows:  # would mean a key went missing between the passes
             raise SelectionError(f"internal error: {written} rows written but {result.rows} selected; please report")
         summary = SelectSummary(

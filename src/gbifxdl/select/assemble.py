@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gbifxdl.select.settings import FLOAT_COLUMNS, KEY_COLUMNS, MEDIA_COLUMNS, OCCURRENCE_COLUMNS
-from gbifxdl.select.stream import INT_PATTERN, PassCounts, PassFiles
+from gbifxdl.select.stream import INT_PATTERN, PassCounts, PassFiles, url_hashes
 
 _FLOAT_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
@@ -35,22 +36,41 @@ _DICTIONARY = [name for name in OUTPUT_SCHEMA.names if name not in {
     "gbifID", "identifier", "references", "url_hash", "created", "eventDate", "decimalLatitude", "decimalLongitude"}]
 
 
-class _Rows:
-    """Random access by row position to an Arrow IPC file, caching a few decoded batches."""
+class RowFile:
+    """Random access by row position to an Arrow IPC file, caching a few decoded batches.
+
+    The file is memory-mapped (no copy through a read buffer), and mapped afresh every
+    ``REMAP`` batches loaded: pages of a dropped mapping leave this process's resident
+    set once its last cached batch goes, so RSS stays at a few batches.
+    """
+
+    REMAP = 16
 
     def __init__(self, path: Path, batch_rows: list[int], cache_size: int = 4) -> None:
-        self._file = pa.OSFile(str(path), "rb")  # not memory-mapped: RSS stays at the cached batches
-        self._reader = pa.ipc.open_file(self._file)
+        self._path = str(path)
+        self._file: pa.MemoryMappedFile | None = None
+        self._reader: pa.ipc.RecordBatchFileReader | None = None
+        self._loads = 0
+        self._open()
         # batch lengths as the writer recorded them: reading them here would decode every batch
         self._starts = np.concatenate([[0], np.cumsum(batch_rows, dtype=np.int64)])
         self._cache: OrderedDict[int, pa.RecordBatch] = OrderedDict()
         self._cache_size = cache_size
-        self.schema = self._reader.schema
+        self.schema = self._reader.schema  # type: ignore[union-attr]
+
+    def _open(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = pa.memory_map(self._path, "r")
+        self._reader = pa.ipc.open_file(self._file)
 
     def _batch(self, index: int) -> pa.RecordBatch:
         batch = self._cache.get(index)
         if batch is None:
-            batch = self._reader.get_record_batch(index)
+            self._loads += 1
+            if self._loads % self.REMAP == 0:
+                self._open()
+            batch = self._reader.get_record_batch(index)  # type: ignore[union-attr]
             self._cache[index] = batch
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -81,7 +101,8 @@ class _Rows:
 
     def close(self) -> None:
         self._cache.clear()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def _typed(values: pa.ChunkedArray | pa.Array, to: pa.DataType) -> pa.ChunkedArray | pa.Array:
@@ -98,9 +119,13 @@ def _typed(values: pa.ChunkedArray | pa.Array, to: pa.DataType) -> pa.ChunkedArr
 
 def assemble(kept: Iterable[pa.RecordBatch], files: PassFiles, counts: PassCounts, output: Path,
              metadata: dict[bytes, bytes]) -> int:
-    """Return the number of rows written to ``output``: the kept rows with all their columns."""
+    """Return the number of rows written to ``output``: the kept rows with all their columns.
+
+    ``kept`` gives ``_mid`` and ``_row`` (row positions in the wide files) in output order.
+    """
     schema = OUTPUT_SCHEMA.with_metadata(metadata)
-    occ, med = _Rows(files.occurrences, counts.occurrence_batches), _Rows(files.media, counts.media_batches)
+    occ, med = RowFile(files.occurrences, counts.occurrence_batches), RowFile(files.media, counts.media_batches)
+    duck = duckdb.connect(config={"threads": 1})
     rows = 0
     writing: Future[None] | None = None
     try:
@@ -114,7 +139,8 @@ def assemble(kept: Iterable[pa.RecordBatch], files: PassFiles, counts: PassCount
                 occ_part = occ.take(batch.column("_row").to_numpy())
                 med_part = med.take(batch.column("_mid").to_numpy())
                 occ_columns = [_typed(column, field.type) for column, field in zip(occ_part.columns, schema)]
-                table = pa.Table.from_arrays([*occ_columns, *med_part.columns, batch.column("url_hash")], schema=schema)
+                url_hash = url_hashes(duck, med_part.column("identifier"), "sha1")
+                table = pa.Table.from_arrays([*occ_columns, *med_part.columns, url_hash], schema=schema)
                 if writing is not None:
                     writing.result()
                 writing = pool.submit(writer.write_table, table)
@@ -122,6 +148,7 @@ def assemble(kept: Iterable[pa.RecordBatch], files: PassFiles, counts: PassCount
             if writing is not None:
                 writing.result()
     finally:
+        duck.close()
         occ.close()
         med.close()
     return rows
