@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
 
 
 def test_header_only_validation_measures_without_decoding_and_catches_cut_files() -> None:
-    from gbifxdl.fetch.process import inspect_bytes
+    from gbifxdl.fetch.validate import inspect_bytes
 
     jpeg = image_bytes(_id_of("jpeg-exif-rotated"), 400)[0]
     info = inspect_bytes(jpeg, 10**8)
@@ -117,3 +118,35 @@ def test_header_only_validation_measures_without_decoding_and_catches_cut_files(
         with pytest.raises(ImageFault) as fault:
             inspect_bytes(data, 178_956_970)
         assert fault.value.kind == kind
+
+
+def test_kept_body_in_chunks_is_written_whole_and_hashed_like_the_joined_bytes(tmp_path: Path) -> None:
+    import hashlib
+
+    from gbifxdl.fetch.validate import inspect_bytes, keep_to_file
+
+    jpeg = image_bytes(_id_of("jpeg-exif-rotated"), 900)[0]
+    whole = inspect_bytes(jpeg, 10**8)
+    cuts = [0, 7, 300, len(jpeg) - 3, len(jpeg)]  # a tiny first chunk and a 3-byte last one
+    chunks = [jpeg[a:b] for a, b in zip(cuts, cuts[1:])]
+    target = tmp_path / "kept.jpg"
+    info = keep_to_file(chunks, 10**8, str(target))
+    assert target.read_bytes() == jpeg
+    assert info == whole and info.sha256 == hashlib.sha256(jpeg).hexdigest() and info.bytes == len(jpeg)
+    half = jpeg[: len(jpeg) // 2]
+    with pytest.raises(ImageFault) as fault:
+        keep_to_file([half[:100], half[100:]], 10**8, str(tmp_path / "cut.jpg"))
+    assert fault.value.kind == "corrupt"
+
+
+def test_reencoded_hashes_are_those_of_the_pixels_written_and_repeat_exactly() -> None:
+    data, _ = image_bytes(_id_of("jpeg"), 800)
+    out, info = process_bytes(data, RESIZE)
+    again, info2 = process_bytes(data, RESIZE)
+    assert out == again and info == info2
+    written = simplejpeg.decode_jpeg(out, colorspace="RGB")
+    assert written.shape[:2] == (info.height, info.width)
+    from gbifxdl.fetch.process import phash
+
+    # the pHash of the pixels encoded and of the file as decoded differ by JPEG loss only
+    assert bin(phash(written) ^ info.phash).count("1") <= 4

@@ -3,6 +3,7 @@
 - :mod:`~gbifxdl.fetch.scheduler`  per-host limits, adaptive concurrency, Retry-After, retries
 - :mod:`~gbifxdl.fetch.download`   one HTTP attempt: timeouts, size limit, redirects
 - :mod:`~gbifxdl.fetch.process`    decode, resize, encode, hash (in worker processes)
+- :mod:`~gbifxdl.fetch.validate`   kept originals checked by their headers only (in threads)
 - :mod:`~gbifxdl.fetch.writers`    species folders or WebDataset shards
 - :mod:`~gbifxdl.fetch.shards`     work units and resume state
 - :mod:`~gbifxdl.fetch.pipeline`   the stage itself, :func:`fetch`

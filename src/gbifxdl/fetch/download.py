@@ -12,14 +12,11 @@ import aiohttp
 
 from gbifxdl.fetch.settings import FetchSettings
 
-_READ_CHUNK = 1 << 18
-
-
 @dataclass(frozen=True)
 class Attempt:
-    """The result of one attempt: bytes, or a failure kind saying whether to retry."""
+    """The result of one attempt: the body, or a failure kind saying whether to retry."""
 
-    data: bytes | None
+    data: list[bytes] | None     # the body as it arrived, never joined (a join copies it all)
     outcome: str                 # "ok" or a failure kind
     error: str | None = None
     status: int | None = None
@@ -87,17 +84,21 @@ async def _read_body(resp: aiohttp.ClientResponse, settings: FetchSettings) -> A
     declared = resp.content_length
     if declared is not None and declared > limit:
         return Attempt(None, "too_large", f"{declared} bytes declared, over the limit of {limit} (max_bytes)", status=200)
-    body = bytearray()
+    # the chunks as they arrive, never joined here: whoever needs the body whole joins it
+    # (in a worker), the writers write the chunks as they are
+    chunks: list[bytes] = []
+    size = 0
     while True:
-        chunk = await resp.content.read(_READ_CHUNK)
+        chunk = await resp.content.readany()
         if not chunk:
             break
-        body += chunk
-        if len(body) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             return Attempt(None, "too_large", f"body over the limit of {limit} bytes (max_bytes)", status=200)
-    if not body:
+    if not size:
         return Attempt(None, "empty", "the server answered 200 with an empty body", status=200)
-    return Attempt(bytes(body), "ok", status=200)
+    return Attempt(chunks, "ok", status=200)
 
 
 def _status_failure(resp: aiohttp.ClientResponse) -> Attempt:

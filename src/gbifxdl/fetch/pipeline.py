@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
-from gbifxdl.fetch.process import ImageFault, ProcessOptions, inspect_bytes, process_to_file, warm_up, watch_parent
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_file, warm_up, watch_parent
+from gbifxdl.fetch.validate import keep_to_file
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
-from gbifxdl.fetch.scheduler import Scheduler
+from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
 from gbifxdl.fetch.writers import make_writer
@@ -75,7 +76,8 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
             return summary
         done_rows = (n_units - len(pending)) * settings.shard_size
         run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
-        fetched_now = asyncio.run(run.main(Progress(total, min(done_rows, total), progress)))
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            fetched_now = runner.run(run.main(Progress(total, min(done_rows, total), progress)))
         _assemble(selection, state, schema, settings, metadata)
         summary = _summarise(metadata, fetched_now, time.monotonic() - started)
         log.info("%s", summary.format())
@@ -85,6 +87,19 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
     finally:
         close_log(handler)
         os.close(lock)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """Return uvloop's event loop when it is installed, else asyncio's.
+
+    The main process reads every body off its sockets: uvloop does that in C and leaves
+    more of a core for the rest (it is optional; asyncio's loop gives the same results).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _lock(path: Path) -> int:
@@ -121,42 +136,6 @@ class _Unit:
     closing: bool = False
 
 
-class _Backlog:
-    """Holds back downloads while too many downloaded images wait for processing.
-
-    A soft bound: while fewer than ``limit`` images wait, waiting downloads go (in order),
-    so the images in memory stay below ``limit`` plus the downloads in flight.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def wait_room(self) -> None:
-        if self.count < self.limit and not self._waiters:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._wake()
-        try:
-            await fut
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(fut)
-            raise
-
-    async def add(self, n: int) -> None:
-        self.count += n
-        self._wake()
-
-    def _wake(self) -> None:
-        while self.count < self.limit and self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-
-
 class _Run:
     def __init__(self, selection: Path, out_dir: Path, settings: FetchSettings, state: FetchState,
                  writer: Any, pending: set[int], total: int, schema: pa.Schema) -> None:
@@ -185,11 +164,13 @@ class _Run:
         self.pool = pool
         self.progress = progress
         self.loop = asyncio.get_running_loop()
-        self.backlog = _Backlog(max(4, 3 * max(workers, 1)))
+        self.backlog = Backlog(max(4, 3 * max(workers, 1)))
         # rows queued ahead of the downloads: cheap (no bytes), deep enough that one slow
         # host does not starve the others
         self.row_slots = asyncio.Semaphore(max(4 * settings.connections, 2 * settings.shard_size, 512))
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._batch: list[tuple[_Unit, int, dict[str, Any], Path | None]] = []
+        self._committing: asyncio.Task[None] | None = None
         try:
             with _main_module_hidden():
                 # every worker starts here, so none re-runs the caller's script (a script
@@ -258,12 +239,17 @@ class _Run:
                 await self.backlog.add(1)
                 try:
                     if settings.header_only:
-                        # microseconds of header parsing: not worth a trip to a worker
-                        done = inspect_bytes(got.data, settings.max_pixels)
-                        temp.write_bytes(got.data)
+                        # header parsing is cheap but sha256 and the write are not: a thread
+                        # runs them (both release the GIL) while the loop carries on
+                        done = await self.loop.run_in_executor(self.pool, keep_to_file, got.data,
+                                                               settings.max_pixels, str(temp))
                     else:
-                        done = await self.loop.run_in_executor(self.pool, process_to_file, got.data, self.options,
-                                                               str(temp))
+                        # the body goes to the worker through the temporary file it then
+                        # overwrites with the result: measured no dearer than pickling it
+                        # through the pool's pipe, and nothing big waits in the pool's queues
+                        with open(temp, "wb") as fh:
+                            fh.writelines(got.data)
+                        done = await self.loop.run_in_executor(self.pool, process_file, str(temp), self.options)
                     entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
                 except ImageFault as fault:
@@ -278,14 +264,36 @@ class _Run:
                     await self.backlog.add(-1)
         if entry["outcome"] != "ok":
             log.info("%s %s: %s", entry["outcome"], url, entry["error"])
-        # the journal line comes first: a file at its final path always has its line
-        unit.journal.write(json.dumps({"i": i, **entry}) + "\n")
-        if temp is not None:
-            self.writer.write(temp, entry)
-        unit.results[i] = entry
-        self.handled += 1
-        self.progress.update(entry["outcome"], entry["bytes"] or 0)
-        self._maybe_close(unit)
+        self._batch.append((unit, i, entry, temp))
+        if self._committing is None:
+            self._committing = asyncio.create_task(self._commit_batches())
+            self.tasks.add(self._committing)
+            self._committing.add_done_callback(self.tasks.discard)
+
+    async def _commit_batches(self) -> None:
+        # rows finish in batches (whatever finished while the previous batch was being
+        # committed): one journal write per unit and the renames happen in a thread, so
+        # the event loop spends its time on downloads
+        while self._batch:
+            batch, self._batch = self._batch, []
+            await asyncio.to_thread(self._commit, batch)
+            for unit, i, entry, _ in batch:
+                unit.results[i] = entry
+                self.handled += 1
+                self.progress.update(entry["outcome"], entry["bytes"] or 0)
+                self._maybe_close(unit)
+        self._committing = None
+
+    def _commit(self, batch: list[tuple[_Unit, int, dict[str, Any], Path | None]]) -> None:
+        lines: dict[int, tuple[_Unit, list[str]]] = {}
+        for unit, i, entry, _ in batch:
+            lines.setdefault(unit.number, (unit, []))[1].append(json.dumps({"i": i, **entry}) + "\n")
+        for unit, unit_lines in lines.values():
+            unit.journal.write("".join(unit_lines))  # line-buffered: reaches the OS now
+        # the journal lines come first: a file at its final path always has its line
+        for _, _, entry, temp in batch:
+            if temp is not None:
+                self.writer.write(temp, entry)
 
     def _maybe_close(self, unit: _Unit) -> None:
         if unit.submitted and not unit.closing and len(unit.results) == len(unit.rows):

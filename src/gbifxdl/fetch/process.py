@@ -7,8 +7,14 @@ Everything else (CMYK JPEGs, PNG, GIF, WebP, TIFF, ...) takes the general Pillow
 with ``draft`` for JPEGs. EXIF orientation is applied after resizing (it is cheaper on
 the small image) and every mode ends as RGB (alpha over white).
 
-Widths and heights are as displayed (after EXIF orientation). ``pixel_hash`` is the
-sha256 of the displayed RGB pixels of the written image, ``phash`` a 64-bit DCT hash.
+Widths and heights are as displayed (after EXIF orientation). The two pixel hashes:
+
+- ``pixel_hash``: sha256 of the final RGB pixels, as displayed (rows top to bottom,
+  3 bytes per pixel, no padding). For a kept original these are its decoded pixels; for
+  a re-encoded image they are the pixels given to the JPEG encoder (not a decode of the
+  written file). Identical input bytes with the same settings give identical hashes.
+- ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the same pixels (of a
+  DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance.
 """
 
 from __future__ import annotations
@@ -66,14 +72,18 @@ class ImageFault(Exception):
         self.message = message
 
 
-def process_to_file(data: bytes, options: ProcessOptions, tmp_path: str) -> Processed:
-    """Return the measurements of the image made from ``data``, written to ``tmp_path``.
+def process_file(tmp_path: str, options: ProcessOptions) -> Processed:
+    """Return the measurements of the image made from the downloaded bytes in ``tmp_path``,
+    which it overwrites with the image to keep (unchanged when the original is kept).
 
     Raises :class:`ImageFault` (``not_image``, ``corrupt``, ``decompression_bomb``).
     """
+    with open(tmp_path, "rb") as fh:
+        data = fh.read()
     out, processed = process_bytes(data, options)
-    with open(tmp_path, "wb") as fh:
-        fh.write(out)
+    if out is not data:
+        with open(tmp_path, "wb") as fh:
+            fh.write(out)
     return processed
 
 
@@ -90,34 +100,6 @@ def process_bytes(data: bytes, options: ProcessOptions) -> tuple[bytes, Processe
         raise
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as exc:
         raise ImageFault("corrupt", f"cannot decode the image: {exc}") from None
-
-
-def inspect_bytes(data: bytes, max_pixels: int) -> Processed:
-    """Return the measurements of an image kept as is, checking its headers and end only.
-
-    The fast validation (no pixel decode, so no ``pixel_hash`` nor ``phash``): the format
-    is recognised, the size is read and within ``max_pixels``, and a JPEG or PNG is not
-    cut short. Raises :class:`ImageFault`.
-    """
-    kind = _image_kind(data)
-    try:
-        if kind == "JPEG":
-            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-            orientation = _orientation(data)
-            complete = data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
-        else:
-            img = Image.open(io.BytesIO(data))
-            (width, height), kind = img.size, img.format or kind
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
-            complete = kind != "PNG" or b"IEND" in data[-32:]
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
-        raise ImageFault("corrupt", f"cannot read the image header: {exc}") from None
-    if not complete:
-        raise ImageFault("corrupt", f"the {kind} file is cut short (no end marker)")
-    _check_pixels(width, height, ProcessOptions(max_pixels=max_pixels))
-    ow, oh = _oriented(width, height, orientation)
-    return Processed(ext=_EXTENSIONS.get(kind, kind.lower()), orig_width=ow, orig_height=oh, width=ow, height=oh,
-                     bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), pixel_hash=None, phash=None)
 
 
 def _image_kind(data: bytes) -> str:
@@ -275,9 +257,11 @@ def _encode(pixels: np.ndarray, options: ProcessOptions, width: int, height: int
     pixels = np.ascontiguousarray(pixels)
     out = simplejpeg.encode_jpeg(pixels, quality=options.jpeg_quality, colorspace="RGB",
                                  colorsubsampling="420")
-    # hashes describe the written file, as a reader decoding it will see it
-    written = simplejpeg.decode_jpeg(out, colorspace="RGB")
-    return out, _measure(out, "jpg", width, height, 1, written, orig_orientation=orientation)
+    # the hashes describe the final pixels handed to the encoder, not a decode of the
+    # written file: decoding it again cost a fifth of the work. The encoder is
+    # deterministic, so identical inputs (and settings) still give identical hashes, and
+    # pHash ignores the JPEG loss anyway.
+    return out, _measure(out, "jpg", width, height, 1, pixels, orig_orientation=orientation)
 
 
 def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
@@ -310,13 +294,18 @@ def _dct_matrix(n: int) -> np.ndarray:
 _DCT32 = _dct_matrix(32)
 
 
-def phash(pixels: np.ndarray) -> int:
+def phash(pixels: np.ndarray | Image.Image) -> int:
     """Return the 64-bit DCT perceptual hash of RGB or greyscale pixels (compare by Hamming distance).
 
-    32x32 greyscale, 2-D DCT-II, the top-left 8x8 block; each bit says whether its
-    coefficient is above the median of the 63 non-DC ones (the DC bit is always 0).
+    The pixels are box-averaged down to 32x32 greyscale (an integer ``reduce`` first, so
+    the exact resample works on a tiny image: a third of the cost of resampling it all),
+    then a 2-D DCT-II; of its top-left 8x8 block each bit says whether the coefficient is
+    above the median of the 63 non-DC ones (the DC bit is always 0).
     """
-    img = Image.fromarray(np.ascontiguousarray(pixels))
+    img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
+    fx, fy = max(1, img.width // 32), max(1, img.height // 32)
+    if fx > 1 or fy > 1:
+        img = img.reduce((fx, fy))
     grey = (img if img.mode == "L" else img.convert("L")).resize((32, 32), Image.BOX)
     block = (_DCT32 @ np.asarray(grey, dtype=np.float64) @ _DCT32.T)[:8, :8].ravel()
     median = np.median(block[1:])

@@ -11,6 +11,7 @@ for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -109,11 +110,50 @@ class HostLimiter:
         self._dispatch()
 
 
+class Backlog:
+    """Holds back downloads while too many downloaded images wait for processing.
+
+    A soft bound: while fewer than ``limit`` images wait, waiting downloads go (in order),
+    so the images in memory stay below ``limit`` plus the downloads in flight.
+    """
+
+    def __init__(self, limit: int) -> None:
+        """Hold back downloads while ``limit`` images or more wait for processing."""
+        self.limit = limit
+        self.count = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait_room(self) -> None:
+        """Return once fewer than ``limit`` images wait (in order of asking)."""
+        if self.count < self.limit and not self._waiters:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(fut)
+            raise
+
+    async def add(self, n: int) -> None:
+        """Count ``n`` more (or fewer, when negative) images waiting for processing."""
+        self.count += n
+        self._wake()
+
+    def _wake(self) -> None:
+        while self.count < self.limit and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+
+
 @dataclass(frozen=True)
 class Fetched:
     """The final result of downloading one URL, after every attempt."""
 
-    data: bytes | None
+    data: list[bytes] | None           # the body's chunks
     outcome: str
     error: str | None
     status: int | None
