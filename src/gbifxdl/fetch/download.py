@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -36,13 +38,16 @@ def make_session(settings: FetchSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, headers={"User-Agent": settings.user_agent},
         auto_decompress=True, raise_for_status=False,
+        # bodies are read whole as they arrive: a buffer big enough for a typical image
+        # spares pausing and resuming the socket (a syscall each) several times per body
+        read_bufsize=1 << 20,
     )
 
 
 async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
     """Return the outcome of one GET of ``url``, following redirects by hand."""
     try:
-        return await asyncio.wait_for(_get(session, url, settings), settings.total_timeout)
+        return await _within(settings.total_timeout, _get(session, url, settings))
     except aiohttp.ServerTimeoutError as exc:
         return Attempt(None, "timeout", f"timed out: {_short(exc)}", transient=True)
     except asyncio.TimeoutError:
@@ -53,6 +58,15 @@ async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSetti
         return Attempt(None, "connection", f"body cut short: {_short(exc)}", transient=True)
     except (aiohttp.ClientError, OSError) as exc:
         return Attempt(None, "connection", f"{type(exc).__name__}: {_short(exc)}", transient=True)
+
+
+async def _within(seconds: float, coro: Any) -> Any:
+    """Await ``coro`` with a deadline (asyncio.TimeoutError past it)."""
+    if sys.version_info >= (3, 11):
+        # asyncio.timeout runs it in this task; wait_for (before 3.12) made a task per attempt
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, seconds)
 
 
 async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:

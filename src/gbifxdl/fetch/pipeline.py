@@ -7,13 +7,12 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +24,13 @@ import pyarrow.parquet as pq
 
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
-from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_file, warm_up, watch_parent
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_file
 from gbifxdl.fetch.validate import keep_to_file
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
+from gbifxdl.fetch.workers import WorkerPool
 from gbifxdl.fetch.writers import make_writer
 
 PROVENANCE_KEY = b"gbifxdl.provenance"
@@ -76,8 +76,7 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
             return summary
         done_rows = (n_units - len(pending)) * settings.shard_size
         run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
-            fetched_now = runner.run(run.main(Progress(total, min(done_rows, total), progress)))
+        fetched_now = _run_loop(run.main(Progress(total, min(done_rows, total), progress)))
         _assemble(selection, state, schema, settings, metadata)
         summary = _summarise(metadata, fetched_now, time.monotonic() - started)
         log.info("%s", summary.format())
@@ -87,6 +86,19 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
     finally:
         close_log(handler)
         os.close(lock)
+
+
+def _run_loop(coro: Any) -> Any:
+    """Run ``coro`` to completion on a fresh event loop (uvloop's when installed)."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            return runner.run(coro)
+    loop = _new_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -155,13 +167,8 @@ class _Run:
     async def main(self, progress: Progress) -> int:
         settings = self.settings
         workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
-        pool: Executor
-        if workers == 0 or settings.header_only:
-            pool = ThreadPoolExecutor(max_workers=2)
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-                                       initializer=watch_parent, initargs=(os.getpid(),))
-        self.pool = pool
+        self.pool: Executor | None = None
+        self.workers: WorkerPool | None = None
         self.progress = progress
         self.loop = asyncio.get_running_loop()
         self.backlog = Backlog(max(4, 3 * max(workers, 1)))
@@ -172,10 +179,14 @@ class _Run:
         self._batch: list[tuple[_Unit, int, dict[str, Any], Path | None]] = []
         self._committing: asyncio.Task[None] | None = None
         try:
-            with _main_module_hidden():
-                # every worker starts here, so none re-runs the caller's script (a script
-                # without an `if __name__ == "__main__"` guard would otherwise run again)
-                await asyncio.gather(*(self.loop.run_in_executor(pool, warm_up) for _ in range(max(workers, 1))))
+            if workers == 0 or settings.header_only:
+                self.pool = ThreadPoolExecutor(max_workers=2)
+            else:
+                with _main_module_hidden():
+                    # every worker starts here, so none re-runs the caller's script (a script
+                    # without an `if __name__ == "__main__"` guard would otherwise run again)
+                    self.workers = WorkerPool(workers, self.options)
+                await self.workers.ready()
             async with make_session(settings) as session:
                 self.scheduler = Scheduler(session, settings)
                 await self._feed()
@@ -183,7 +194,10 @@ class _Run:
                     await asyncio.gather(*list(self.tasks))
         finally:
             progress.close()
-            pool.shutdown(wait=True, cancel_futures=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.workers is not None:
+                self.workers.shutdown()
         return self.handled
 
     async def _feed(self) -> None:
@@ -247,9 +261,11 @@ class _Run:
                         # the body goes to the worker through the temporary file it then
                         # overwrites with the result: measured no dearer than pickling it
                         # through the pool's pipe, and nothing big waits in the pool's queues
-                        with open(temp, "wb") as fh:
-                            fh.writelines(got.data)
-                        done = await self.loop.run_in_executor(self.pool, process_file, str(temp), self.options)
+                        _write_chunks(temp, got.data)
+                        if self.workers is not None:
+                            done = await self.workers.process(str(temp))
+                        else:
+                            done = await self.loop.run_in_executor(self.pool, process_file, str(temp), self.options)
                     entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
                 except ImageFault as fault:
@@ -271,12 +287,13 @@ class _Run:
             self._committing.add_done_callback(self.tasks.discard)
 
     async def _commit_batches(self) -> None:
-        # rows finish in batches (whatever finished while the previous batch was being
-        # committed): one journal write per unit and the renames happen in a thread, so
-        # the event loop spends its time on downloads
+        # rows finish in batches (whatever finished in the same turn of the loop): one
+        # journal write per unit, then the renames. Done in the loop itself: a few
+        # syscalls each, measured cheaper than handing every batch to a thread
+        await asyncio.sleep(0)
         while self._batch:
             batch, self._batch = self._batch, []
-            await asyncio.to_thread(self._commit, batch)
+            self._commit(batch)
             for unit, i, entry, _ in batch:
                 unit.results[i] = entry
                 self.handled += 1
@@ -322,6 +339,21 @@ def _main_module_hidden() -> Iterator[None]:
         if main is not None:
             main.__dict__.pop("__spec__", None)
             main.__dict__.update(saved)
+
+
+def _write_chunks(path: Path, chunks: list[bytes]) -> None:
+    # one open and (usually) one writev: no Python file object per image
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        views = [memoryview(c) for c in chunks]
+        while views:
+            n = os.writev(fd, views[:1024])  # IOV_MAX
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if n:
+                views[0] = views[0][n:]
+    finally:
+        os.close(fd)
 
 
 _MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")

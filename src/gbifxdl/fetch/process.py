@@ -314,11 +314,6 @@ def phash(pixels: np.ndarray | Image.Image) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def warm_up() -> int:
-    """Return the worker's pid once its imports are done (so the first images are not slow)."""
-    return os.getpid()
-
-
 def watch_parent(pid: int) -> None:
     """Start a thread ending this worker once process ``pid`` (the fetch) is gone.
 
