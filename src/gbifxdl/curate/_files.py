@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 from PIL import Image
 
+from gbifxdl._io import atomic_path
 from gbifxdl.errors import CurateError
 
 IMAGES = "images"
@@ -256,15 +257,11 @@ def sync_shards(root: Path, kept: dict[str, set[str]], dry_run: bool, progress: 
 
 
 def _rewrite(path: Path, keys: set[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with tarfile.open(path, "r:") as src, tarfile.open(tmp, "w:", format=tarfile.PAX_FORMAT) as dst:
             for info in src:
                 if info.isfile() and _key_ext(info.name)[0] in keys:
                     dst.addfile(info, src.extractfile(info))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _progress(items: list, enabled: bool, desc: str, unit: str = "shard") -> Iterable:

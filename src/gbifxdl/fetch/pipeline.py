@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
 from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_file
@@ -378,13 +379,11 @@ def _assemble(selection: Path, state: FetchState, schema: pa.Schema, settings: F
     meta = {k: v for k, v in meta.items() if k != b"ARROW:schema"}
     meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
     out_schema = pa.schema(fields, metadata=meta)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    with pq.ParquetWriter(tmp, out_schema) as pw:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, out_schema) as pw:
         for number, table in iter_units(selection, settings.shard_size, keep):
             results = state.read_unit(number)
             arrays = [table.column(n) for n in keep] + [results.column(n) for n in RESULT_COLUMNS]
             pw.write_table(pa.Table.from_arrays(arrays, schema=out_schema))
-    os.replace(tmp, out)
 
 
 def _summarise(metadata: Path, fetched_now: int, seconds: float) -> FetchSummary:

@@ -14,7 +14,6 @@ of resume, and of WebDataset shards. State lives in ``DIR/.gbifxdl/fetch/``:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError, StateError
 from gbifxdl.fetch.settings import FetchSettings
 
@@ -129,9 +129,8 @@ class FetchState:
         """Write a finished unit's result rows atomically, then drop its journal and spool."""
         table = pa.Table.from_pylist([{k: r.get(k) for k in RESULT_COLUMNS} for r in rows], schema=RESULT_SCHEMA)
         path = self.unit_path(unit)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
         self.journal_path(unit).unlink(missing_ok=True)
         shutil.rmtree(self.spool_dir(unit), ignore_errors=True)
 
@@ -158,10 +157,8 @@ class FetchState:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary name in the same folder."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def input_fingerprint(selection: Path, settings: FetchSettings) -> tuple[dict[str, Any], pa.Schema]:

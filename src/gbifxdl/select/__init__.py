@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from gbifxdl._io import write_text_atomic
 from gbifxdl.archive import open_archive
 from gbifxdl.errors import NoMediaError, SelectionError
 from gbifxdl.select.assemble import OUTPUT_SCHEMA, RowFile, assemble
@@ -119,12 +120,7 @@ def select(
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 class _Bar:
