@@ -73,6 +73,26 @@ def test_keeping_original_bytes_still_validates_and_measures() -> None:
     assert info.width == info.orig_width and len(info.sha256) == 64 and len(info.pixel_hash) == 64
 
 
+def test_reencoded_images_with_the_same_pixels_get_the_same_sha256_and_no_pixel_hash() -> None:
+    # the same pixels in two files that differ in bytes (a comment): a re-encoding writes
+    # identical bytes, so sha256 finds them; different pixels give a different sha256
+    pixels = np.asarray(Image.open(io.BytesIO(image_bytes(_id_of("jpeg"), 700)[0])).convert("RGB"))
+    files = []
+    for comment in (b"first", b"second"):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG", quality=92, comment=comment)
+        files.append(buf.getvalue())
+    assert files[0] != files[1]
+    (a, info_a), (b, info_b) = (process_bytes(f, RESIZE) for f in files)
+    assert a == b and info_a.sha256 == info_b.sha256 and info_a.pixel_hash is info_b.pixel_hash is None
+    other = pixels.copy()
+    other[0, 0] ^= 0xFF
+    buf = io.BytesIO()
+    Image.fromarray(other).save(buf, "JPEG", quality=92)
+    assert process_bytes(buf.getvalue(), ProcessOptions(reencode=True))[1].sha256 != \
+        process_bytes(files[0], ProcessOptions(reencode=True))[1].sha256
+
+
 def test_phash_finds_near_duplicates_and_separates_different_photos() -> None:
     def ph(variant: str, image_id: int = 108) -> int:
         return process_bytes(image_bytes(image_id, 500, variant)[0], RESIZE)[1].phash

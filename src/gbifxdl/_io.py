@@ -1,4 +1,4 @@
-"""Atomic file writing: nothing partial ever sits at a final path."""
+"""File writing: atomic renames (nothing partial ever sits at a final path) and gathered writes."""
 
 from __future__ import annotations
 
@@ -25,3 +25,30 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_chunks(fd: int, chunks: list[bytes], offset: int | None = None) -> None:
+    """Write ``chunks`` to ``fd`` in (usually) one system call, at ``offset`` or the position."""
+    views = [memoryview(c) for c in chunks]
+    at = offset
+    while views:
+        batch = views[:1024]  # IOV_MAX
+        n = os.writev(fd, batch) if at is None else os.pwritev(fd, batch, at)
+        if at is not None:
+            at += n
+        while views and n >= len(views[0]):
+            n -= len(views.pop(0))
+        if n:
+            views[0] = views[0][n:]
+
+
+def write_file(path: str | Path, chunks: list[bytes]) -> None:
+    """Write ``chunks`` as the whole of the file at ``path`` (one open, usually one writev).
+
+    No Python file object: for the many small files of a fetch, the cheapest write.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        write_chunks(fd, chunks)
+    finally:
+        os.close(fd)

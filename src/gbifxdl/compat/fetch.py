@@ -74,7 +74,9 @@ class AsyncImagePipeline:
                                        "processing_failed", "downloading_failed"))
         filename = pc.if_else(pc.is_valid(table.column("path")),
                               pc.replace_substring_regex(table.column("path"), r"^.*/", ""), pa.scalar(None, pa.string()))
-        old = pa.table({"filename": filename, "img_hash": table.column("pixel_hash"),
+        # a re-encoded image has no pixel_hash: its sha256 identifies its pixels as well
+        img_hash = pc.coalesce(table.column("pixel_hash"), table.column("sha256"))
+        old = pa.table({"filename": filename, "img_hash": img_hash,
                         "width": table.column("width"), "height": table.column("height"), "status": status})
         inputs = pq.read_schema(self.parquet_path).names
         out = pa.Table.from_arrays([table.column(n) for n in inputs] + old.columns,

@@ -11,7 +11,21 @@
 
 from __future__ import annotations
 
-from gbifxdl.fetch.pipeline import fetch
-from gbifxdl.fetch.settings import FAILURE_KINDS, FetchSettings, FetchSummary
+from typing import TYPE_CHECKING
+
+from gbifxdl._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch.pipeline import fetch
+    from gbifxdl.fetch.settings import FAILURE_KINDS, FetchSettings, FetchSummary
 
 __all__ = ["FAILURE_KINDS", "FetchSettings", "FetchSummary", "fetch"]
+
+# lazy: the image workers import gbifxdl.fetch.process, and must not pay for the
+# pipeline's imports (aiohttp, pyarrow) on every start
+__getattr__ = lazy_getattr(__name__, {
+    "fetch": "gbifxdl.fetch.pipeline",
+    "FAILURE_KINDS": "gbifxdl.fetch.settings",
+    "FetchSettings": "gbifxdl.fetch.settings",
+    "FetchSummary": "gbifxdl.fetch.settings",
+})

@@ -103,8 +103,11 @@ async def _read_body(resp: aiohttp.ClientResponse, settings: FetchSettings) -> A
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await resp.content.readany()
+        # readchunk hands over each piece as received; readany would join them (a copy)
+        chunk, chunk_end = await resp.content.readchunk()
         if not chunk:
+            if chunk_end:  # the end of an HTTP chunk (chunked encoding), not of the body
+                continue
             break
         chunks.append(chunk)
         size += len(chunk)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
-from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_file
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_to_file
 from gbifxdl.fetch.validate import keep_to_file
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
@@ -177,7 +177,7 @@ class _Run:
         # host does not starve the others
         self.row_slots = asyncio.Semaphore(max(4 * settings.connections, 2 * settings.shard_size, 512))
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._batch: list[tuple[_Unit, int, dict[str, Any], Path | None]] = []
+        self._batch: list[tuple[_Unit, int, dict[str, Any], str | None]] = []
         self._committing: asyncio.Task[None] | None = None
         try:
             if workers == 0 or settings.header_only:
@@ -186,8 +186,8 @@ class _Run:
                 with _main_module_hidden():
                     # every worker starts here, so none re-runs the caller's script (a script
                     # without an `if __name__ == "__main__"` guard would otherwise run again)
+                    # downloads start at once: tasks wait in the pipes while workers import
                     self.workers = WorkerPool(workers, self.options)
-                await self.workers.ready()
             async with make_session(settings) as session:
                 self.scheduler = Scheduler(session, settings)
                 await self._feed()
@@ -251,34 +251,33 @@ class _Run:
                          http_status=got.status, host=got.host)
             if got.data is not None:
                 temp = self.writer.temp_path(unit.number, key, cls)
-                await self.backlog.add(1)
+                self.backlog.add(1)
                 try:
                     if settings.header_only:
                         # header parsing is cheap but sha256 and the write are not: a thread
                         # runs them (both release the GIL) while the loop carries on
                         done = await self.loop.run_in_executor(self.pool, keep_to_file, got.data,
-                                                               settings.max_pixels, str(temp))
+                                                               settings.max_pixels, temp)
                     else:
-                        # the body goes to the worker through the temporary file it then
-                        # overwrites with the result: measured no dearer than pickling it
-                        # through the pool's pipe, and nothing big waits in the pool's queues
-                        _write_chunks(temp, got.data)
+                        # a worker writes the result to the temporary path
                         if self.workers is not None:
-                            done = await self.workers.process(str(temp))
+                            done = await self.workers.process(temp, got.data)
                         else:
-                            done = await self.loop.run_in_executor(self.pool, process_file, str(temp), self.options)
+                            done = await self.loop.run_in_executor(self.pool, process_to_file, b"".join(got.data),
+                                                                   temp, self.options)
                     entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
                 except ImageFault as fault:
                     entry.update(outcome=fault.kind, error=fault.message)
-                    temp.unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
                     temp = None
                 except BrokenProcessPool:
                     raise FetchError(
                         f"an image worker process died while processing {url} (out of memory?); "
                         "run the same command again to resume, perhaps with a lower --max-pixels") from None
                 finally:
-                    await self.backlog.add(-1)
+                    self.backlog.add(-1)
         if entry["outcome"] != "ok":
             log.info("%s %s: %s", entry["outcome"], url, entry["error"])
         self._batch.append((unit, i, entry, temp))
@@ -302,7 +301,7 @@ class _Run:
                 self._maybe_close(unit)
         self._committing = None
 
-    def _commit(self, batch: list[tuple[_Unit, int, dict[str, Any], Path | None]]) -> None:
+    def _commit(self, batch: list[tuple[_Unit, int, dict[str, Any], str | None]]) -> None:
         lines: dict[int, tuple[_Unit, list[str]]] = {}
         for unit, i, entry, _ in batch:
             lines.setdefault(unit.number, (unit, []))[1].append(json.dumps({"i": i, **entry}) + "\n")
@@ -340,21 +339,6 @@ def _main_module_hidden() -> Iterator[None]:
         if main is not None:
             main.__dict__.pop("__spec__", None)
             main.__dict__.update(saved)
-
-
-def _write_chunks(path: Path, chunks: list[bytes]) -> None:
-    # one open and (usually) one writev: no Python file object per image
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        views = [memoryview(c) for c in chunks]
-        while views:
-            n = os.writev(fd, views[:1024])  # IOV_MAX
-            while views and n >= len(views[0]):
-                n -= len(views.pop(0))
-            if n:
-                views[0] = views[0][n:]
-    finally:
-        os.close(fd)
 
 
 _MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")

@@ -9,11 +9,11 @@ the small image) and every mode ends as RGB (alpha over white).
 
 Widths and heights are as displayed (after EXIF orientation). The two pixel hashes:
 
-- ``pixel_hash``: sha256 of the final RGB pixels, as displayed (rows top to bottom,
-  3 bytes per pixel, no padding). For a kept original these are its decoded pixels; for
-  a re-encoded image they are the pixels given to the JPEG encoder (not a decode of the
-  written file). Identical input bytes with the same settings give identical hashes.
-- ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the same pixels (of a
+- ``pixel_hash``: for a kept original only, sha256 of its decoded RGB pixels, as
+  displayed (rows top to bottom, 3 bytes per pixel, no padding): two files with
+  different bytes may hold the same pixels. Null for a re-encoded image: the encoder is
+  deterministic, so its ``sha256`` already stands for its pixels.
+- ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the final pixels (of a
   DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance.
 """
 
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import simplejpeg
 from PIL import Image
+
+from gbifxdl._io import write_file
 
 # we check pixel counts ourselves, before decoding, with our own limit
 Image.MAX_IMAGE_PIXELS = None
@@ -72,18 +74,14 @@ class ImageFault(Exception):
         self.message = message
 
 
-def process_file(tmp_path: str, options: ProcessOptions) -> Processed:
-    """Return the measurements of the image made from the downloaded bytes in ``tmp_path``,
-    which it overwrites with the image to keep (unchanged when the original is kept).
+def process_to_file(data: bytes, path: str, options: ProcessOptions) -> Processed:
+    """Return the measurements of the image made from the downloaded ``data``, written to
+    ``path`` (a temporary name: the bytes to keep, the original or a re-encoding).
 
     Raises :class:`ImageFault` (``not_image``, ``corrupt``, ``decompression_bomb``).
     """
-    with open(tmp_path, "rb") as fh:
-        data = fh.read()
     out, processed = process_bytes(data, options)
-    if out is not data:
-        with open(tmp_path, "wb") as fh:
-            fh.write(out)
+    write_file(path, [out])
     return processed
 
 
@@ -185,16 +183,16 @@ def _jpeg_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]
     orientation = _orientation(data)
     tw, th = target_size(width, height, options.resize, options.resize_mode)
     if not options.reencode:
-        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB")
-        shown = _apply_orientation(pixels, orientation)
-        return data, _measure(data, "jpg", width, height, orientation, shown, jpeg_grey(data, orientation))
+        pixels = _apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation)
+        return data, _measure(data, "jpg", _oriented(width, height, orientation), pixels.shape[1::-1],
+                              _pixel_hash(pixels), phash(jpeg_grey(data, orientation)))
     # fast chroma upsampling: the box resample and the 4:2:0 encode that follow average
     # chroma again, so the fancy filter would buy nothing visible
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th, fastupsample=True)
-    if pixels.shape[1] != tw or pixels.shape[0] != th:
-        pixels = np.asarray(Image.fromarray(pixels).resize((tw, th), Image.BOX))
-    pixels = _apply_orientation(pixels, orientation)
-    return _encode(pixels, options, width, height, orientation)
+    img = Image.fromarray(pixels)
+    if img.size != (tw, th):
+        img = img.resize((tw, th), Image.BOX)
+    return _encode(_transpose(img, orientation), options, _oriented(width, height, orientation))
 
 
 def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]:
@@ -211,10 +209,13 @@ def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processe
     rgb = _to_rgb(img)
     if options.reencode and rgb.size != (tw, th):
         rgb = rgb.resize((tw, th), Image.BOX, reducing_gap=2.0)
-    pixels = _apply_orientation(np.asarray(rgb), orientation)
+    shown = _transpose(rgb, orientation)
+    original = _oriented(width, height, orientation)
     if options.reencode:
-        return _encode(pixels, options, width, height, orientation)
-    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), width, height, orientation, pixels)
+        return _encode(shown, options, original)
+    pixels = np.asarray(shown)
+    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), original, shown.size, _pixel_hash(pixels),
+                          phash(shown))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -241,6 +242,12 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               8: Image.Transpose.ROTATE_90}
 
 
+def _transpose(img: Image.Image, orientation: int) -> Image.Image:
+    """Return ``img`` as displayed under EXIF ``orientation``."""
+    method = _TRANSPOSE.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     method = _TRANSPOSE.get(orientation)
     if method is None:
@@ -252,16 +259,17 @@ def _oriented(width: int, height: int, orientation: int) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def _encode(pixels: np.ndarray, options: ProcessOptions, width: int, height: int,
-            orientation: int) -> tuple[bytes, Processed]:
-    pixels = np.ascontiguousarray(pixels)
-    out = simplejpeg.encode_jpeg(pixels, quality=options.jpeg_quality, colorspace="RGB",
+def _encode(img: Image.Image, options: ProcessOptions, original: tuple[int, int]) -> tuple[bytes, Processed]:
+    """Return the JPEG of ``img`` (RGB, as displayed) and its measurements.
+
+    ``pixel_hash`` stays null: the encoder is deterministic, so the sha256 of the written
+    bytes already tells identical pixels apart from different ones, and hashing the
+    pixels again cost a twentieth of the whole work. The pHash is of the pixels given
+    to the encoder (it ignores the JPEG loss anyway).
+    """
+    out = simplejpeg.encode_jpeg(np.asarray(img), quality=options.jpeg_quality, colorspace="RGB",
                                  colorsubsampling="420")
-    # the hashes describe the final pixels handed to the encoder, not a decode of the
-    # written file: decoding it again cost a fifth of the work. The encoder is
-    # deterministic, so identical inputs (and settings) still give identical hashes, and
-    # pHash ignores the JPEG loss anyway.
-    return out, _measure(out, "jpg", width, height, 1, pixels, orig_orientation=orientation)
+    return out, _measure(out, "jpg", original, img.size, None, phash(img))
 
 
 def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
@@ -271,16 +279,16 @@ def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
     return _apply_orientation(grey[:, :, 0] if grey.ndim == 3 else grey, orientation)
 
 
-def _measure(out: bytes, ext: str, width: int, height: int, orientation: int, shown: np.ndarray,
-             grey: np.ndarray | None = None, orig_orientation: int | None = None) -> Processed:
-    ow, oh = _oriented(width, height, orientation if orig_orientation is None else orig_orientation)
-    shown = np.ascontiguousarray(shown)
-    return Processed(
-        ext=ext, orig_width=ow, orig_height=oh, width=int(shown.shape[1]), height=int(shown.shape[0]),
-        bytes=len(out), sha256=hashlib.sha256(out).hexdigest(),
-        pixel_hash=hashlib.sha256(memoryview(shown).cast("B")).hexdigest(),
-        phash=phash(shown if grey is None else grey),
-    )
+def _pixel_hash(pixels: np.ndarray) -> str:
+    """Return the sha256 of RGB pixels (rows top to bottom, 3 bytes per pixel, no padding)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(pixels)).cast("B")).hexdigest()
+
+
+def _measure(out: bytes, ext: str, original: tuple[int, int], final: tuple[int, int], pixel_hash: str | None,
+             perceptual: int) -> Processed:
+    return Processed(ext=ext, orig_width=original[0], orig_height=original[1], width=final[0], height=final[1],
+                     bytes=len(out), sha256=hashlib.sha256(out).hexdigest(), pixel_hash=pixel_hash,
+                     phash=perceptual)
 
 
 def _dct_matrix(n: int) -> np.ndarray:

@@ -137,7 +137,7 @@ class Backlog:
                 self._waiters.remove(fut)
             raise
 
-    async def add(self, n: int) -> None:
+    def add(self, n: int) -> None:
         """Count ``n`` more (or fewer, when negative) images waiting for processing."""
         self.count += n
         self._wake()

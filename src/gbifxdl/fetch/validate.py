@@ -14,6 +14,7 @@ import io
 import simplejpeg
 from PIL import Image
 
+from gbifxdl._io import write_file
 from gbifxdl.fetch.process import (_EXTENSIONS, ImageFault, Processed, ProcessOptions, _check_pixels, _image_kind,
                                    _orientation, _oriented, sniff)
 
@@ -40,8 +41,7 @@ def keep_to_file(chunks: list[bytes], max_pixels: int, tmp_path: str) -> Process
     sha = hashlib.sha256()
     for chunk in chunks:
         sha.update(chunk)
-    with open(tmp_path, "wb") as fh:
-        fh.writelines(chunks)
+    write_file(tmp_path, chunks)
     return dataclasses.replace(processed, bytes=sum(map(len, chunks)), sha256=sha.hexdigest())
 
 

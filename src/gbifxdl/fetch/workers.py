@@ -1,9 +1,15 @@
 """Long-lived image worker processes, each fed over its own pipe from the event loop.
 
-Cheaper per image than a ``ProcessPoolExecutor``: a task is the temporary file's path
-(a few bytes on the pipe), the options go to each worker once, and results are read
-by the event loop itself (``add_reader``), so there are no feeder or manager threads,
-no wake-up pipe and no futures chained across threads.
+Cheaper per image than a ``ProcessPoolExecutor``: the options go to each worker once, a
+task is a few bytes on the pipe, and results are read by the event loop itself
+(``add_reader``), so there are no feeder or manager threads and no futures chained
+across threads.
+
+The body reaches the worker through shared memory: each worker has ``_DEPTH`` slots,
+each an anonymous in-memory file (``memfd``) whose descriptor it received once. The
+event loop copies the body into a free slot (one ``pwritev``), the worker reads it back
+(one ``pread``) and writes only the result to the temporary path. Where ``memfd`` is
+missing (not Linux) the body goes through the temporary file instead.
 """
 
 from __future__ import annotations
@@ -13,26 +19,33 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import reduction
 from typing import Any
 
-from gbifxdl.fetch.process import ImageFault, ProcessOptions, Processed, process_file, watch_parent
+from gbifxdl._io import write_chunks, write_file
+from gbifxdl.fetch.process import ImageFault, ProcessOptions, Processed, process_to_file, watch_parent
 
 # tasks queued in each worker's pipe, so it starts the next image without waiting for
-# the event loop to answer its last result
+# the event loop to answer its last result; one shared-memory slot each
 _DEPTH = 2
+# a slot keeps the pages of its largest body; past this size they are given back
+_KEEP_BYTES = 16 << 20
+_MEMFD = hasattr(os, "memfd_create") and reduction.HAVE_SEND_HANDLE
 
 
-def _serve(conn: Any, parent: int, options: ProcessOptions) -> None:
-    """Run in a worker: process every path received until the pipe closes."""
+def _serve(conn: Any, parent: int, options: ProcessOptions, slots: int) -> None:
+    """Run in a worker: process every task received until the pipe closes."""
     watch_parent(parent)
+    fds = [reduction.recv_handle(conn) for _ in range(slots)]
     conn.send(("ok", os.getpid()))  # imports done: ready
     while True:
         try:
-            path = conn.recv_bytes()
+            slot, size, path = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[Any, ...] = ("ok", process_file(path.decode(), options))
+            data = _read_all(path, fds[slot] if slot >= 0 else None, size)
+            reply: tuple[Any, ...] = ("ok", process_to_file(data, path, options))
         except ImageFault as fault:
             reply = ("fault", fault.kind, fault.message)
         except Exception as exc:  # noqa: BLE001 - sent back and raised in the fetch
@@ -40,55 +53,75 @@ def _serve(conn: Any, parent: int, options: ProcessOptions) -> None:
         conn.send(reply)
 
 
+def _read_all(path: str, fd: int | None, size: int) -> bytes:
+    """Return the body: ``size`` bytes of a slot, or the whole temporary file."""
+    if fd is None:
+        with open(path, "rb") as fh:
+            return fh.read()
+    data = os.pread(fd, size, 0)
+    if len(data) != size:
+        raise OSError(f"shared body cut short: {len(data)} of {size} bytes")
+    return data
+
+
 class _Worker:
-    def __init__(self, process: Any, conn: Any) -> None:
+    def __init__(self, process: Any, conn: Any, slots: list[int]) -> None:
         self.process = process
         self.conn = conn
-        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.slots = slots                      # memfd per slot (empty without memfd)
+        self.free = deque(range(_DEPTH))
+        self.waiting: deque[tuple[asyncio.Future[Any], int]] = deque()
 
 
 class WorkerPool:
-    """``workers`` processes running :func:`process_file` with fixed ``options``."""
+    """``workers`` processes running :func:`process_to_file` with fixed ``options``."""
 
     def __init__(self, workers: int, options: ProcessOptions) -> None:
         self.loop = asyncio.get_running_loop()
         ctx = multiprocessing.get_context("forkserver")
         self._workers: list[_Worker] = []
-        self._queue: deque[tuple[bytes, asyncio.Future[Any]]] = deque()
+        self._queue: deque[tuple[str, list[bytes], asyncio.Future[Any]]] = deque()
         self._broken = False
         for _ in range(workers):
             ours, theirs = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_serve, args=(theirs, os.getpid(), options), daemon=True,
+            slots = [os.memfd_create("gbifxdl-body") for _ in range(_DEPTH)] if _MEMFD else []
+            proc = ctx.Process(target=_serve, args=(theirs, os.getpid(), options, len(slots)), daemon=True,
                                name="gbifxdl-image-worker")
             proc.start()
             theirs.close()
-            worker = _Worker(proc, ours)
-            worker.waiting.append(self.loop.create_future())  # its "ready"
+            for fd in slots:
+                reduction.send_handle(ours, fd, proc.pid)
+            worker = _Worker(proc, ours, slots)
+            # its "ready" (imports done) comes back first, like a reply that frees no slot
+            worker.waiting.append((self.loop.create_future(), -1))
             self._workers.append(worker)
             self.loop.add_reader(ours.fileno(), self._on_reply, worker)
 
-    async def ready(self) -> None:
-        """Wait until every worker has imported what it needs."""
-        await asyncio.gather(*(w.waiting[0] for w in self._workers))
-
-    def process(self, path: str) -> asyncio.Future[Processed]:
-        """Return a future of :func:`process_file` of ``path`` (raises ImageFault, BrokenProcessPool)."""
+    def process(self, path: str, chunks: list[bytes]) -> asyncio.Future[Processed]:
+        """Return a future of the measurements of the image made from ``chunks`` (the body),
+        written by a worker to ``path``. Raises ImageFault or BrokenProcessPool."""
         fut: asyncio.Future[Processed] = self.loop.create_future()
         if self._broken:
             fut.set_exception(BrokenProcessPool("an image worker died"))
             return fut
-        self._queue.append((path.encode(), fut))
+        self._queue.append((path, chunks, fut))
         self._dispatch()
         return fut
 
     def _dispatch(self) -> None:
         while self._queue:
             worker = min(self._workers, key=lambda w: len(w.waiting))
-            if len(worker.waiting) >= _DEPTH:
+            if not worker.free:
                 return
-            path, fut = self._queue.popleft()
-            worker.conn.send_bytes(path)  # a few bytes: never blocks on a pipe
-            worker.waiting.append(fut)
+            path, chunks, fut = self._queue.popleft()
+            slot = worker.free.popleft()
+            size = sum(len(c) for c in chunks)
+            if worker.slots:
+                write_chunks(worker.slots[slot], chunks, 0)
+            else:
+                write_file(path, chunks)
+            worker.conn.send((slot if worker.slots else -1, size, path))  # a few bytes: never blocks
+            worker.waiting.append((fut, slot))
 
     def _on_reply(self, worker: _Worker) -> None:
         try:
@@ -96,7 +129,11 @@ class WorkerPool:
         except (EOFError, OSError):
             self._break()
             return
-        fut = worker.waiting.popleft()
+        fut, slot = worker.waiting.popleft()
+        if slot >= 0:
+            if worker.slots and os.fstat(worker.slots[slot]).st_size > _KEEP_BYTES:
+                os.ftruncate(worker.slots[slot], 0)  # give a huge body's pages back
+            worker.free.append(slot)
         if not fut.done():
             if reply[0] == "ok":
                 fut.set_result(reply[1])
@@ -110,12 +147,12 @@ class WorkerPool:
         self._broken = True
         for worker in self._workers:
             self._forget(worker)
-            for fut in worker.waiting:
+            for fut, _ in worker.waiting:
                 if not fut.done():
                     fut.set_exception(BrokenProcessPool("an image worker died"))
             worker.waiting.clear()
         while self._queue:
-            _, fut = self._queue.popleft()
+            fut = self._queue.popleft()[2]
             if not fut.done():
                 fut.set_exception(BrokenProcessPool("an image worker died"))
 
@@ -123,14 +160,17 @@ class WorkerPool:
         if not worker.conn.closed:
             self.loop.remove_reader(worker.conn.fileno())
             worker.conn.close()
+        for fd in worker.slots:
+            os.close(fd)
+        worker.slots = []
 
     def shutdown(self) -> None:
         """End every worker (they exit when their pipe closes) and wait for them."""
         for worker in self._workers:
             self._forget(worker)
-            for fut in worker.waiting:
+            for fut, _ in worker.waiting:
                 fut.cancel()
-        for _, fut in self._queue:
+        for _, _, fut in self._queue:
             fut.cancel()
         self._queue.clear()
         for worker in self._workers:

@@ -27,23 +27,26 @@ class FolderWriter:
         self.out_dir = out_dir
         self.root = out_dir / settings.images_dir if settings.images_dir else out_dir
         self.settings = settings
-        self._made: set[str] = set()
+        # paths as plain strings: built for every image, where pathlib costs more than the rename
+        self._prefix = f"{self.root.relative_to(out_dir).as_posix()}/" if self.root != out_dir else ""
+        self._folders: dict[str, str] = {}
+        self._suffix = f".tmp-{os.getpid()}"
 
-    def temp_path(self, unit: int, key: str, cls: str) -> Path:
+    def temp_path(self, unit: int, key: str, cls: str) -> str:
         """Return a temporary path in the image's final folder (so the rename is atomic)."""
-        folder = self.root / cls
-        if cls not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._made.add(cls)
-        return folder / f".{key}.tmp-{os.getpid()}"
+        folder = self._folders.get(cls)
+        if folder is None:
+            (self.root / cls).mkdir(parents=True, exist_ok=True)
+            folder = self._folders[cls] = str(self.root / cls)
+        return f"{folder}/.{key}{self._suffix}"
 
     def final_path(self, unit: int, key: str, cls: str, ext: str) -> str:
         """Return the image's path relative to DIR."""
-        return (self.root / cls / f"{key}.{ext}").relative_to(self.out_dir).as_posix()
+        return f"{self._prefix}{cls}/{key}.{ext}"
 
-    def write(self, temp: Path, entry: dict[str, Any]) -> None:
+    def write(self, temp: str, entry: dict[str, Any]) -> None:
         """Move a finished image into place."""
-        os.replace(temp, self.out_dir / entry["path"])
+        os.replace(temp, f"{self.out_dir}/{entry['path']}")
 
     def valid(self, unit: int, entry: dict[str, Any]) -> bool:
         """Return whether a journalled image is at its path with its size."""
@@ -76,17 +79,17 @@ class WebDatasetWriter:
         self.settings = settings
         self.state = state
 
-    def temp_path(self, unit: int, key: str, cls: str) -> Path:
+    def temp_path(self, unit: int, key: str, cls: str) -> str:
         spool = self.state.spool_dir(unit)
         spool.mkdir(parents=True, exist_ok=True)
-        return spool / f".{key}.tmp-{os.getpid()}"
+        return str(spool / f".{key}.tmp-{os.getpid()}")
 
     def final_path(self, unit: int, key: str, cls: str, ext: str) -> str:
         # until the tar exists the sample lives in the spool; `path` is cleared at close
         return f"{key}.{ext}"
 
-    def write(self, temp: Path, entry: dict[str, Any]) -> None:
-        os.replace(temp, temp.parent / entry["path"])
+    def write(self, temp: str, entry: dict[str, Any]) -> None:
+        os.replace(temp, os.path.join(os.path.dirname(temp), entry["path"]))
 
     def valid(self, unit: int, entry: dict[str, Any]) -> bool:
         try:
