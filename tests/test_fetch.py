@@ -254,3 +254,31 @@ def requests_get(url: str) -> bytes:
     import requests
 
     return requests.get(url, timeout=10).content
+
+
+def test_downloads_wait_while_too_many_images_or_bytes_wait_for_processing() -> None:
+    import asyncio
+
+    from gbifxdl.fetch.scheduler import Backlog
+
+    async def scenario() -> list[str]:
+        backlog = Backlog(limit=2, max_bytes=1000)
+        backlog.add(1, 10)
+        backlog.add(1, 10)                       # two images wait for a worker: full
+        started: list[str] = []
+
+        async def download(name: str) -> None:
+            await backlog.wait_room()
+            started.append(name)
+
+        tasks = [asyncio.create_task(download(n)) for n in "abc"]
+        await asyncio.sleep(0.01)
+        assert started == []
+        backlog.add(-1, 1500)                    # one image left, but of 1510 bytes
+        await asyncio.sleep(0.01)
+        assert started == []
+        backlog.add(-1, -1510)                   # processed: room again
+        await asyncio.gather(*tasks)
+        return started
+
+    assert asyncio.run(scenario()) == ["a", "b", "c"]  # in order of asking

@@ -172,7 +172,9 @@ class _Run:
         self.workers: WorkerPool | None = None
         self.progress = progress
         self.loop = asyncio.get_running_loop()
-        self.backlog = Backlog(max(4, 3 * max(workers, 1)))
+        # images waiting for a worker: about 0.3 s of work at 80 images/s per worker, so
+        # that 200 ms of latency never lets the workers run dry; bodies up to 32 MiB each
+        self.backlog = Backlog(max(32, 24 * max(workers, 1)), max(128, 32 * max(workers, 1)) << 20)
         # rows queued ahead of the downloads: cheap (no bytes), deep enough that one slow
         # host does not starve the others
         self.row_slots = asyncio.Semaphore(max(4 * settings.connections, 2 * settings.shard_size, 512))
@@ -251,7 +253,8 @@ class _Run:
                          http_status=got.status, host=got.host)
             if got.data is not None:
                 temp = self.writer.temp_path(unit.number, key, cls)
-                self.backlog.add(1)
+                size = sum(map(len, got.data))
+                self.backlog.add(1, size)
                 try:
                     if settings.header_only:
                         # header parsing is cheap but sha256 and the write are not: a thread
@@ -277,7 +280,7 @@ class _Run:
                         f"an image worker process died while processing {url} (out of memory?); "
                         "run the same command again to resume, perhaps with a lower --max-pixels") from None
                 finally:
-                    self.backlog.add(-1)
+                    self.backlog.add(-1, -size)
         if entry["outcome"] != "ok":
             log.info("%s %s: %s", entry["outcome"], url, entry["error"])
         self._batch.append((unit, i, entry, temp))

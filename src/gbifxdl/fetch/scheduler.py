@@ -113,19 +113,25 @@ class HostLimiter:
 class Backlog:
     """Holds back downloads while too many downloaded images wait for processing.
 
-    A soft bound: while fewer than ``limit`` images wait, waiting downloads go (in order),
-    so the images in memory stay below ``limit`` plus the downloads in flight.
+    A soft bound, in images and in bytes: while fewer than ``limit`` images and
+    ``max_bytes`` wait, waiting downloads go (in order), so the bodies in memory stay
+    below these plus the downloads in flight. Deep enough to hide latency: the workers
+    must not run dry while the next requests are on their way.
     """
 
-    def __init__(self, limit: int) -> None:
-        """Hold back downloads while ``limit`` images or more wait for processing."""
+    def __init__(self, limit: int, max_bytes: int) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
         self.count = 0
+        self.bytes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def _room(self) -> bool:
+        return self.count < self.limit and self.bytes < self.max_bytes
+
     async def wait_room(self) -> None:
-        """Return once fewer than ``limit`` images wait (in order of asking)."""
-        if self.count < self.limit and not self._waiters:
+        """Return once there is room (in order of asking)."""
+        if self._room() and not self._waiters:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
@@ -137,13 +143,14 @@ class Backlog:
                 self._waiters.remove(fut)
             raise
 
-    def add(self, n: int) -> None:
-        """Count ``n`` more (or fewer, when negative) images waiting for processing."""
+    def add(self, n: int, nbytes: int) -> None:
+        """Count ``n`` more (or fewer, when negative) images of ``nbytes`` waiting for processing."""
         self.count += n
+        self.bytes += nbytes
         self._wake()
 
     def _wake(self) -> None:
-        while self.count < self.limit and self._waiters:
+        while self._room() and self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
                 fut.set_result(None)
