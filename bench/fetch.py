@@ -8,9 +8,9 @@
    the fastest is the floor.
 3. Serves the images from loopback with Debian's nginx (installed with apt if missing)
    and times `gbifxdl fetch` and img2dataset (in bench/.venv-img2dataset) on the same
-   URLs: resize 512 / JPEG 95, then no processing. Each resize fetch runs right after a
-   new run of the floor route (the machine's speed drifts with other load), and the best
-   fetch is compared with the best floor of the whole run.
+   URLs: resize 512 / JPEG 95, then no processing. The machine's speed drifts with other
+   load, so each comparison runs in rounds (--repeat), each round timing the floor route,
+   gbifxdl and img2dataset back to back; the best of each is compared.
 4. Latency: the emulator's image hosts (4 hosts, in their own process) with 0 and 200 ms
    added to every response.
 5. Memory: peak RSS of the fetch processes for N URLs of small images.
@@ -212,9 +212,8 @@ def gbifxdl_fetch_once(selection: Path, out: Path, *args: str) -> Rate:
 gbifxdl_fetch = best_of(gbifxdl_fetch_once)
 
 
-@best_of
-def img2dataset(urls: Path, out: Path, *args: str) -> Rate:
-    """Return the rate of img2dataset on the same URLs."""
+def img2dataset_once(urls: Path, out: Path, *args: str) -> Rate:
+    """Return the rate of one img2dataset run on the same URLs."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(BENCH_VENV / "bin" / "img2dataset"), "--url_list", str(urls), "--input_format", "txt",
            "--output_folder", str(out), "--output_format", "files", "--processes_count", "2",
@@ -261,54 +260,69 @@ def compare_routes(folder: Path, n: int) -> Floor:
     return Floor(best[0], [best[1]])
 
 
-def paired_resize(floor: Floor, folder: Path, n: int, selection: Path, out: Path) -> Rate:
-    """Time the floor route and `gbifxdl fetch --resize 512` back to back, REPEAT times.
-
-    The machine's speed drifts with other load: each fetch is measured right after the
-    floor it is compared with. Returns the best fetch; the floor keeps every rate.
-    """
-    ours: list[Rate] = []
-    for i in range(REPEAT[0]):
-        value = run_routes(folder, n, (floor.route,))[floor.route]
-        floor.rates.append(Rate(value["wall"], value["cpu"], n))  # type: ignore[index]
-        ours.append(gbifxdl_fetch_once(selection, out, "--resize", "512", "--jpeg-quality", "95"))
-        f, o = floor.rates[-1], ours[-1]
-        print(f"  pair {i + 1}: floor ({floor.route}) {f.wall:6.1f}/s, gbifxdl fetch {o.wall:6.1f}/s"
-              f" = {o.wall / f.wall:.0%} by wall time, {o.cpu / f.cpu:.0%} by CPU time;"
-              f" fetch() alone {o.inner:6.1f}/s = {o.inner / f.wall:.0%}")
-    return Rate(max(r.wall for r in ours), max(r.cpu for r in ours), ours[0].ok, max(r.peak_mib for r in ours),
-                max(r.inner for r in ours))
+def best(rates: list[Rate]) -> Rate:
+    """Return the best wall and CPU rates of several runs (the least disturbed)."""
+    return Rate(max(r.wall for r in rates), max(r.cpu for r in rates), rates[0].ok,
+                max(r.peak_mib for r in rates), max(r.inner for r in rates))
 
 
 def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Floor, skip: bool) -> None:
-    """Print gbifxdl against img2dataset on the same URLs served by nginx."""
+    """Print gbifxdl against the floor and img2dataset on the same URLs served by nginx.
+
+    The machine's speed drifts with other load: every comparison is run in rounds, each
+    round timing its contenders back to back, and the best of each is compared.
+    """
     nginx = Nginx(folder)
+    n = len(paths)
     try:
         urls = [f"{nginx.base}/{p.name}" for p in paths]
         selection = write_selection(work / "sel.parquet", urls, [i % 50 for i in range(len(urls))])
         url_list = work / "urls.txt"
         url_list.write_text("\n".join(urls) + "\n")
-        print(f"\nFloor and gbifxdl fetch, resize 512 / JPEG 95, measured in pairs over the same {len(paths)} images:")
-        ours = paired_resize(floor, folder, len(paths), selection, work / "ours-512")
-        best = floor.best
-        print(f"floor, best of {len(floor.rates)} ({floor.route}):       {best}")
-        print(f"gbifxdl fetch, resize 512 / JPEG 95:         {ours}")
-        print(f"  best against best = {ours.wall / best.wall:.0%} of the floor by wall time,"
-              f" {ours.cpu / best.cpu:.0%} by CPU time; {ours.inner / best.wall:.0%} for fetch() alone"
-              " (its own time: the floor's timer too starts after imports and process start)")
+        i2d_512 = ("--resize_mode", "keep_ratio_largest", "--resize_only_if_bigger", "True", "--image_size", "512",
+                   "--encode_quality", "95")
+        print(f"\nResize 512 / JPEG 95 over the same {n} images, in rounds (floor, gbifxdl fetch"
+              f"{'' if skip else ', img2dataset'}):")
+        ours: list[Rate] = []
+        theirs: list[Rate] = []
+        for i in range(REPEAT[0]):
+            value = run_routes(folder, n, (floor.route,))[floor.route]
+            floor.rates.append(Rate(value["wall"], value["cpu"], n))  # type: ignore[index]
+            ours.append(gbifxdl_fetch_once(selection, work / "ours-512", "--resize", "512", "--jpeg-quality", "95"))
+            f, o = floor.rates[-1], ours[-1]
+            line = (f"  round {i + 1}: floor ({floor.route}) {f.wall:6.1f}/s, gbifxdl {o.wall:6.1f}/s"
+                    f" = {o.wall / f.wall:.0%} of the floor ({o.cpu / f.cpu:.0%} by CPU;"
+                    f" fetch() alone {o.inner / f.wall:.0%})")
+            if not skip:
+                theirs.append(img2dataset_once(url_list, work / "i2d-512", *i2d_512))
+                line += f"; img2dataset {theirs[-1].wall:6.1f}/s, gbifxdl {o.wall / theirs[-1].wall:.2f}x"
+            print(line)
+        floor_best, ours_best = floor.best, best(ours)
+        print(f"floor, best of {len(floor.rates)} ({floor.route}):       {floor_best}")
+        print(f"gbifxdl fetch, resize 512 / JPEG 95:         {ours_best}")
+        print(f"  = {ours_best.wall / floor_best.wall:.0%} of the floor by wall time,"
+              f" {ours_best.cpu / floor_best.cpu:.0%} by CPU time; {ours_best.inner / floor_best.wall:.0%} for"
+              " fetch() alone (its own time: the floor's timer too starts after imports and process start)")
+        if theirs:
+            print(f"img2dataset, resize 512 / JPEG 95:           {best(theirs)}")
+            print(f"  gbifxdl / img2dataset: {ours_best.ratio(best(theirs))}")
         decoded = gbifxdl_fetch(selection, work / "ours-keep")
-        print(f"gbifxdl fetch, originals kept, decoded:    {decoded}")
-        keep = gbifxdl_fetch(selection, work / "ours-keep-header", "--validate", "header")
-        print(f"gbifxdl fetch, originals kept, headers:    {keep}")
-        if skip:
-            return
-        theirs = img2dataset(url_list, work / "i2d-512", "--resize_mode", "keep_ratio_largest",
-                             "--resize_only_if_bigger", "True", "--image_size", "512", "--encode_quality", "95")
-        print(f"img2dataset, resize 512 / JPEG 95:         {theirs}")
-        print(f"  gbifxdl / img2dataset: {ours.ratio(theirs)}")
-        raw = img2dataset(url_list, work / "i2d-keep", "--disable_all_reencoding", "True")
-        print(f"img2dataset, no reencoding:                {raw}")
-        print(f"  gbifxdl (headers) / img2dataset: {keep.ratio(raw)}; gbifxdl (decoded): {decoded.ratio(raw)}")
+        print(f"\ngbifxdl fetch, originals kept, decoded:      {decoded}")
+        print(f"No processing, in rounds (gbifxdl fetch --validate header{'' if skip else ', img2dataset'}):")
+        keep: list[Rate] = []
+        raw: list[Rate] = []
+        for i in range(REPEAT[0]):
+            keep.append(gbifxdl_fetch_once(selection, work / "ours-keep-header", "--validate", "header"))
+            line = f"  round {i + 1}: gbifxdl {keep[-1].wall:6.1f}/s"
+            if not skip:
+                raw.append(img2dataset_once(url_list, work / "i2d-keep", "--disable_all_reencoding", "True"))
+                line += f", img2dataset {raw[-1].wall:6.1f}/s = {keep[-1].wall / raw[-1].wall:.2f}x"
+            print(line)
+        print(f"gbifxdl fetch, originals kept, headers:      {best(keep)}")
+        if raw:
+            print(f"img2dataset, no reencoding:                  {best(raw)}")
+            print(f"  gbifxdl (headers) / img2dataset: {best(keep).ratio(best(raw))};"
+                  f" gbifxdl (decoded): {decoded.ratio(best(raw))}")
     finally:
         nginx.stop()
         shutil.rmtree(work / "ours-512", ignore_errors=True)
