@@ -183,13 +183,17 @@ CORES = os.cpu_count() or 1
 REPEAT = [1]
 
 
+def best(rates: list[Rate]) -> Rate:
+    """Return the best wall and CPU rates of several runs (the least disturbed)."""
+    return Rate(max(r.wall for r in rates), max(r.cpu for r in rates), rates[0].ok,
+                max(r.peak_mib for r in rates), max(r.inner for r in rates))
+
+
 def best_of(measure):  # type: ignore[no-untyped-def]
     """Wrap a timing function: run it REPEAT times, keep the best wall and CPU rates."""
 
     def run(*args, **kwargs):  # type: ignore[no-untyped-def]
-        rates = [measure(*args, **kwargs) for _ in range(REPEAT[0])]
-        return Rate(max(r.wall for r in rates), max(r.cpu for r in rates), rates[0].ok,
-                    max(r.peak_mib for r in rates))
+        return best([measure(*args, **kwargs) for _ in range(REPEAT[0])])
 
     return run
 
@@ -240,30 +244,24 @@ class Floor:
 
     @property
     def best(self) -> Rate:
-        return Rate(max(r.wall for r in self.rates), max(r.cpu for r in self.rates), self.rates[0].ok)
+        return best(self.rates)
 
 
 def compare_routes(folder: Path, n: int) -> Floor:
     """Print every decode-resize-encode route's rate; return the fastest pure route (the floor)."""
     routes = run_routes(folder, n)
     print(f"\nRoutes, resize 512 / JPEG 95, tight loop on {CORES} cores over {n} files:")
-    best: tuple[str, Rate] | None = None
+    fastest: tuple[str, Rate] | None = None
     for name, value in routes.items():
         if isinstance(value, str):
             print(f"  {name:<36} {value}")
             continue
         rate = Rate(value["wall"], value["cpu"], n)  # type: ignore[index]
         print(f"  {name:<36} {rate}")
-        if name in PURE_ROUTES and (best is None or rate.cpu > best[1].cpu):
-            best = (name, rate)
-    assert best is not None
-    return Floor(best[0], [best[1]])
-
-
-def best(rates: list[Rate]) -> Rate:
-    """Return the best wall and CPU rates of several runs (the least disturbed)."""
-    return Rate(max(r.wall for r in rates), max(r.cpu for r in rates), rates[0].ok,
-                max(r.peak_mib for r in rates), max(r.inner for r in rates))
+        if name in PURE_ROUTES and (fastest is None or rate.cpu > fastest[1].cpu):
+            fastest = (name, rate)
+    assert fastest is not None
+    return Floor(fastest[0], [fastest[1]])
 
 
 def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Floor, skip: bool) -> None:

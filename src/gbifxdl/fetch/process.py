@@ -249,10 +249,10 @@ def _transpose(img: Image.Image, orientation: int) -> Image.Image:
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    method = _TRANSPOSE.get(orientation)
-    if method is None:
+    """Return ``pixels`` as displayed (no copy when the orientation is the identity)."""
+    if orientation not in _TRANSPOSE:
         return pixels
-    return np.asarray(Image.fromarray(pixels).transpose(method))
+    return np.asarray(_transpose(Image.fromarray(pixels), orientation))
 
 
 def _oriented(width: int, height: int, orientation: int) -> tuple[int, int]:

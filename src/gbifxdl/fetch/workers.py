@@ -28,7 +28,7 @@ from gbifxdl.fetch.process import ImageFault, ProcessOptions, Processed, process
 # tasks queued in each worker's pipe, so it starts the next image without waiting for
 # the event loop to answer its last result; one shared-memory slot each
 _DEPTH = 2
-# a slot keeps the pages of its largest body; past this size they are given back
+# a slot keeps the pages of the bodies written to it; a body past this size gives them back
 _KEEP_BYTES = 16 << 20
 _MEMFD = hasattr(os, "memfd_create") and reduction.HAVE_SEND_HANDLE
 
@@ -70,7 +70,7 @@ class _Worker:
         self.conn = conn
         self.slots = slots                      # memfd per slot (empty without memfd)
         self.free = deque(range(_DEPTH))
-        self.waiting: deque[tuple[asyncio.Future[Any], int]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[Any], int, int]] = deque()  # future, slot, body size
 
 
 class WorkerPool:
@@ -93,7 +93,7 @@ class WorkerPool:
                 reduction.send_handle(ours, fd, proc.pid)
             worker = _Worker(proc, ours, slots)
             # its "ready" (imports done) comes back first, like a reply that frees no slot
-            worker.waiting.append((self.loop.create_future(), -1))
+            worker.waiting.append((self.loop.create_future(), -1, 0))
             self._workers.append(worker)
             self.loop.add_reader(ours.fileno(), self._on_reply, worker)
 
@@ -121,7 +121,7 @@ class WorkerPool:
             else:
                 write_file(path, chunks)
             worker.conn.send((slot if worker.slots else -1, size, path))  # a few bytes: never blocks
-            worker.waiting.append((fut, slot))
+            worker.waiting.append((fut, slot, size))
 
     def _on_reply(self, worker: _Worker) -> None:
         try:
@@ -129,10 +129,12 @@ class WorkerPool:
         except (EOFError, OSError):
             self._break()
             return
-        fut, slot = worker.waiting.popleft()
+        fut, slot, size = worker.waiting.popleft()
         if slot >= 0:
-            if worker.slots and os.fstat(worker.slots[slot]).st_size > _KEEP_BYTES:
-                os.ftruncate(worker.slots[slot], 0)  # give a huge body's pages back
+            # a slot only grows to the body just written (larger ones were cut back), so
+            # that body's size says whether its pages should be given back
+            if worker.slots and size > _KEEP_BYTES:
+                os.ftruncate(worker.slots[slot], 0)
             worker.free.append(slot)
         if not fut.done():
             if reply[0] == "ok":
@@ -147,7 +149,7 @@ class WorkerPool:
         self._broken = True
         for worker in self._workers:
             self._forget(worker)
-            for fut, _ in worker.waiting:
+            for fut, _, _ in worker.waiting:
                 if not fut.done():
                     fut.set_exception(BrokenProcessPool("an image worker died"))
             worker.waiting.clear()
@@ -168,7 +170,7 @@ class WorkerPool:
         """End every worker (they exit when their pipe closes) and wait for them."""
         for worker in self._workers:
             self._forget(worker)
-            for fut, _ in worker.waiting:
+            for fut, _, _ in worker.waiting:
                 fut.cancel()
         for _, _, fut in self._queue:
             fut.cancel()

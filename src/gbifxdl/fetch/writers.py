@@ -36,8 +36,9 @@ class FolderWriter:
         """Return a temporary path in the image's final folder (so the rename is atomic)."""
         folder = self._folders.get(cls)
         if folder is None:
-            (self.root / cls).mkdir(parents=True, exist_ok=True)
-            folder = self._folders[cls] = str(self.root / cls)
+            made = self.root / cls
+            made.mkdir(parents=True, exist_ok=True)
+            folder = self._folders[cls] = str(made)
         return f"{folder}/.{key}{self._suffix}"
 
     def final_path(self, unit: int, key: str, cls: str, ext: str) -> str:
