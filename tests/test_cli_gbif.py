@@ -28,12 +28,8 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbifEmulator]:
         yield emulator
 
 
-@pytest.fixture(autouse=True)
-def no_ambient_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GBIF_USER", "GBIF_PWD", "GBIF_EMAIL", "GBIF_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.chdir(tmp_path)
+# no ambient credentials: every test runs in an empty folder with no GBIF variables and no netrc
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def gx(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -13,14 +13,8 @@ SECRET = "Zq9-secret-Pw!"
 API = "http://127.0.0.1:9/v1"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every test in an empty folder with no GBIF variables and no netrc."""
-    for name in ("GBIF_USER", "GBIF_PWD", "GBIF_EMAIL", "GBIF_API_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+# every test runs in an empty folder with no GBIF variables and no netrc
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _netrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
