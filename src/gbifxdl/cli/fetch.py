@@ -68,10 +68,15 @@ def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_age
     not downloaded again. Writes OUTPUT/metadata.parquet with one row per input row.
     """
     from gbifxdl.fetch import FetchSettings
-    from gbifxdl.fetch import fetch as run_fetch
 
     default, overrides = _per_host(per_host)
     if user_agent:
         options["user_agent"] = user_agent
     settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
+    if settings.workers != 0 and not settings.header_only:
+        from gbifxdl.fetch.workers import start_fork_server
+
+        start_fork_server()  # the workers' imports then run beside the pipeline's
+    from gbifxdl.fetch import fetch as run_fetch
+
     run_fetch(selection, output_dir, settings, progress=not quiet)

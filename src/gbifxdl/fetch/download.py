@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -73,7 +73,7 @@ async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings
     seen = {url}
     current = url
     for _ in range(settings.max_redirects + 1):
-        if urlsplit(current).scheme not in ("http", "https"):
+        if not current[:8].lower().startswith(("http://", "https://")):
             return Attempt(None, "bad_redirect", f"will not follow a redirect to {current!r} (http and https only)")
         async with session.get(current, allow_redirects=False) as resp:
             status = resp.status

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -25,13 +25,12 @@ import pyarrow.parquet as pq
 from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
-from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_to_file
-from gbifxdl.fetch.validate import keep_to_file
+from gbifxdl.fetch.image_types import ImageFault, ProcessOptions
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
-from gbifxdl.fetch.workers import WorkerPool
+from gbifxdl.fetch.workers import WorkerPool, start_fork_server
 from gbifxdl.fetch.writers import make_writer
 
 PROVENANCE_KEY = b"gbifxdl.provenance"
@@ -77,7 +76,10 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
             return summary
         done_rows = (n_units - len(pending)) * settings.shard_size
         run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
-        fetched_now = _run_loop(run.main(Progress(total, min(done_rows, total), progress)))
+        if settings.workers != 0 and not settings.header_only:
+            start_fork_server()  # before the policy changes: the workers inherit the server's
+        with _batch_scheduled():
+            fetched_now = _run_loop(run.main(Progress(total, min(done_rows, total), progress)))
         _assemble(selection, state, schema, settings, metadata)
         summary = _summarise(metadata, fetched_now, time.monotonic() - started)
         log.info("%s", summary.format())
@@ -87,6 +89,31 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
     finally:
         close_log(handler)
         os.close(lock)
+
+
+@contextlib.contextmanager
+def _batch_scheduled() -> Iterator[None]:
+    """Schedule this thread (the event loop's) as a batch task meanwhile, where Linux can.
+
+    The loop wakes for every few packets and every reply, and each wake-up of a normal
+    task preempts an image worker (costing it its caches). A batch task waits for the
+    scheduler's tick instead, and then does more per turn; the backlog of images keeps
+    the workers fed. Measured: about 3% more images per second on 2 cores. The policy
+    before is restored after; a policy other than the default one is left alone.
+    """
+    try:
+        before = os.sched_getscheduler(0)
+        if before != os.SCHED_OTHER:
+            raise OSError("not the default policy")
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or not allowed
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, before, os.sched_param(0))
 
 
 def _run_loop(coro: Any) -> Any:
@@ -184,12 +211,10 @@ class _Run:
         try:
             if workers == 0 or settings.header_only:
                 self.pool = ThreadPoolExecutor(max_workers=2)
+                self.in_thread = _in_thread_function(settings, self.options)
             else:
-                with _main_module_hidden():
-                    # every worker starts here, so none re-runs the caller's script (a script
-                    # without an `if __name__ == "__main__"` guard would otherwise run again)
-                    # downloads start at once: tasks wait in the pipes while workers import
-                    self.workers = WorkerPool(workers, self.options)
+                # downloads start at once: tasks wait in the pipes while workers start
+                self.workers = WorkerPool(workers, self.options)
             async with make_session(settings) as session:
                 self.scheduler = Scheduler(session, settings)
                 await self._feed()
@@ -256,18 +281,11 @@ class _Run:
                 size = sum(map(len, got.data))
                 self.backlog.add(1, size)
                 try:
-                    if settings.header_only:
-                        # header parsing is cheap but sha256 and the write are not: a thread
-                        # runs them (both release the GIL) while the loop carries on
-                        done = await self.loop.run_in_executor(self.pool, keep_to_file, got.data,
-                                                               settings.max_pixels, temp)
-                    else:
+                    if self.workers is not None:
                         # a worker writes the result to the temporary path
-                        if self.workers is not None:
-                            done = await self.workers.process(temp, got.data)
-                        else:
-                            done = await self.loop.run_in_executor(self.pool, process_to_file, b"".join(got.data),
-                                                                   temp, self.options)
+                        done = await self.workers.process(temp, got.data)
+                    else:
+                        done = await self.loop.run_in_executor(self.pool, self.in_thread, got.data, temp)
                     entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
                 except ImageFault as fault:
@@ -329,19 +347,17 @@ class _Run:
         self.state.write_unit(unit.number, entries)
 
 
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    main = sys.modules.get("__main__")
-    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main and name in main.__dict__}
-    try:
-        if main is not None:
-            main.__dict__.pop("__file__", None)
-            main.__dict__["__spec__"] = None
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.pop("__spec__", None)
-            main.__dict__.update(saved)
+def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:
+    """Return what a thread runs per body when there are no worker processes."""
+    if settings.header_only:
+        from gbifxdl.fetch.validate import keep_to_file
+
+        # header parsing is cheap but sha256 and the write are not: a thread runs them
+        # (both release the GIL) while the loop carries on
+        return lambda chunks, temp: keep_to_file(chunks, settings.max_pixels, temp)
+    from gbifxdl.fetch.process import process_to_file
+
+    return lambda chunks, temp: process_to_file(b"".join(chunks), temp, options)
 
 
 _MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")

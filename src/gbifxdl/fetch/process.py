@@ -21,57 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import threading
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import simplejpeg
 from PIL import Image
 
 from gbifxdl._io import write_file
+from gbifxdl.fetch.image_types import ImageFault, Processed, ProcessOptions
 
 # we check pixel counts ourselves, before decoding, with our own limit
 Image.MAX_IMAGE_PIXELS = None
 
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
                "BMP": "bmp", "MPO": "jpg"}
-
-
-@dataclass(frozen=True)
-class ProcessOptions:
-    """What to do with each image (picklable, sent to the workers)."""
-
-    resize: int | None = None
-    resize_mode: str = "longest"
-    reencode: bool = False
-    jpeg_quality: int = 95
-    max_pixels: int = 178_956_970
-
-
-@dataclass(frozen=True)
-class Processed:
-    """The measurements of one written image."""
-
-    ext: str
-    orig_width: int
-    orig_height: int
-    width: int
-    height: int
-    bytes: int
-    sha256: str
-    pixel_hash: str | None     # None when only headers were checked
-    phash: int | None
-
-
-class ImageFault(Exception):
-    """The bytes are not a usable image; ``kind`` is the outcome to record."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(kind, message)
-        self.kind = kind
-        self.message = message
 
 
 def process_to_file(data: bytes, path: str, options: ProcessOptions) -> Processed:
@@ -299,44 +261,23 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-_DCT32 = _dct_matrix(32)
+_DCT8x32 = _dct_matrix(32)[:8]  # the 8 lowest frequencies of a 32-point DCT-II
+_GRID = 128                      # pixels sampled per side before averaging (4x4 per cell)
 
 
 def phash(pixels: np.ndarray | Image.Image) -> int:
     """Return the 64-bit DCT perceptual hash of RGB or greyscale pixels (compare by Hamming distance).
 
-    The pixels are box-averaged down to 32x32 greyscale (an integer ``reduce`` first, so
-    the exact resample works on a tiny image: a third of the cost of resampling it all),
-    then a 2-D DCT-II; of its top-left 8x8 block each bit says whether the coefficient is
-    above the median of the 63 non-DC ones (the DC bit is always 0).
+    The image is sampled on a 128x128 grid (nearest pixel; the aspect ratio is dropped),
+    averaged 4x4 down to 32x32 and made greyscale, then a 2-D DCT-II; of its top-left 8x8
+    block each bit says whether the coefficient is above the median of the 63 non-DC
+    ones (the DC bit is always 0). Sampling touches a 128x128 grid whatever the image's
+    size: about a tenth of the cost of averaging every pixel, and as stable under
+    re-encoding and resizing (measured on the bench images).
     """
     img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
-    fx, fy = max(1, img.width // 32), max(1, img.height // 32)
-    if fx > 1 or fy > 1:
-        img = img.reduce((fx, fy))
-    grey = (img if img.mode == "L" else img.convert("L")).resize((32, 32), Image.BOX)
-    block = (_DCT32 @ np.asarray(grey, dtype=np.float64) @ _DCT32.T)[:8, :8].ravel()
-    median = np.median(block[1:])
-    bits = block > median
+    grey = img.resize((_GRID, _GRID), Image.NEAREST).reduce(_GRID // 32).convert("L")
+    block = (_DCT8x32 @ np.asarray(grey, dtype=np.float64) @ _DCT8x32.T).ravel()
+    bits = block > np.sort(block[1:])[31]  # the median of 63 values is the 32nd
     bits[0] = False
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def watch_parent(pid: int) -> None:
-    """Start a thread ending this worker once process ``pid`` (the fetch) is gone.
-
-    A fetch killed with SIGKILL cannot stop its workers, and they would wait for work
-    forever (their queue's other end stays open in the workers themselves).
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=watch, name="gbifxdl-watch-parent", daemon=True).start()
