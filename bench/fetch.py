@@ -9,8 +9,9 @@
 3. Serves the images from loopback with Debian's nginx (installed with apt if missing)
    and times `gbifxdl fetch` and img2dataset (in bench/.venv-img2dataset) on the same
    URLs: resize 512 / JPEG 95, then no processing. The machine's speed drifts with other
-   load, so each comparison runs in rounds (--repeat), each round timing the floor route,
-   gbifxdl and img2dataset back to back; the best of each is compared.
+   load, so each comparison runs in rounds (--repeat): each gbifxdl run is bracketed by
+   floor runs and followed by img2dataset's, and the median of the rounds' ratios is the
+   headline (the best against the best is printed too).
 4. Latency: the emulator's image hosts (4 hosts, in their own process) with 0 and 200 ms
    added to every response.
 5. Memory: peak RSS of the fetch processes for N URLs of small images.
@@ -31,6 +32,7 @@ import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -283,11 +285,66 @@ def compare_routes(folder: Path, n: int) -> Floor:
     return Floor(fastest[0], [fastest[1]])
 
 
+def floor_once(folder: Path, n: int, floor: Floor) -> Rate:
+    """Return (and keep) one rate of the floor route over the first ``n`` images."""
+    value = run_routes(folder, n, (floor.route,))[floor.route]
+    rate = Rate(value["wall"], value["cpu"], n)  # type: ignore[index]
+    floor.rates.append(rate)
+    return rate
+
+
+def resize_rounds(folder: Path, n: int, selection: Path, url_list: Path, work: Path, floor: Floor,
+                  skip: bool) -> None:
+    """Print gbifxdl's rate at resize 512 / JPEG 95 against the floor and img2dataset, in rounds.
+
+    Each gbifxdl run is bracketed by two floor runs (the one ending the round before and
+    one just after it) and compared with their mean, so that both sides come from the
+    same minutes: the machine's speed drifts by up to a quarter between minutes. The
+    headline is the median of the rounds; the best against the best is printed too.
+    """
+    i2d = ("--resize_mode", "keep_ratio_largest", "--resize_only_if_bigger", "True", "--image_size", "512",
+           "--encode_quality", "95")
+    print(f"\nResize 512 / JPEG 95 over the same {n} images, in rounds (floor, then per round gbifxdl fetch,"
+          f" floor{'' if skip else ', img2dataset'}):")
+    before = floor_once(folder, n, floor)
+    ours: list[Rate] = []
+    theirs: list[Rate] = []
+    ratios: list[tuple[float, float, float]] = []
+    for i in range(REPEAT[0]):
+        o = gbifxdl_fetch_once(selection, work / "ours-512", "--resize", "512", "--jpeg-quality", "95")
+        after = floor_once(folder, n, floor)
+        ours.append(o)
+        wall, cpu = (before.wall + after.wall) / 2, (before.cpu + after.cpu) / 2
+        ratios.append((o.wall / wall, o.cpu / cpu, o.inner / wall))
+        line = (f"  round {i + 1}: floor {before.wall:6.1f} and {after.wall:6.1f}/s around gbifxdl {o.wall:6.1f}/s"
+                f" = {ratios[-1][0]:.0%} of the floor ({ratios[-1][1]:.0%} by CPU; fetch() alone {ratios[-1][2]:.0%})")
+        if not skip:
+            theirs.append(img2dataset_once(url_list, work / "i2d-512", *i2d))
+            line += f"; img2dataset {theirs[-1].wall:6.1f}/s, gbifxdl {o.wall / theirs[-1].wall:.2f}x"
+        print(line)
+        before = after
+    wall, cpu, inner = (statistics.median(r[k] for r in ratios) for k in range(3))
+    print(f"  median of {len(ratios)} rounds: {wall:.0%} of the floor by wall time, {cpu:.0%} by CPU time,"
+          f" {inner:.0%} for fetch() alone (its own time: the floor's timer too starts after imports and"
+          " process start)")
+    floor_best, ours_best = floor.best, best(ours)
+    print(f"floor, best of {len(floor.rates)} ({floor.route}):       {floor_best}")
+    print(f"gbifxdl fetch, resize 512 / JPEG 95, best:   {ours_best}")
+    print(f"  best against best: {ours_best.wall / floor_best.wall:.0%} of the floor by wall time,"
+          f" {ours_best.cpu / floor_best.cpu:.0%} by CPU time")
+    if theirs:
+        print(f"img2dataset, resize 512 / JPEG 95, best:     {best(theirs)}")
+        print(f"  gbifxdl / img2dataset, median of rounds:"
+              f" {statistics.median(o.wall / t.wall for o, t in zip(ours, theirs)):.2f}x wall;"
+              f" best against best: {ours_best.ratio(best(theirs))}")
+    shutil.rmtree(work / "ours-512", ignore_errors=True)
+
+
 def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Floor, skip: bool) -> None:
     """Print gbifxdl against the floor and img2dataset on the same URLs served by nginx.
 
     The machine's speed drifts with other load: every comparison is run in rounds, each
-    round timing its contenders back to back, and the best of each is compared.
+    round timing its contenders back to back.
     """
     nginx = Nginx(folder)
     n = len(paths)
@@ -296,33 +353,7 @@ def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor:
         selection = write_selection(work / "sel.parquet", urls, [i % 50 for i in range(len(urls))])
         url_list = work / "urls.txt"
         url_list.write_text("\n".join(urls) + "\n")
-        i2d_512 = ("--resize_mode", "keep_ratio_largest", "--resize_only_if_bigger", "True", "--image_size", "512",
-                   "--encode_quality", "95")
-        print(f"\nResize 512 / JPEG 95 over the same {n} images, in rounds (floor, gbifxdl fetch"
-              f"{'' if skip else ', img2dataset'}):")
-        ours: list[Rate] = []
-        theirs: list[Rate] = []
-        for i in range(REPEAT[0]):
-            value = run_routes(folder, n, (floor.route,))[floor.route]
-            floor.rates.append(Rate(value["wall"], value["cpu"], n))  # type: ignore[index]
-            ours.append(gbifxdl_fetch_once(selection, work / "ours-512", "--resize", "512", "--jpeg-quality", "95"))
-            f, o = floor.rates[-1], ours[-1]
-            line = (f"  round {i + 1}: floor ({floor.route}) {f.wall:6.1f}/s, gbifxdl {o.wall:6.1f}/s"
-                    f" = {o.wall / f.wall:.0%} of the floor ({o.cpu / f.cpu:.0%} by CPU;"
-                    f" fetch() alone {o.inner / f.wall:.0%})")
-            if not skip:
-                theirs.append(img2dataset_once(url_list, work / "i2d-512", *i2d_512))
-                line += f"; img2dataset {theirs[-1].wall:6.1f}/s, gbifxdl {o.wall / theirs[-1].wall:.2f}x"
-            print(line)
-        floor_best, ours_best = floor.best, best(ours)
-        print(f"floor, best of {len(floor.rates)} ({floor.route}):       {floor_best}")
-        print(f"gbifxdl fetch, resize 512 / JPEG 95:         {ours_best}")
-        print(f"  = {ours_best.wall / floor_best.wall:.0%} of the floor by wall time,"
-              f" {ours_best.cpu / floor_best.cpu:.0%} by CPU time; {ours_best.inner / floor_best.wall:.0%} for"
-              " fetch() alone (its own time: the floor's timer too starts after imports and process start)")
-        if theirs:
-            print(f"img2dataset, resize 512 / JPEG 95:           {best(theirs)}")
-            print(f"  gbifxdl / img2dataset: {ours_best.ratio(best(theirs))}")
+        resize_rounds(folder, n, selection, url_list, work, floor, skip)
         decoded = gbifxdl_fetch(selection, work / "ours-keep")
         print(f"\ngbifxdl fetch, originals kept, decoded:      {decoded}")
         print(f"No processing, in rounds (gbifxdl fetch --validate header{'' if skip else ', img2dataset'}):")
@@ -338,29 +369,43 @@ def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor:
         print(f"gbifxdl fetch, originals kept, headers:      {best(keep)}")
         if raw:
             print(f"img2dataset, no reencoding:                  {best(raw)}")
-            print(f"  gbifxdl (headers) / img2dataset: {best(keep).ratio(best(raw))};"
-                  f" gbifxdl (decoded): {decoded.ratio(best(raw))}")
+            print(f"  gbifxdl (headers) / img2dataset, median of rounds:"
+                  f" {statistics.median(k.wall / r.wall for k, r in zip(keep, raw)):.2f}x wall;"
+                  f" best against best: {best(keep).ratio(best(raw))}; gbifxdl (decoded): {decoded.ratio(best(raw))}")
     finally:
         nginx.stop()
         shutil.rmtree(work / "ours-512", ignore_errors=True)
 
 
 def compare_latency(paths: list[Path], folder: Path, work: Path) -> None:
-    """Print gbifxdl's rate from 4 emulator hosts with 0 and 200 ms added to every response."""
-    rates: dict[float, Rate] = {}
-    for latency in (0.0, 0.2):
-        hosts = subprocess.Popen([sys.executable, str(HERE / "_fetch_hosts.py"), str(folder), "4", str(latency)],
-                                 env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
+    """Print gbifxdl's rate from 4 emulator hosts with 0 and 200 ms added to every response,
+    in rounds (one run of each per round; the median of the rounds' ratios is the headline)."""
+    servers, selections = [], {}
+    try:
+        for latency in (0.0, 0.2):
+            hosts = subprocess.Popen([sys.executable, str(HERE / "_fetch_hosts.py"), str(folder), "4", str(latency)],
+                                     env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            servers.append(hosts)
             bases = json.loads(hosts.stdout.readline())  # type: ignore[union-attr]
             urls = [f"{bases[i % 4]}/files/{p.name}" for i, p in enumerate(paths)]
-            sel = write_selection(work / f"sel-lat{latency}.parquet", urls)
-            rates[latency] = gbifxdl_fetch(sel, work / f"ours-lat{latency}", "--resize", "512", "--jpeg-quality", "95")
-        finally:
+            selections[latency] = write_selection(work / f"sel-lat{latency}.parquet", urls)
+        print("\nLatency, in rounds (emulator hosts with 0, then 200 ms added to every response):")
+        rates: dict[float, list[Rate]] = {0.0: [], 0.2: []}
+        for i in range(REPEAT[0]):
+            for latency, sel in selections.items():
+                rates[latency].append(gbifxdl_fetch_once(sel, work / f"ours-lat{latency}", "--resize", "512",
+                                                         "--jpeg-quality", "95"))
+            print(f"  round {i + 1}: {rates[0.0][-1].wall:6.1f}/s without, {rates[0.2][-1].wall:6.1f}/s with"
+                  f" = {rates[0.2][-1].wall / rates[0.0][-1].wall:.0%}")
+    finally:
+        for hosts in servers:
             hosts.stdin.close()  # type: ignore[union-attr]
             hosts.wait(30)
-        print(f"emulator hosts, {latency * 1000:3.0f} ms latency:            {rates[latency]}")
-    print(f"  with 200 ms latency: {rates[0.2].wall / rates[0.0].wall:.0%} of the rate without (wall time)")
+    for latency, runs in rates.items():
+        print(f"emulator hosts, {latency * 1000:3.0f} ms latency, best:      {best(runs)}")
+    print(f"  with 200 ms latency: {statistics.median(b.wall / a.wall for a, b in zip(rates[0.0], rates[0.2])):.0%}"
+          f" of the rate without (wall time, median of rounds); best against best"
+          f" {best(rates[0.2]).wall / best(rates[0.0]).wall:.0%}")
 
 
 def measure_memory(n: int, folder: Path, work: Path) -> None:
