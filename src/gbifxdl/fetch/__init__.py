@@ -2,7 +2,9 @@
 
 - :mod:`~gbifxdl.fetch.scheduler`  per-host limits, adaptive concurrency, Retry-After, retries
 - :mod:`~gbifxdl.fetch.download`   one HTTP attempt: timeouts, size limit, redirects
-- :mod:`~gbifxdl.fetch.process`    decode, resize, encode, hash (in worker processes)
+- :mod:`~gbifxdl.fetch.workers`    the worker processes, fed over pipes and shared memory
+- :mod:`~gbifxdl.fetch.process`    decode, resize, encode, hash (in the workers)
+- :mod:`~gbifxdl.fetch.image_types` what the workers are given and give back
 - :mod:`~gbifxdl.fetch.validate`   kept originals checked by their headers only (in threads)
 - :mod:`~gbifxdl.fetch.writers`    species folders or WebDataset shards
 - :mod:`~gbifxdl.fetch.shards`     work units and resume state
