@@ -8,10 +8,9 @@ import fcntl
 import hashlib
 import json
 import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch.download import make_session
+from gbifxdl.fetch._loop import batch_scheduled, run_loop
 from gbifxdl.fetch.image_types import ImageFault, ProcessOptions
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
@@ -78,8 +78,8 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
         run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
         if settings.workers != 0 and not settings.header_only:
             start_fork_server()  # before the policy changes: the workers inherit the server's
-        with _batch_scheduled():
-            fetched_now = _run_loop(run.main(Progress(total, min(done_rows, total), progress)))
+        with batch_scheduled():
+            fetched_now = run_loop(run.main(Progress(total, min(done_rows, total), progress)))
         _assemble(selection, state, schema, settings, metadata)
         summary = _summarise(metadata, fetched_now, time.monotonic() - started)
         log.info("%s", summary.format())
@@ -89,57 +89,6 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
     finally:
         close_log(handler)
         os.close(lock)
-
-
-@contextlib.contextmanager
-def _batch_scheduled() -> Iterator[None]:
-    """Schedule this thread (the event loop's) as a batch task meanwhile, where Linux can.
-
-    The loop wakes for every few packets and every reply, and each wake-up of a normal
-    task preempts an image worker (costing it its caches). A batch task waits for the
-    scheduler's tick instead, and then does more per turn; the backlog of images keeps
-    the workers fed. Measured: about 3% more images per second on 2 cores. The policy
-    before is restored after; a policy other than the default one is left alone.
-    """
-    try:
-        before = os.sched_getscheduler(0)
-        if before != os.SCHED_OTHER:
-            raise OSError("not the default policy")
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or not allowed
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, before, os.sched_param(0))
-
-
-def _run_loop(coro: Any) -> Any:
-    """Run ``coro`` to completion on a fresh event loop (uvloop's when installed)."""
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
-            return runner.run(coro)
-    loop = _new_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """Return uvloop's event loop when it is installed, else asyncio's.
-
-    The main process reads every body off its sockets: uvloop does that in C and leaves
-    more of a core for the rest (it is optional; asyncio's loop gives the same results).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _lock(path: Path) -> int:
