@@ -27,15 +27,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_chunks(fd: int, chunks: list[bytes], offset: int | None = None) -> None:
-    """Write ``chunks`` to ``fd`` in (usually) one system call, at ``offset`` or the position."""
+def write_chunks(fd: int, chunks: list[bytes]) -> None:
+    """Write ``chunks`` to ``fd`` in (usually) one system call."""
     views = [memoryview(c) for c in chunks]
-    at = offset
     while views:
-        batch = views[:1024]  # IOV_MAX
-        n = os.writev(fd, batch) if at is None else os.pwritev(fd, batch, at)
-        if at is not None:
-            at += n
+        n = os.writev(fd, views[:1024])  # IOV_MAX
         while views and n >= len(views[0]):
             n -= len(views.pop(0))
         if n:
