@@ -73,7 +73,7 @@ def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_age
     if user_agent:
         options["user_agent"] = user_agent
     settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
-    if settings.workers != 0 and not settings.header_only:
+    if settings.uses_processes:
         from gbifxdl.fetch.workers import start_fork_server
 
         start_fork_server()  # the workers' imports then run beside the pipeline's

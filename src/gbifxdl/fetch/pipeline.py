@@ -76,7 +76,7 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
             return summary
         done_rows = (n_units - len(pending)) * settings.shard_size
         run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
-        if settings.workers != 0 and not settings.header_only:
+        if settings.uses_processes:
             start_fork_server()  # before the policy changes: the workers inherit the server's
         with batch_scheduled():
             fetched_now = run_loop(run.main(Progress(total, min(done_rows, total), progress)))
@@ -158,7 +158,7 @@ class _Run:
         self._batch: list[tuple[_Unit, int, dict[str, Any], str | None]] = []
         self._committing: asyncio.Task[None] | None = None
         try:
-            if workers == 0 or settings.header_only:
+            if not settings.uses_processes:
                 self.pool = ThreadPoolExecutor(max_workers=2)
                 self.in_thread = _in_thread_function(settings, self.options)
             else:

@@ -83,6 +83,11 @@ class FetchSettings:
         """Return whether images are checked by their headers only (kept originals, validate="header")."""
         return not self.should_reencode and self.validate == "header"
 
+    @property
+    def uses_processes(self) -> bool:
+        """Return whether images are processed in worker processes (else in threads)."""
+        return self.workers != 0 and not self.header_only
+
     def limit_for(self, host: str) -> int:
         """Return the starting concurrency limit of ``host``."""
         return dict(self.per_host_overrides).get(host, self.per_host)
