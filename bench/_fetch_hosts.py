@@ -19,6 +19,6 @@ from gbifxdl.testing.image_hosts import ImageHosts  # noqa: E402
 
 if __name__ == "__main__":
     files_dir, n_hosts, latency = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    with ImageHosts(n_hosts, latency=latency, files_dir=files_dir, first_address="127.0.0.30") as hosts:
+    with ImageHosts(n_hosts, latency=latency, files_dir=files_dir) as hosts:
         print(json.dumps(hosts.base_urls), flush=True)
         sys.stdin.read()

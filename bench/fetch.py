@@ -82,7 +82,7 @@ def free_port(host: str) -> int:
 class Nginx:
     """Debian's nginx serving a folder on loopback with its own config (started and stopped here)."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.2") -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         if shutil.which("nginx") is None:
             subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True)
         self.dir = Path(tempfile.mkdtemp(prefix="gbifxdl-nginx-"))

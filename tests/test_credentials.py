@@ -91,6 +91,6 @@ def test_broken_netrc_error_does_not_quote_the_file(clean_env: Path, monkeypatch
 
 
 def test_gbif_api_url_env_picks_the_netrc_host(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _netrc(clean_env, monkeypatch, "machine 127.0.0.5 login frank password fpw\n")
-    monkeypatch.setenv("GBIF_API_URL", "http://127.0.0.5:8080/v1")
+    _netrc(clean_env, monkeypatch, "machine 127.0.0.1 login frank password fpw\n")
+    monkeypatch.setenv("GBIF_API_URL", "http://127.0.0.1:8080/v1")
     assert load_credentials(prompt=False).user == "frank"

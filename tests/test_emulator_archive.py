@@ -30,7 +30,7 @@ SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 DWC_TEXT = "{http://rs.tdwg.org/dwc/text/}"
 REAL_ARCHIVE = "archives/0076720-210914110416597.dwca-trimmed.zip"
 CREATED = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
-BASES = ("http://127.0.0.2:8080", "http://127.0.0.3:8080", "http://127.0.0.4:8080")
+BASES = ("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082")
 HELIANTHUS_KEYS = {"kingdomKey": "6", "phylumKey": "7707728", "classKey": "220", "orderKey": "414",
                    "familyKey": "3065", "genusKey": "3119134", "speciesKey": "9206251"}
 

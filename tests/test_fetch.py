@@ -152,8 +152,8 @@ def test_a_fixed_per_host_limit_holds_under_load(tmp_path: Path) -> None:
 
 
 def test_a_host_that_throttles_slows_down_alone(tmp_path: Path) -> None:
-    with ImageHosts(1, latency=0.05, max_connections_per_host=2, max_side=64, first_address="127.0.0.20") as slow, \
-            ImageHosts(1, latency=0.05, max_side=64, first_address="127.0.0.21") as fast:
+    with ImageHosts(1, latency=0.05, max_connections_per_host=2, max_side=64) as slow, \
+            ImageHosts(1, latency=0.05, max_side=64) as fast:
         urls = [u for i in range(60) for u in (slow.photo_url(i), fast.photo_url(i))]
         sel = write_selection(tmp_path / "sel.parquet", urls)
         summary = fetch(sel, tmp_path / "out", FetchSettings(workers=0, max_attempts=5, retry_backoff=0.05),

@@ -19,7 +19,7 @@ from gbifxdl.testing._predicates import evaluate, matches
 if TYPE_CHECKING:
     from gbifxdl.testing.universe import Taxon, Universe
 
-DEFAULT_IMAGE_BASE = "http://127.0.0.2:8080"
+DEFAULT_IMAGE_BASE = "http://127.0.0.1:8080"
 _RANK_KEYS = ("KINGDOM", "PHYLUM", "CLASS", "ORDER", "FAMILY", "GENUS", "SPECIES")
 _GIVE_UP_AFTER = 20_000  # consecutive rejected draws: the predicate's fields contradict
 

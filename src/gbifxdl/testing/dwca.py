@@ -55,7 +55,7 @@ def write_dwca(
     predicate: dict | None = None,
     seed: int = 0,
     universe: Universe | None = None,
-    image_base_urls: Sequence[str] = ("http://127.0.0.2:8080",),
+    image_base_urls: Sequence[str] = ("http://127.0.0.1:8080",),
     download_key: str = "0000001-250101000000000",
     doi: str = "10.15468/dl.xxxxxx",
     created: dt.datetime | None = None,

@@ -82,7 +82,7 @@ class GbifEmulator:
         image_base_urls: Sequence[str] = (),
         archive_dir: Path | None = None,
         host: str = "127.0.0.1",
-        archive_host: str = "127.0.0.9",
+        archive_host: str = "127.0.0.1",
     ) -> None:
         self.users = dict(users) if users is not None else {"demo": "demo-password"}
         self.seed = seed
@@ -279,7 +279,7 @@ class GbifEmulator:
             predicate=download.request.get("predicate"),
             seed=self.seed,
             universe=self.universe,
-            image_base_urls=self.image_base_urls or ("http://127.0.0.2:8080",),
+            image_base_urls=self.image_base_urls or ("http://127.0.0.1:8080",),
             download_key=download.key,
             doi=download.doi,
             created=download.created,

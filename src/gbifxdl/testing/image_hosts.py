@@ -1,7 +1,8 @@
 """Image hosts on loopback that serve synthetic photos and inject faults, deterministically.
 
-:class:`ImageHosts` starts ``n_hosts`` aiohttp servers (127.0.0.2, 127.0.0.3, ... by
-default) in a background thread. Every host serves the same URL space:
+:class:`ImageHosts` starts ``n_hosts`` aiohttp servers, all on 127.0.0.1 (the one loopback
+address every system has, stock macOS included), each on its own port, in a background
+thread. A host is its ``address:port``, as gbifxdl's per-host limits see it. Every host serves the same URL space:
 
 ``/photos/{id}/original.jpg``
     The synthetic photo of ``id`` (see :mod:`gbifxdl.testing._images`): mostly JPEGs,
@@ -81,11 +82,11 @@ class ImageHosts:
         latency: float = 0.0,
         fault_rate: float = 0.0,
         max_connections_per_host: int | None = None,
-        first_address: str = "127.0.0.2",
+        address: str = "127.0.0.1",
         max_side: int = 800,
         files_dir: str | Path | None = None,
     ) -> None:
-        if not first_address.startswith("127."):
+        if not address.startswith("127."):
             raise ValueError("image hosts bind loopback addresses (127.0.0.0/8) only")
         self.n_hosts = n_hosts
         self.seed = seed
@@ -94,8 +95,7 @@ class ImageHosts:
         self.max_connections_per_host = max_connections_per_host
         self.max_side = max_side
         self.files_dir = Path(files_dir) if files_dir is not None else None
-        first = [int(p) for p in first_address.split(".")]
-        self._addresses = [".".join(map(str, first[:3] + [first[3] + i])) for i in range(n_hosts)]
+        self._addresses = [address] * n_hosts  # distinct ports tell the hosts apart
         self.base_urls: list[str] = []
         self._requests: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
