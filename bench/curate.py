@@ -3,8 +3,8 @@
     python bench/curate.py                       # hashes: 10k, 100k, 1M; curate: 20k images
     python bench/curate.py --sizes 1000000 --images 0
 
-- near duplicates: ``phash_pairs`` on random 64-bit hashes with 1 % exact copies and 1 %
-  two-bit variants (threshold 4), against an all-pairs comparison timed on 10k hashes
+- near duplicates: ``phash_edges`` (what curate runs) on random 64-bit hashes with 1 %
+  exact copies and 1 % two-bit variants (the default threshold, 10), against an all-pairs comparison timed on 10k hashes
   and extrapolated quadratically (said so in the output);
 - splits: ``assign`` with 5,000 classes and two images per occurrence;
 - curate: a synthetic folders-layout dataset of small JPEGs (files checked, deduplicated,
@@ -27,10 +27,12 @@ import time
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+T = 10  # CurateSettings().phash_threshold, checked in main()
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from gbifxdl.curate import curate  # noqa: E402
-from gbifxdl.curate._dedupe import choose_bands, phash_pairs, popcount64  # noqa: E402
+from gbifxdl.curate import CurateSettings  # noqa: E402
+from gbifxdl.curate._dedupe import choose_bands, phash_edges, popcount64  # noqa: E402
 from gbifxdl.curate._splits import SplitSpec, assign  # noqa: E402
 
 
@@ -47,7 +49,7 @@ def all_pairs_seconds(n: int) -> float:
     h = np.array(hashes(n), dtype=np.uint64)
     started = time.perf_counter()
     for i in range(n):
-        popcount64(h[i + 1 :] ^ h[i]) <= 4
+        popcount64(h[i + 1 :] ^ h[i]) <= T
     return time.perf_counter() - started
 
 
@@ -56,13 +58,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--images", type=int, default=20_000)
     args = parser.parse_args()
+    assert T == CurateSettings().phash_threshold
     base = all_pairs_seconds(10_000)
     for n in args.sizes:
         values = hashes(n)
         started = time.perf_counter()
-        pairs = phash_pairs(values, range(n), 4)
+        pairs = phash_edges(np.array(values, dtype=np.uint64), np.arange(n), T)[0]
         took = time.perf_counter() - started
-        print(f"near duplicates  n={n:>9,}  bands={choose_bands(n, 4)}  pairs={len(pairs):>7,}  {took:6.1f} s"
+        print(f"near duplicates  n={n:>9,}  bands={choose_bands(n, T)}  pairs={len(pairs):>7,}  {took:6.1f} s"
               f"   (all pairs, extrapolated from 10k: {base * (n / 10_000) ** 2:,.0f} s)")
         classes = [str(i % 5000) for i in range(n)]
         started = time.perf_counter()
@@ -79,7 +82,7 @@ def main() -> None:
             write_dataset(tmp, rows, orphans=False)
             for label in ("first run", "second run"):
                 started = time.perf_counter()
-                summary = curate(tmp, progress=False)
+                summary = curate(tmp, card=False)
                 print(f"curate {label:<10} {args.images:,} images  kept {summary.kept:,}  "
                       f"{time.perf_counter() - started:6.1f} s")
         finally:

@@ -1,14 +1,16 @@
 """Fetch benchmark (issue #4): gbifxdl against img2dataset on the same URLs, in one run.
 
     python bench/fetch.py [--images 5000] [--skip-img2dataset] [--skip-latency]
-                          [--memory 10000,200000] [--repeat N]
+                          [--memory 10000,200000] [--repeat N] [--only-keep]
 
 1. Makes (once, cached in bench/.cache/) JPEGs of real-world sizes (0.2-12 MP).
 2. Times decode-resize-encode routes in a tight loop on all cores over the same images;
    the fastest is the floor.
 3. Serves the images from loopback with Debian's nginx (installed with apt if missing)
    and times `gbifxdl fetch` and img2dataset (in bench/.venv-img2dataset) on the same
-   URLs: resize 512 / JPEG 95, then no processing. The machine's speed drifts with other
+   URLs: resize 512 / JPEG 95, then originals kept (validated by decoding, with pHash,
+   the default; and headers only) against img2dataset --disable_all_reencoding
+   (--only-keep: that comparison alone). The machine's speed drifts with other
    load, so each comparison runs in rounds (--repeat): each gbifxdl run is bracketed by
    floor runs and followed by img2dataset's, and the median of the rounds' ratios is the
    headline (the best against the best is printed too).
@@ -31,11 +33,9 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -57,6 +57,7 @@ def _load(name: str):  # type: ignore[no-untyped-def]
 
 
 make_images = _load("_fetch_data").make_images
+Nginx = _load("_nginx").Nginx
 timed = _load("_proctree").timed
 
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -71,48 +72,6 @@ def bench_python() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "img2dataset", "opencv-python-headless",
                         "pyvips", "pyvips-binary", "simplejpeg", "pillow"], check=True)
     return python
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-class Nginx:
-    """Debian's nginx serving a folder on loopback with its own config (started and stopped here)."""
-
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
-        if shutil.which("nginx") is None:
-            subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True)
-        self.dir = Path(tempfile.mkdtemp(prefix="gbifxdl-nginx-"))
-        self.port = free_port(host)
-        self.base = f"http://{host}:{self.port}"
-        conf = self.dir / "nginx.conf"
-        conf.write_text(f"""
-worker_processes 1; daemon off; pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 60;
-  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
-  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
-  types {{ image/jpeg jpg; }}
-  server {{ listen {host}:{self.port} backlog=4096; root {root}; }}
-}}
-""")
-        self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(self.dir)])
-        for _ in range(100):
-            try:
-                socket.create_connection((host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nginx did not start: {(self.dir / 'error.log').read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass
@@ -176,7 +135,7 @@ gbifxdl_fetch = best_of(gbifxdl_fetch_once)
 def img2dataset_once(urls: Path, out: Path, *args: str) -> Rate:
     """Return the rate of one img2dataset run on the same URLs."""
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [str(BENCH_VENV / "bin" / "img2dataset"), "--url_list", str(urls), "--input_format", "txt",
+    cmd = [str(bench_python().parent / "img2dataset"), "--url_list", str(urls), "--input_format", "txt",
            "--output_folder", str(out), "--output_format", "files", "--processes_count", "2",
            "--number_sample_per_shard", "1000", "--retries", "0", *args]
     seconds, peak, cpu = timed(cmd)
@@ -276,8 +235,8 @@ def resize_rounds(folder: Path, n: int, selection: Path, url_list: Path, work: P
     shutil.rmtree(work / "ours-512", ignore_errors=True)
 
 
-def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Floor, skip: bool) -> None:
-    """Print gbifxdl against the floor and img2dataset on the same URLs served by nginx.
+def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor: Floor | None, skip: bool) -> None:
+    """Print gbifxdl against the floor (unless None) and img2dataset on the same URLs served by nginx.
 
     The machine's speed drifts with other load: every comparison is run in rounds, each
     round timing its contenders back to back.
@@ -289,28 +248,48 @@ def compare_with_img2dataset(paths: list[Path], folder: Path, work: Path, floor:
         selection = write_selection(work / "sel.parquet", urls, [i % 50 for i in range(len(urls))])
         url_list = work / "urls.txt"
         url_list.write_text("\n".join(urls) + "\n")
-        resize_rounds(folder, n, selection, url_list, work, floor, skip)
-        decoded = gbifxdl_fetch(selection, work / "ours-keep")
-        print(f"\ngbifxdl fetch, originals kept, decoded:      {decoded}")
-        print(f"No processing, in rounds (gbifxdl fetch --validate header{'' if skip else ', img2dataset'}):")
-        keep: list[Rate] = []
-        raw: list[Rate] = []
-        for i in range(REPEAT[0]):
-            keep.append(gbifxdl_fetch_once(selection, work / "ours-keep-header", "--validate", "header"))
-            line = f"  round {i + 1}: gbifxdl {keep[-1].wall:6.1f}/s"
-            if not skip:
-                raw.append(img2dataset_once(url_list, work / "i2d-keep", "--disable_all_reencoding", "True"))
-                line += f", img2dataset {raw[-1].wall:6.1f}/s = {keep[-1].wall / raw[-1].wall:.2f}x"
-            print(line)
-        print(f"gbifxdl fetch, originals kept, headers:      {best(keep)}")
-        if raw:
-            print(f"img2dataset, no reencoding:                  {best(raw)}")
-            print(f"  gbifxdl (headers) / img2dataset, median of rounds:"
-                  f" {statistics.median(k.wall / r.wall for k, r in zip(keep, raw)):.2f}x wall;"
-                  f" best against best: {best(keep).ratio(best(raw))}; gbifxdl (decoded): {decoded.ratio(best(raw))}")
+        if floor is not None:
+            resize_rounds(folder, n, selection, url_list, work, floor, skip)
+        keep_rounds(selection, url_list, work, skip)
     finally:
         nginx.stop()
         shutil.rmtree(work / "ours-512", ignore_errors=True)
+
+
+def _phashed(out: Path) -> int:
+    """Return how many rows of a fetch's metadata have a pHash."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    return pc.count(pq.read_table(out / "metadata.parquet", columns=["phash"]).column("phash")).as_py()
+
+
+def keep_rounds(selection: Path, url_list: Path, work: Path, skip: bool) -> None:
+    """Print originals kept (the default validation: the whole image decoded in the DCT at
+    reduced scale, pHash and sha256; and headers only) against img2dataset's
+    --disable_all_reencoding (no decoding at all), in rounds, side by side."""
+    print(f"\nOriginals kept, in rounds: gbifxdl fetch (default: whole image decoded, pHash, sha256), gbifxdl fetch"
+          f" --validate header (no pHash){'' if skip else ', img2dataset --disable_all_reencoding True'}:")
+    decoded: list[Rate] = []
+    header: list[Rate] = []
+    raw: list[Rate] = []
+    for i in range(REPEAT[0]):
+        decoded.append(gbifxdl_fetch_once(selection, work / "ours-keep"))
+        hashed = _phashed(work / "ours-keep")
+        header.append(gbifxdl_fetch_once(selection, work / "ours-keep-header", "--validate", "header"))
+        line = (f"  round {i + 1}: gbifxdl {decoded[-1].wall:6.1f}/s (pHash for {hashed} of {decoded[-1].ok}),"
+                f" headers only {header[-1].wall:6.1f}/s")
+        if not skip:
+            raw.append(img2dataset_once(url_list, work / "i2d-keep", "--disable_all_reencoding", "True"))
+            line += f"; img2dataset {raw[-1].wall:6.1f}/s: gbifxdl {decoded[-1].wall / raw[-1].wall:.2f}x"
+        print(line)
+    print(f"gbifxdl fetch, originals kept, decoded + pHash: {best(decoded)}")
+    print(f"gbifxdl fetch, originals kept, headers only:    {best(header)}")
+    if raw:
+        print(f"img2dataset, --disable_all_reencoding:          {best(raw)}")
+        for name, ours, target in (("decoded + pHash", decoded, " (target 1.5x)"), ("headers only", header, "")):
+            print(f"  gbifxdl ({name}) / img2dataset: {statistics.median(o.wall / r.wall for o, r in zip(ours, raw)):.2f}x"
+                  f" wall{target}, median of rounds; best against best: {best(ours).ratio(best(raw))}")
 
 
 def compare_latency(paths: list[Path], folder: Path, work: Path) -> None:
@@ -364,6 +343,8 @@ def main() -> None:
     parser.add_argument("--skip-img2dataset", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--only-memory", action="store_true", help="skip routes, comparisons and latency")
+    parser.add_argument("--only-keep", action="store_true",
+                        help="only originals kept (decoded + pHash, headers) against img2dataset, no routes nor resize")
     parser.add_argument("--memory", default="", help="comma-separated URL counts, e.g. 10000,200000")
     parser.add_argument("--repeat", type=int, default=1, help="run each timing N times and keep the best")
     opts = parser.parse_args()
@@ -375,7 +356,9 @@ def main() -> None:
     print(f"{len(paths)} JPEGs, mean {summary['mean_bytes'] / 1e3:.0f} kB, in {folder}")
     print("Rates by CPU time (images per CPU-second of the whole process tree x cores) do not move"
           " with other load on the machine; wall-time rates do.")
-    if not opts.only_memory:
+    if opts.only_keep:
+        compare_with_img2dataset(paths, folder, work, None, opts.skip_img2dataset)
+    elif not opts.only_memory:
         floor = compare_routes(folder, opts.images)
         compare_with_img2dataset(paths, folder, work, floor, opts.skip_img2dataset)
         if not opts.skip_latency:

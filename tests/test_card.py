@@ -8,11 +8,14 @@ import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
+from hypothesis import given, settings, strategies as st
 import webdataset as wds
 
 from _dataset_factory import PROVENANCE, standard_dataset, write_dataset, Row, jpeg, photo
 from gbifxdl.card import citation_text, license_name, write_card
-from gbifxdl.curate import curate
+from gbifxdl.publish.facts import licence_conditions, most_restrictive
+from gbifxdl.curate import CurateSettings, curate
 
 
 def _curated(tmp_path: Path, layout: str = "folders") -> Path:
@@ -32,7 +35,8 @@ def test_card_cites_the_download_and_describes_the_dataset(tmp_path: Path) -> No
     for name, n in splits.items():
         assert f"| split `{name}` | {n} |" in text
     assert "| CC BY 4.0 | 22 |" in text and "| CC BY-NC 4.0 | 10 |" in text and "| CC0 1.0 | 3 |" in text
-    assert '"phash_threshold": 4' in text and '"resize": 512' in text  # every setting used
+    used = CurateSettings().phash_threshold
+    assert f'"phash_threshold": {used}' in text and '"resize": 512' in text  # every setting used
     assert "ImageFolder" in text and "duckdb" in text
     assert "| duplicate_across_classes | 2 |" in text
 
@@ -88,3 +92,33 @@ def test_licence_names_and_a_citation_built_from_the_doi(tmp_path: Path) -> None
     root = write_dataset(tmp_path / "raw", [Row(1, 10, jpeg(photo(1)))], orphans=False, provenance={"download_key": "K"})
     text = write_card(root).read_text()
     assert "1 images of 1 classes" in text and "no DOI recorded" in text
+
+
+def test_front_matter_states_the_licence_covering_every_image(tmp_path: Path) -> None:
+    root = _curated(tmp_path)
+    text = write_card(root).read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["license"] == "cc-by-nc-4.0"  # CC0 + CC BY + CC BY-NC images: BY-NC terms cover them all
+    assert "**CC BY-NC 4.0**" in text and meta["task_categories"] == ["image-classification"]
+    assert meta["size_categories"] == ["n<1K"]
+    # without a derived DOI the card says when one is expected
+    assert "GBIF expects a derived-dataset DOI when" in text and "gbifxdl derive" in text
+    # the per-split tables named in the front matter exist, and hold file_name
+    tables = next(c for c in meta["configs"] if c["config_name"] == "default")["metadata_filenames"]
+    assert tables and all("file_name" in pq.read_schema(root / t).names for t in tables)
+
+
+_NAMES = ["CC0 1.0", "Public Domain Mark", "CC BY 4.0", "CC BY-SA 4.0", "CC BY-NC 4.0", "CC BY-ND 4.0",
+          "CC BY-NC-SA 4.0", "CC BY-NC-ND 4.0", "CC BY 3.0", "CC BY-NC 2.0"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=6))
+def test_the_stated_licence_is_at_least_as_restrictive_as_every_image(names: list[str]) -> None:
+    hub, name = most_restrictive(names)
+    stated = licence_conditions(name)
+    assert stated is not None and hub.startswith("cc")
+    for each in names:
+        own = licence_conditions(each)
+        # every condition of every image holds under the stated licence (ND makes SA moot)
+        assert own - {"SA"} <= stated and ("SA" not in own or stated & {"SA", "ND"})

@@ -78,7 +78,7 @@ def test_second_run_changes_nothing(tmp_path: Path, layout: str) -> None:
     again = curate(root, progress=False)
 
     assert snapshot(root) == before
-    assert again.removed == {} and again.files_deleted == 0
+    assert again.removed == {} and again.files_set_aside == again.samples_set_aside == again.restored == 0
 
 
 def test_dry_run_only_reports(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_dry_run_only_reports(tmp_path: Path) -> None:
     assert snapshot(expected.root) == before
     assert summary.kept == len(expected.kept)
     assert sum(summary.removed.values()) == len(expected.removed)
-    assert summary.files_deleted > 0 and "would remove" in summary.format()
+    assert summary.files_set_aside > 0 and "would remove" in summary.format()
 
 
 def test_a_run_killed_after_the_table_is_replaced_is_completed_by_the_next(tmp_path: Path, monkeypatch) -> None:
@@ -101,11 +101,11 @@ def test_a_run_killed_after_the_table_is_replaced_is_completed_by_the_next(tmp_p
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("gbifxdl.curate._files"), "sync_folders", killed)
+    monkeypatch.setattr(importlib.import_module("gbifxdl.curate._setaside"), "sync_folder_files", killed)
     with pytest.raises(KeyboardInterrupt):
         curate(root, progress=False)
     monkeypatch.undo()
-    assert (root / "images" / "8888" / "lost.jpg").exists()  # the kill came before any deletion
+    assert (root / "images" / "8888" / "lost.jpg").exists()  # the kill came before any file moved
 
     curate(root, progress=False)
 
@@ -190,12 +190,12 @@ def test_cli_curates_and_writes_the_card(tmp_path: Path) -> None:
     assert bad.exit_code != 0
 
 
-def test_the_top_level_name_calls_curate_whatever_was_imported_first(tmp_path: Path) -> None:
-    import gbifxdl.curate._files  # binds gbifxdl.curate to the package before the lazy export runs
-    from gbifxdl import curate as top_level
+def test_the_stage_module_holds_curate_whatever_was_imported_first(tmp_path: Path) -> None:
+    import gbifxdl
+    import gbifxdl.curate._files  # noqa: F401  (a submodule first: gbifxdl.curate stays the module)
 
     root = standard_dataset(tmp_path / "ds").root
-    assert top_level(root, CurateSettings(), progress=False).kept == 35
+    assert gbifxdl.curate.curate(root, gbifxdl.CurateSettings(), progress=False).kept == 35
 
 
 def test_images_beside_the_tables_never_cost_a_table_or_fetch_state(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from _dataset_factory import jpeg, phash, photo
-from gbifxdl.curate._dedupe import UnionFind, choose_bands, near_pairs, popcount64, resolve
+from gbifxdl.curate._dedupe import (CONFIRM_THRESHOLD, UnionFind, choose_bands, components, near_pairs, phash_edges,
+                                    popcount64, resolve)
 
 
 def _brute_force(h: np.ndarray, t: int) -> set[tuple[int, int]]:
@@ -67,3 +68,36 @@ def test_resolve_keeps_the_best_copy_per_class() -> None:
         0: ("duplicate", "r1"), 2: ("duplicate", "r1"),
         3: ("duplicate_across_classes", None), 4: ("duplicate_across_classes", "r3"),
     }  # fmt: skip
+
+
+def _groups(a: np.ndarray, b: np.ndarray) -> list[list[int]]:
+    return sorted(g.tolist() for g in components(a, b))
+
+
+def test_a_64_bit_match_links_rows_only_when_their_256_bit_hashes_agree() -> None:
+    rng = np.random.default_rng(7)
+    photo_a, photo_b = rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
+    near = np.array([(1 << 40) - 1, 0, 0, 0], dtype=np.uint64)  # 40 of 256 bits flipped: a copy
+    assert 40 <= CONFIRM_THRESHOLD
+    # rows 0-2: photo A and two copies; rows 3-5: photo B and two copies; all six share
+    # one 64-bit value or one a bit away (a chance collision of two different photos)
+    values = np.array([8, 8, 9, 8, 9, 8], dtype=np.uint64) | np.uint64(1 << 63)
+    confirm = np.stack([photo_a, photo_a ^ near, photo_a, photo_b, photo_b, photo_b ^ near])
+    rows = np.arange(6)
+    assert _groups(*phash_edges(values, rows, 10)) == [[0, 1, 2, 3, 4, 5]]  # the 64-bit hash alone
+    assert _groups(*phash_edges(values, rows, 10, confirm=confirm)) == [[0, 1, 2], [3, 4, 5]]
+    # rows without the 256-bit hash (all zero: fetched before it) are linked on the 64-bit hash alone
+    confirm[5] = 0
+    assert _groups(*phash_edges(values, rows, 10, confirm=confirm)) == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_confirmation_with_no_candidates_and_with_an_explicit_validity_mask() -> None:
+    values = np.array([0, 0xFFFF, 0xFFFF << 32], dtype=np.uint64) | np.uint64(1 << 63)  # 16+ bits apart
+    confirm = np.zeros((3, 4), dtype=">u8")  # big-endian words, as curation reads them from Arrow
+    a, b = phash_edges(values, np.arange(3), 4, confirm=confirm)
+    assert not len(a) and not len(b)
+    values[1] = values[0]
+    confirm[1, :2] = (1 << 64) - 1  # 128 bits away from row 0: rejected, since row 0's zeros are a hash
+    assert not len(phash_edges(values, np.arange(3), 4, confirm=confirm, has_confirm=np.ones(3, bool))[0])
+    # row 0 without a hash: the 64-bit match alone links
+    assert len(phash_edges(values, np.arange(3), 4, confirm=confirm, has_confirm=np.array([False, True, True]))[0]) == 1

@@ -24,7 +24,7 @@ def _rows(n_per_class: dict[str, int]) -> tuple[list[str], list[str], list[str]]
 
 def test_fractions_are_met_within_each_class_and_rare_classes_are_ood() -> None:
     classes, groups, dates = _rows({"a": 100, "b": 40, "c": 5})
-    split, fold = assign(classes, groups, dates, SplitSpec(ood_th=5))
+    split, fold = assign(classes, groups, dates, SplitSpec(ood_th=5, ood_relative=True))
     per = Counter(zip(classes, split))
     assert (per["a", "train"], per["a", "val"], per["a", "test"]) == (80, 10, 10)
     assert (per["b", "train"], per["b", "val"], per["b", "test"]) == (32, 4, 4)

@@ -159,7 +159,7 @@ def test_connection_refused_is_unavailable():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    with pytest.raises(GbifUnavailable, match="ConnectionError"):
+    with pytest.raises(GbifUnavailable, match="connection refused"):
         match_names(["Aves"], api_url=f"http://127.0.0.1:{port}/v1", settings=FAST)
 
 

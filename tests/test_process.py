@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import simplejpeg
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gbifxdl.fetch.process import ImageFault, ProcessOptions, process_bytes, target_size
 from gbifxdl.testing._images import FORMATS, bomb_png, format_for, image_bytes, size_for
@@ -66,11 +67,34 @@ def test_resize_never_enlarges_and_shortest_mode_sizes_the_short_side() -> None:
     assert (info.width, info.height) == (info.orig_width, info.orig_height)
 
 
-def test_keeping_original_bytes_still_validates_and_measures() -> None:
-    data, _ = image_bytes(_id_of("png-alpha"), 300)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_keeping_original_bytes_still_validates_and_measures(fmt: str) -> None:
+    data, _ = image_bytes(_id_of(fmt), 300)
     out, info = process_bytes(data, ProcessOptions())
-    assert out == data and info.ext == "png"
-    assert info.width == info.orig_width and len(info.sha256) == 64 and len(info.pixel_hash) == 64
+    assert out == data and info.ext == {"png": "png", "gif": "gif", "webp": "webp", "tif": "tif"}.get(
+        fmt.split("-")[0].replace("tiff", "tif"), "jpg")
+    w, h = size_for(_id_of(fmt), 300)
+    if fmt == "jpeg-exif-rotated":
+        w, h = h, w  # reported as displayed
+    assert (info.width, info.height) == (info.orig_width, info.orig_height) == (w, h)
+    assert len(info.sha256) == 64 and info.phash is not None
+    assert info.pixel_hash is None  # a full-resolution decode only when asked
+    _, hashed = process_bytes(data, ProcessOptions(pixel_hash=True))
+    pixels = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    if fmt in ("jpeg", "jpeg-progressive", "jpeg-exif-rotated"):  # Pillow's decode is libjpeg-turbo's too
+        assert hashed.pixel_hash == hashlib.sha256(pixels.tobytes()).hexdigest()
+    assert len(hashed.pixel_hash) == 64 and hashed.phash == info.phash or fmt == "cmyk-jpeg"
+
+
+def test_a_kept_jpeg_is_validated_whole_by_its_small_decode() -> None:
+    data, _ = image_bytes(_id_of("jpeg"), 900)
+    assert len(data) > 20_000
+    # cut before the end, and garbage in the middle of the entropy-coded data: both refused,
+    # although the scaled decode makes only a few thousand pixels
+    for bad in (data[: len(data) * 3 // 4], data[: len(data) // 2] + bytes(range(256)) * 8 + data[len(data) // 2:]):
+        with pytest.raises(ImageFault) as fault:
+            process_bytes(bad, ProcessOptions())
+        assert fault.value.kind == "corrupt"
 
 
 def test_reencoded_images_with_the_same_pixels_get_the_same_sha256_and_no_pixel_hash() -> None:

@@ -76,3 +76,41 @@ def test_recorded_key_and_citation_formats(shared_gbif: Path) -> None:
 def test_within_predicate_survives_parsing(shared_gbif: Path, name: str) -> None:
     st = DownloadStatus.from_json(json.loads((shared_gbif / "api" / name).read_text()))
     assert st.predicate["predicates"][0]["type"] == "within" and st.doi == "10.15468/dl.hx3uzz"
+
+
+# The written GBIF facts (gbifxdl.testing.gbif_facts), proven against GBIF's own bodies.
+_FACTS_BY_PREFIX = {
+    "download_status_": "DOWNLOAD_STATUS",
+    "download_list_user_page": "DOWNLOAD_LIST_PAGE",
+    "species_match_v1_": "SPECIES_MATCH_V1",
+    "species_match_v2_": "SPECIES_MATCH_V2",
+    "occurrence_search_taxonKey": "OCCURRENCE_SEARCH_PAGE",
+    "occurrence_search_identifiedBy": "OCCURRENCE_SEARCH_PAGE",
+}
+
+
+def test_every_recorded_body_agrees_with_the_written_facts(shared_gbif: Path) -> None:
+    from gbifxdl.testing import gbif_facts as facts
+
+    checked = set()
+    for path in sorted((shared_gbif / "api").glob("*.json")):
+        fact = next((name for prefix, name in _FACTS_BY_PREFIX.items() if path.name.startswith(prefix)), None)
+        if fact is None:
+            continue
+        body = json.loads(path.read_text())
+        assert facts.problems(body, getattr(facts, fact)) == [], path.name
+        checked.add(fact)
+        results = body.get("results", [body]) if fact.startswith("DOWNLOAD") else []
+        for status in results:
+            if "predicate" in status["request"]:
+                assert facts.predicate_problems(status["request"]["predicate"]) == [], path.name
+    assert checked == set(_FACTS_BY_PREFIX.values())
+
+
+def test_the_recorded_request_body_agrees_with_the_facts_but_for_rgbifs_old_spelling(shared_gbif: Path) -> None:
+    from gbifxdl.testing import gbif_facts as facts
+
+    body = json.loads((shared_gbif / "api" / "download_request_POST_body_rgbif.json").read_text())
+    assert facts.predicate_problems(body["predicate"]) == []
+    # rgbif wrote notification_address; GBIF's field is notificationAddresses (make_request maps it)
+    assert facts.problems(body, facts.REQUEST_BODY) == ["body.notification_address: not a field GBIF sends or accepts here"]

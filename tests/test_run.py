@@ -299,7 +299,7 @@ def test_init_writes_a_config_that_runs(tmp_path: Path, env: dict[str, str]) -> 
     config = read_config(tmp_path / "my.toml")
     for name, default in _stage_sections().items():
         assert settings_from(type(default), config.get(name, {}), section=name) == default
-    assert config["source"]["taxon"] == ["Nymphalidae"]
+    assert config["source"]["taxon"] == ("Nymphalidae",) and config["source"]["media_type"] == "StillImage"
     again = _run([sys.executable, "-m", "gbifxdl", "init", "my.toml"], env, tmp_path)
     assert again.returncode != 0 and "--force" in again.stderr
 

@@ -14,7 +14,7 @@ import pytest
 from test_archive import REAL_CSV, REAL_DWCA, build_archive, media, occurrence
 
 from gbifxdl.errors import ArchiveError, ConfigError, NoMediaError, SelectionError
-from gbifxdl.select import OUTPUT_SCHEMA, SelectSettings, select, summary_path
+from gbifxdl.select import OUTPUT_SCHEMA, NothingSelectedError, SelectSettings, select, summary_path
 
 CONTRACT_COLUMNS = [
     "gbifID", "basisOfRecord", "recordedBy", "countryCode", "eventDate", "lifeStage", "sex", "scientificName",
@@ -286,10 +286,13 @@ def test_class_column_can_be_any_rank_or_column(tmp_path: Path) -> None:
         select(archive, tmp_path / "x.parquet", SelectSettings(class_column="noSuchColumn"), progress=False)
 
 
-def test_everything_filtered_gives_an_empty_table(shared_gbif: Path, tmp_path: Path) -> None:
+def test_everything_filtered_is_an_error_saying_why(shared_gbif: Path, tmp_path: Path) -> None:
+    # nothing to fetch is never a silent empty table: the counts, the reason and what to change
     out = tmp_path / "none.parquet"
-    rows, summary = run(shared_gbif / REAL_DWCA, out, licenses=("CC-BY-ND",))
-    assert rows == [] and summary["images_selected"] == 0
-    assert summary["dropped_media_rows"]["license"] == 6
-    table = pq.read_table(out)
-    assert table.schema.remove_metadata() == OUTPUT_SCHEMA and b"gbifxdl.provenance" in table.schema.metadata
+    with pytest.raises(NothingSelectedError) as info:
+        select(shared_gbif / REAL_DWCA, out, SelectSettings(licenses=("CC-BY-ND",)), progress=False)
+    message = str(info.value)
+    assert "\n" not in message and not info.value.malformed
+    assert "multimedia.txt: 6 rows read, 0 malformed" in message and "0 selected" in message
+    assert "license 6" in message and "--license" in message
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -57,3 +57,22 @@ def test_a_fetch_through_worker_processes_leaves_the_callers_scheduling_as_it_wa
     assert summary.ok == 6
     if before is not None:
         assert os.sched_getscheduler(0) == before
+
+
+async def _interrupted_worker_goes_on(folder: Path) -> tuple[object, int]:
+    import signal
+
+    pool = workers.WorkerPool(1, ProcessOptions(), folder / "workers.log")
+    try:
+        await pool.process(str(folder / "first.tmp"), [_padded_jpeg(10_000)])  # started and working
+        os.kill(pool._workers[0].process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the group
+        result = await pool.process(str(folder / "second.tmp"), [_padded_jpeg(20_000)])
+        return result, pool.replaced
+    finally:
+        pool.shutdown()
+
+
+def test_workers_ignore_sigint_and_write_their_stderr_to_the_given_log(tmp_path: Path) -> None:
+    result, replaced = asyncio.run(_interrupted_worker_goes_on(tmp_path))
+    assert not isinstance(result, BaseException) and replaced == 0
+    assert "KeyboardInterrupt" not in (tmp_path / "workers.log").read_text()

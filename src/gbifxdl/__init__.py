@@ -9,16 +9,21 @@ The stages, in the order data flows through them:
 - :mod:`gbifxdl.curate`  dedupe, sync, splits; dataset card and report
 - :mod:`gbifxdl.run`     all of it as one resumable job
 
-Names are imported lazily, so ``import gbifxdl`` stays fast.
+Each stage is a module named after it and holds a function of the same name:
+``from gbifxdl.fetch import fetch, FetchSettings``, or ``gbifxdl.fetch.fetch(...)``.
+The package itself exports the other public names (``gbifxdl.post``, ``gbifxdl.wait``,
+``gbifxdl.FetchSettings``, the original API, ...). Names and stage modules are imported
+lazily on first use, so ``import gbifxdl`` stays fast.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+import logging
 
 from gbifxdl._lazy import lazy_getattr
+
+# a library logs, and prints nothing: without a handler of the caller's, records go nowhere
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.2.0"
 
@@ -44,46 +49,32 @@ _EXPORTS: dict[str, str] = {
     "poll_status": "gbifxdl.compat",
     "download_occurrences": "gbifxdl.compat",
     # select
-    "select": "gbifxdl.select",
     "SelectSettings": "gbifxdl.select",
     "preprocess_occurrences_stream": "gbifxdl.compat",
     # fetch
-    "fetch": "gbifxdl.fetch",
     "FetchSettings": "gbifxdl.fetch",
     "AsyncImagePipeline": "gbifxdl.compat",
     # curate
-    "curate": "gbifxdl.curate",
     "CurateSettings": "gbifxdl.curate",
     "postprocess": "gbifxdl.compat",
     "add_set_column": "gbifxdl.compat",
     "write_card": "gbifxdl.card",
     "write_report": "gbifxdl.report",
     # run
-    "run": "gbifxdl.run",
     "RunSettings": "gbifxdl.run",
 }
+
+# public submodules, importable as ``gbifxdl.NAME`` after a bare ``import gbifxdl``
+_SUBMODULES = frozenset({
+    "archive", "card", "cli", "compat", "config", "credentials", "curate", "errors", "fetch", "gbif",
+    "query", "report", "run", "select", "testing",
+})
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, _SUBMODULES)
 
 
 def __dir__() -> list[str]:
-    return __all__
-
-
-# The stage functions share their modules' names (gbifxdl.select.select, ...). Importing
-# a submodule would bind the package attribute to the module and hide the function, so
-# the package keeps those names for the functions; the modules stay in sys.modules.
-_STAGE_FUNCTIONS = frozenset({"select", "fetch", "curate", "run"})
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _STAGE_FUNCTIONS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    return sorted(set(__all__) | _SUBMODULES)

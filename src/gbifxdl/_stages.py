@@ -24,11 +24,13 @@ def stage_request(settings: RunSettings, state: RunState, dataset: Path, *, prog
     if state.download_key:  # posted before an interruption: never post twice
         return
     from gbifxdl.credentials import load_credentials
-    from gbifxdl.gbif import post_request
+    from gbifxdl.gbif import check_payload, post_request
     from gbifxdl.query import build_request
 
     source = settings.source
     assert source.predicate is not None
+    # the request is checked whole before any credential prompt (a full request keeps its own format)
+    check_payload(source.predicate, format=None if "predicate" in source.predicate else source.format)
     credentials = load_credentials(api_url=source.api_url)
     if "predicate" in source.predicate:  # a full request body, as in the original payloads
         request = dict(source.predicate)

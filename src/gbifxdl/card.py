@@ -20,7 +20,11 @@ import pyarrow as pa
 
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
-from gbifxdl.curate._table import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.archive import normalise_doi
+from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.publish.facts import dataset_facts
+from gbifxdl.publish.croissant import write_croissant
+from gbifxdl.publish.hub import front_matter, write_split_tables
 
 __all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
 
@@ -55,7 +59,7 @@ def citation_text(prov: dict[str, Any]) -> str | None:
     """Return the citation GBIF asks for: the recorded one, or one built from the DOI."""
     if prov.get("citation"):
         return str(prov["citation"]).strip()
-    doi = prov.get("doi")
+    doi = normalise_doi(prov.get("doi"))  # a download key recorded as a DOI is never linked
     if not doi:
         return None
     when = _date(prov.get("created"))
@@ -126,24 +130,33 @@ def _counts(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
     return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def _load_section(layout: str) -> list[str]:
+def _load_section(layout: str, class_column: str) -> list[str]:
     lines = [
         "## How to load it", "",
-        "The table `metadata.parquet` has one row per image, with its class, `split`",
-        "(train/val/test/test_ood), the original k-fold `set`, and every GBIF field.", "",
+        "Every recipe runs from inside the dataset folder. The table `metadata.parquet` has one row",
+        "per image, with its class, `split` (train/val/test/test_ood), the original k-fold `set`,",
+        "and every GBIF field; pandas, DuckDB and Polars read it as it is:", "",
         "```python", "import pandas as pd", 'df = pd.read_parquet("metadata.parquet")',
         'train = df[df.split == "train"]', "```", "",
         "```python", "import duckdb",
         "duckdb.sql(\"SELECT split, count(*) FROM 'metadata.parquet' GROUP BY split\").show()", "```", "",
+        "```python", "import polars as pl", 'df = pl.read_parquet("metadata.parquet")', "```", "",
     ]  # fmt: skip
     if layout == "folders":
         lines += [
+            "Hugging Face `datasets` loads the folder as it is (the front matter of this card points it at",
+            "`metadata-<split>.parquet`, one table per split whose `file_name` column names each image):", "",
+            "```python", "import os", "from datasets import load_dataset",
+            "# datasets' cache keeps absolute image paths: rebuilt on load, it never points at a moved copy",
+            'ds = load_dataset(os.getcwd(), download_mode="force_redownload")',
+            'image, label = ds["train"][0]["image"], ds["train"][0]["label"]', "```", "",
             "Images sit in `images/<class>/<url_hash>.jpg`, so torchvision's `ImageFolder` reads them;",
-            "pick a split with the table:", "",
+            "pick a split with the table (labels are the same indices as `label` above):", "",
             "```python", "import os, pandas as pd", "from torchvision.datasets import ImageFolder",
             'df = pd.read_parquet("metadata.parquet")',
             'train_files = {os.path.abspath(p) for p in df.loc[df.split == "train", "path"]}',
-            'train = ImageFolder("images", is_valid_file=lambda p: os.path.abspath(p) in train_files)',
+            'train = ImageFolder("images", is_valid_file=lambda p: os.path.abspath(p) in train_files,',
+            "                    allow_empty=True)  # classes held out whole (test_ood) have no train image",
             "```",
         ]  # fmt: skip
     else:
@@ -156,6 +169,43 @@ def _load_section(layout: str) -> list[str]:
             'train = (wds.WebDataset(sorted(glob.glob("shards/*.tar")), shardshuffle=False)',
             '         .select(lambda s: s["__key__"] in train_keys).decode("pil").to_tuple("jpg", "json"))',
             "```",
+        ]  # fmt: skip
+    lines += [
+        "", "`croissant.json` describes the files and fields in MLCommons Croissant; `mlcroissant` reads",
+        "the records through it (it caches extracted shards by their path under `~/.cache/croissant`:",
+        "set `CROISSANT_CACHE` to a folder of its own for each dataset):", "",
+        "```python", "import mlcroissant as mlc",
+        'records = mlc.Dataset(jsonld="croissant.json").records("images")', "```", "",
+        "## Labels", "",
+        f"The class is `{class_column}` (the GBIF taxon key; `label` in the Hugging Face tables is its",
+        "index among the class names sorted as text, the order torchvision's `ImageFolder` uses too).",
+        "Every row carries the whole taxonomy: the names `kingdom`, `phylum`, `class`, `order`, `family`,",
+        "`genus`, `species` and their keys `kingdomKey` ... `speciesKey`. To train on another rank, take",
+        "its column as the label, e.g. the genus:", "",
+        "```python", "import pandas as pd", 'df = pd.read_parquet("metadata.parquet")',
+        'df["label"] = df["genus"].astype("category").cat.codes', "```",
+    ]  # fmt: skip
+    return lines
+
+
+def _derived_section(facts: Any) -> list[str]:
+    lines = ["## A DOI for this dataset", ""]
+    derived = facts.derived
+    if derived and derived.get("doi"):
+        lines += [
+            f"This curated dataset is registered with GBIF as a derived dataset, DOI "
+            f"https://doi.org/{_bare_doi(derived['doi'])}. Cite it as:", "",
+            f"> {derived.get('citation') or 'https://doi.org/' + _bare_doi(derived['doi'])}", "",
+            f"It credits {len(derived.get('relatedDatasets') or {})} GBIF datasets with the occurrences each "
+            "contributed after curation.",
+        ]  # fmt: skip
+    else:
+        lines += [
+            "GBIF expects a derived-dataset DOI when the data you publish or analyse is a filtered subset",
+            "of a download (here, the images kept after selection and curation), so that the DOI credits",
+            "each source dataset with the records it actually contributed. Register one with",
+            "`gbifxdl derive DIR --title ... --source-url URL` once the dataset is deposited where others can",
+            "reach it, and cite that DOI instead of the download's.",
         ]  # fmt: skip
     return lines
 
@@ -175,11 +225,14 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     class_column = settings.get("class_column", "speciesKey")
     classes = _counts(col(class_column), null="unlabeled")
     layout = "webdataset" if any(col("shard")) else "folders"
-    key, doi = prov.get("download_key"), prov.get("doi")
+    key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
     cite = citation_text(prov)
-    name = title or (f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
+    facts = dataset_facts(root, table)
+    name = title or (facts.derived or {}).get("title") or (
+        f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
+    split_tables = write_split_tables(facts)
 
-    lines = [f"# {name}", ""]
+    lines = front_matter(facts, name, split_tables) + [f"# {name}", ""]
     lines += [
         f"{table.num_rows} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
         f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in table.column_names else 'fetched'} "
@@ -190,8 +243,8 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         "Each image keeps its own licence and owner: `ATTRIBUTION.csv` lists, for every image, its",
         "licence, creator, rights holder, publisher and source page. CC BY and CC BY-NC require",
         "that credit; CC BY-NC forbids commercial use.", "",
-        "## Source", "",
     ]  # fmt: skip
+    lines += _derived_section(facts) + ["", "## Source", ""]
     lines += _table_md(("field", "value"), [
         ("GBIF download key", key or ""), ("DOI", f"https://doi.org/{_bare_doi(doi)}" if doi else ""),
         ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
@@ -206,6 +259,10 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     lines += _table_md(("", "count"), [("images", table.num_rows), ("classes", len(classes)),
                                        ("occurrences", occurrences), ("GBIF datasets", datasets), ("layout", layout)]
                        + [(f"split `{k}`", v) for k, v in splits])  # fmt: skip
+    if "split" in table.column_names:  # an empty split must never pass unnoticed
+        from gbifxdl.curate import split_warnings
+
+        lines += [f"\n**Warning:** {w}." for w in split_warnings(dict(splits), settings.get("fractions") or (0.8, 0.1, 0.1))]
     if "set" in table.column_names:
         lines += ["", "Folds of the original `set` column: "
                   + ", ".join(f"`{k}` {v}" for k, v in sorted(_counts(col("set"))))]
@@ -218,20 +275,26 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
                        [(k, names.get(k) or "", v) for k, v in classes[:20]])  # fmt: skip
     lines += ["", "## Licences", ""]
     licences = _counts([license_name(v) for v in col("license")])
+    lines += [f"Taken together the images may be used under the terms of **{facts.licence_name}** (the",
+              f"`license: {facts.licence_hub}` of this card's front matter): the most restrictive conditions",
+              "among them. Each image's own licence is in `ATTRIBUTION.csv`; the mix:", ""]
     lines += _table_md(("licence", "images", "share"),
                        [(k, v, f"{100 * v / max(table.num_rows, 1):.1f} %") for k, v in licences])  # fmt: skip
     lines += ["", "## Settings", ""]
     for stage in ("select_settings", "fetch_settings", "curate_settings"):
         if prov.get(stage):
             lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
-    lines += _load_section(layout)
+    lines += _load_section(layout, class_column)
     lines += ["", "## Files", "",
               "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
               "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",
               "- `ATTRIBUTION.csv`: licence and credits per image",
+              "- `croissant.json`: this description in MLCommons Croissant (files, checksums, fields)",
+              *([f"- `{n}`: the rows of one split, for Hugging Face `datasets`" for n in split_tables[:1]]),
               "- `curate_summary.json`, `report.html`: counts, plots and thumbnails", ""]  # fmt: skip
     target = root / "README.md"
     write_text_atomic(target, "\n".join(lines))
+    write_croissant(facts, title=name)
     if attribution:
         write_attribution(root)
     return target

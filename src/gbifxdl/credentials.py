@@ -110,11 +110,14 @@ def load_credentials(
     email: str | None = None,
     api_url: str | None = None,
     prompt: bool = True,
+    user_hint: str | None = None,
 ) -> Credentials:
     """Return GBIF credentials found in arguments, env, ``.env``, ``~/.netrc`` or a prompt.
 
     Raises :class:`~gbifxdl.errors.CredentialsError` saying where to put them when the
-    username or password cannot be found and no prompt is possible.
+    username or password cannot be found and no prompt is possible. The message names
+    only places that work everywhere (environment, ``.env``, ``~/.netrc``); ``user_hint``
+    adds one the caller offers, e.g. ``"pass -u/--user"`` from a command that has it.
     """
     dotenv = read_dotenv(Path.cwd() / ".env")
 
@@ -143,7 +146,8 @@ def load_credentials(
     if user is None:
         raise CredentialsError(
             "no GBIF username found: set GBIF_USER (environment or a .env file in this folder), "
-            f"pass --user, or add 'machine {host} login USER password PASS' to ~/.netrc"
+            + (f"{user_hint}, " if user_hint else "")
+            + f"or add 'machine {host} login USER password PASS' to ~/.netrc"
         )
     if password is None and can_prompt:
         password = getpass.getpass(f"GBIF password for {user}: ") or None

@@ -100,3 +100,11 @@ class CurateError(GbifxdlError):
 
 class StateError(GbifxdlError):
     """A dataset folder's saved state conflicts with what was asked (e.g. other settings)."""
+
+
+class StorageError(GbifxdlError):
+    """An output store (folder, bucket, SFTP server) cannot be reached, read or written.
+
+    The message names the target (never with a password) and what to do, e.g. which extra
+    to install or which credentials to set.
+    """

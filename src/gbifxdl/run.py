@@ -10,7 +10,6 @@ units without downloading any image twice).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gbifxdl._changes import STAGES, plain as _plain
 from gbifxdl._io import write_text_atomic
 from gbifxdl.errors import ConfigError, StateError
 from gbifxdl.fetch import FetchSettings
@@ -28,7 +28,6 @@ from gbifxdl.select import SelectSettings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("request", "wait", "get", "select", "fetch", "curate", "report")
 STATE_FILE = Path(".gbifxdl") / "run.json"
 LOG_FILE = "gbifxdl.log"
 
@@ -77,14 +76,10 @@ class RunSettings:
     report: bool = True
 
     def fingerprint(self) -> dict[str, str]:
-        """Give one digest per stage of the settings that decide its output."""
-        parts = {
-            "request": _digest({k: v for k, v in _plain(self.source).items() if k != "api_url"}),
-            "select": _digest(_plain(self.select)),
-            "fetch": _digest(_plain(self.fetch)),
-            "curate": _digest(_plain(self.curate)),
-        }
-        return parts
+        """Give one digest per stage of the settings that decide its output (speed settings excluded)."""
+        from gbifxdl._changes import output_settings
+
+        return {stage: _digest(values) for stage, values in output_settings(self).items()}
 
 
 @dataclass
@@ -97,6 +92,8 @@ class RunState:
     download_key: str | None = None
     archive: str | None = None
     done: dict[str, float] = field(default_factory=dict)
+    # outputs of a redone stage still to delete (relative paths): a kill midway finishes them first
+    pending_removal: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, dataset: Path) -> "RunState | None":
@@ -119,6 +116,7 @@ class RunState:
             "download_key": self.download_key,
             "archive": self.archive,
             "done": self.done,
+            "pending_removal": self.pending_removal,
         }
         write_text_atomic(self.path, json.dumps(data, indent=2, sort_keys=True))
 
@@ -168,6 +166,8 @@ def _stages(settings: RunSettings) -> tuple[str, ...]:
 
 
 def _open_state(dataset: Path, settings: RunSettings, allow_changed: bool, echo: Callable[[str], None]) -> RunState:
+    from gbifxdl import _changes
+
     new_fingerprint = settings.fingerprint()
     state = RunState.load(dataset)
     if state is None:
@@ -180,52 +180,52 @@ def _open_state(dataset: Path, settings: RunSettings, allow_changed: bool, echo:
         state.fingerprint = new_fingerprint
         state.save()
         return state
-    changed = [s for s, d in new_fingerprint.items() if state.fingerprint.get(s) != d]
-    if changed:
-        if not allow_changed:
+    _remove_pending(dataset, state)
+    change = _changes.compare(state, settings, new_fingerprint)
+    if change.first is not None:
+        previous = _changes.previous_settings(state.settings)
+        plan = _changes.plan(dataset, state, change, previous, settings)
+        if plan.has_work and not allow_changed:
             raise StateError(
-                f"{dataset} was started with other {', '.join(changed)} settings; run it with "
-                "the same settings, pass --allow-changed-settings to redo the stages they "
-                "affect, or choose a new folder"
+                f"{dataset} was started with other {change.sections()} settings ({change.details()}); "
+                f"to go on with the new ones run again with --allow-changed-settings: {plan.consequence}; "
+                "or run with the earlier settings, or choose a new folder"
             )
-        first = min(STAGES.index(s) for s in changed)
-        if "request" in changed:
+        said = f"{change.sections()} settings changed ({change.details()})"
+        if plan.has_work:
+            echo(f"{said}: {plan.consequence}.")
+            log.info("%s; redoing from %s", said, plan.first)
+        else:
+            echo(f"{said} before the stage ran: the new ones are used.")
+        if change.first == "request":
             state.download_key = None
             state.archive = None
-        _forget_outputs(dataset, changed)
-        # curation rewrites the fetch's table: fetch reassembles it (downloading nothing)
-        first = min(first, STAGES.index("fetch")) if "curate" in changed else first
-        for stage in STAGES[first:]:
+        for stage in STAGES[STAGES.index(plan.first):]:
             state.done.pop(stage, None)
-        echo(f"Settings changed ({', '.join(changed)}): redoing from '{STAGES[first]}'.")
-        state.settings = _plain(settings)
-        state.fingerprint = new_fingerprint
-        state.save()
+        state.pending_removal = plan.remove
+    for section, diff in change.others.items():
+        text = ", ".join(_changes.one_change(k, a, b) for k, a, b in diff)
+        echo(f"Using the new {section} settings ({text}): they change no output, nothing is redone.")
+    # the new settings are saved (speed-only ones too) before anything is deleted
+    state.settings = _plain(settings)
+    state.fingerprint = new_fingerprint
+    state.save()
+    _remove_pending(dataset, state)
     return state
 
 
-# what each stage writes, removed when its settings (or an earlier stage's) change
-STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "request": ("download_key.txt", "archive"),
-    "select": ("selection.parquet", "selection.summary.json"),
-    "fetch": ("images", "shards", ".gbifxdl/fetch", "fetch.log"),
-    "curate": ("metadata.parquet", "removed.parquet", "curate_summary.json"),
-    "report": ("README.md", "ATTRIBUTION.csv", "report.html"),
-}
-
-
-def _forget_outputs(dataset: Path, changed: list[str]) -> None:
-    """Delete the outputs of the stages from the first changed one on (fetch state kept for curate-only changes)."""
-    first = min(STAGES.index(s) for s in changed)
-    for stage, names in STAGE_OUTPUTS.items():
-        if STAGES.index(stage) < first:
-            continue
-        for name in names:
-            target = dataset / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+def _remove_pending(dataset: Path, state: RunState) -> None:
+    """Delete the outputs a settings change condemned (finishing a removal a kill interrupted)."""
+    if not state.pending_removal:
+        return
+    for name in state.pending_removal:
+        target = dataset / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    state.pending_removal = []
+    state.save()
 
 
 def _foreign(dataset: Path) -> bool:
@@ -245,20 +245,7 @@ def _attach_log(dataset: Path) -> logging.Handler:
 
 
 def _state_defaults() -> dict[str, Any]:
-    return {"settings": {}, "fingerprint": {}, "download_key": None, "archive": None, "done": {}}
-
-
-def _plain(obj: Any) -> Any:
-    """Turn settings dataclasses into JSON-ready dicts (tuples become lists)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    return {"settings": {}, "fingerprint": {}, "download_key": None, "archive": None, "done": {}, "pending_removal": []}
 
 
 def _digest(obj: Any) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gbifxdl.archive._layout import ASK_FOR_DWCA, MULTIMEDIA, OCCURRENCE, Field, FileLayout, Provenance
-from gbifxdl.archive._meta import _parse_eml, _parse_meta
+from gbifxdl.archive._meta import _parse_eml, _parse_meta, normalise_doi
 from gbifxdl.archive._reader import MemberReader
 from gbifxdl.errors import ArchiveError, NoMediaError
 
@@ -29,6 +29,7 @@ __all__ = [
     "Archive",
     "MemberReader",
     "open_archive",
+    "normalise_doi",
 ]
 
 
@@ -64,7 +65,9 @@ class Archive:
 def open_archive(path: str | Path) -> Archive:
     """Return the :class:`Archive` at ``path``, its layout read from ``meta.xml``.
 
-    Raises :class:`ArchiveError` for anything that is not a readable DwC-A zip, and
+    ``meta.xml`` is looked for at the top of the zip, or inside its single top folder
+    when every member sits in one (an archive unzipped and zipped again). Raises
+    :class:`ArchiveError` for anything that is not a readable DwC-A zip, and
     :class:`NoMediaError` for a SIMPLE_CSV / SIMPLE_PARQUET / other table-only archive.
     """
     path = Path(path)
@@ -73,17 +76,24 @@ def open_archive(path: str | Path) -> Archive:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = {info.filename: info for info in zf.infolist()}
-            if "meta.xml" not in infos:
+            base = _base_folder(list(infos))
+            if base + "meta.xml" not in infos:
                 _raise_not_dwca(path, list(infos))
-            meta = zf.read("meta.xml")
-            eml = zf.read("metadata.xml") if "metadata.xml" in infos else None
+            meta = _read_small(path, zf, infos[base + "meta.xml"])
+            core, extensions, metadata_name = _parse_meta(path, meta, base)
+            eml_info = infos.get(base + (metadata_name or "metadata.xml")) or infos.get(base + "metadata.xml")
+            try:
+                eml = _read_small(path, zf, eml_info) if eml_info is not None else None
+            except ArchiveError:
+                eml = None  # provenance is informative only: a damaged EML must not stop the selection
     except zipfile.BadZipFile as exc:
         raise ArchiveError(
             f"{path}: not a readable zip ({exc}); the download may be truncated: download it again"
         ) from exc
-    except (OSError, EOFError, zlib.error) as exc:
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise ArchiveError(f"{path}: cannot read the zip ({exc}); download it again") from exc
-    core, extensions = _parse_meta(path, meta)
+    except (NotImplementedError, RuntimeError) as exc:  # exotic compression, encryption
+        raise ArchiveError(f"{path}: cannot read the zip ({exc}); unzip and re-zip it with plain deflate") from exc
     # verbatim.txt and other extensions are never read, so only these must be present
     for layout in (core, *(e for e in extensions if e.row_type == MULTIMEDIA)):
         if layout.location not in infos:
@@ -96,12 +106,38 @@ def open_archive(path: str | Path) -> Archive:
     return Archive(path, core, tuple(extensions), provenance, sizes)
 
 
+_SMALL_MEMBER = 64 << 20  # meta.xml and metadata.xml are kilobytes; more is not a descriptor
+
+
+def _read_small(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Return a descriptor member's bytes, refusing one too large to be what it claims."""
+    if info.file_size > _SMALL_MEMBER:
+        raise ArchiveError(f"{path}: {info.filename} holds {info.file_size:,} bytes, far too many for an "
+                           "archive descriptor; download the archive again")
+    with zf.open(info) as member:
+        data = member.read(_SMALL_MEMBER + 1)
+    if len(data) > _SMALL_MEMBER:
+        raise ArchiveError(f"{path}: {info.filename} inflates past {_SMALL_MEMBER >> 20} MB; download the archive again")
+    return data
+
+
+def _base_folder(names: list[str]) -> str:
+    """Return the single top folder (with its slash) every member sits in, or "" when there is none."""
+    names = [name for name in names if not name.startswith("__MACOSX/")]  # macOS's resource forks
+    if not names or "meta.xml" in names:
+        return ""
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) != 1 or not all("/" in name for name in names):
+        return ""
+    return tops.pop() + "/"
+
+
 def _raise_not_dwca(path: Path, names: list[str]) -> None:
     lowered = [n.lower() for n in names]
     if not names:
         raise ArchiveError(f"{path}: the zip is empty; download the archive again")
     if any(n.endswith((".csv", ".parquet", ".avro")) or "/" in n and n.startswith("occurrence.parquet") for n in lowered):
-        raise NoMediaError(f"{path}: a SIMPLE_* archive carries no media URLs. {ASK_FOR_DWCA}")
+        raise NoMediaError(f"{path}: a SIMPLE_* archive (a plain table) has no image URLs. {ASK_FOR_DWCA}")
     raise ArchiveError(
         f"{path}: no meta.xml, so not a Darwin Core Archive (members: {', '.join(names[:5])}). {ASK_FOR_DWCA}"
     )

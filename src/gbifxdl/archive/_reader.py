@@ -10,12 +10,12 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from gbifxdl.archive._layout import FileLayout
+from gbifxdl.archive._parse import BOM, HEAD_BYTES, ChunkParser, Parsed, count_columns, line_end
 from gbifxdl.errors import ArchiveError
 
 try:  # ISA-L inflates about 2.5x faster than zlib; optional, same interface
@@ -31,8 +31,11 @@ class MemberReader:
 
     Columns are term names (``"speciesKey"``) or ``"id"`` (the core id / extension
     core id). Undeclared columns come back all null; default-only fields as their
-    default; empty values as null (or the field's default). Rows with too few or too
-    many fields are skipped and counted in :attr:`bad_rows`.
+    default; empty values as null (or the field's default). Rows with another number
+    of fields than the header (or, without a header, than the first row, or than
+    ``meta.xml`` declares when that is more) are skipped and counted in
+    :attr:`bad_rows`. Lines end in LF, CRLF or CR alone (whatever ``meta.xml`` says:
+    the file is looked at); invalid UTF-8 is replaced and counted in :attr:`repaired_chunks`.
     """
 
     PARSERS = 2  # chunks parsed at once
@@ -47,15 +50,8 @@ class MemberReader:
         self.rows = 0
         self.bad_rows = 0
         self.bad_examples: list[str] = []
-        self._lock = threading.Lock()
-
-    def _on_invalid(self, row: Any) -> str:
-        with self._lock:
-            self.bad_rows += 1
-            if len(self.bad_examples) < 3:
-                text = (row.text or "").replace("\t", " ")[:60]
-                self.bad_examples.append(f"{row.actual_columns} fields, expected {row.expected_columns}: {text!r}")
-        return "skip"
+        self.repaired_chunks = 0  # chunks in which invalid UTF-8 was replaced
+        self.n_columns: int | None = None  # fields per row, once known
 
     def _plan(self, n_columns: int) -> tuple[list[str], list[tuple[str, int | None, str | None]]]:
         """Return the raw column names to parse, and per output column (name, index, default)."""
@@ -73,35 +69,48 @@ class MemberReader:
             if index is not None and index >= n_columns:
                 raise ArchiveError(
                     f"{self.archive.path}: meta.xml puts {name!r} in column {index + 1} of "
-                    f"{self.layout.location}, which has only {n_columns} columns; the archive is inconsistent"
+                    f"{self.layout.location}, whose header has only {n_columns} columns; the archive is inconsistent"
                 )
         return [f"c{i}" for i in range(n_columns)], plan
 
-    def _count_columns(self, zf: zipfile.ZipFile) -> int:
-        with zf.open(self.layout.location) as member:
-            first = member.readline()
-        if not first:
-            return self.layout.n_declared_columns
-        line = first.decode(self.layout.encoding, errors="replace").rstrip("\r\n")
-        return max(len(line.split(self.layout.fields_terminated_by)), 1)
+    def _columns(self, head: bytes, eol: bytes) -> int:
+        """Return the number of fields each row must have: the header's, else the first row's or more."""
+        counted = count_columns(self.layout, head, eol)
+        declared = self.layout.n_declared_columns
+        if self.layout.ignore_header_lines:
+            return counted or declared
+        # no header: the declared indexes are read whatever extra columns the rows carry
+        return max(counted or 0, declared)
+
+    def _check_separators(self) -> None:
+        layout = self.layout
+        delimiter, quote = layout.fields_terminated_by, layout.fields_enclosed_by
+
+        def one_byte(value: str) -> bool:
+            return len(value) == 1 and len(value.encode("utf-8")) == 1 and value not in "\r\n"
+
+        if not one_byte(delimiter) or (quote and (not one_byte(quote) or quote == delimiter)):
+            raise ArchiveError(
+                f"{self.archive.path}: {layout.location} uses separators this reader does not "
+                f"support (fields {delimiter!r}, quotes {quote!r}); fix meta.xml or re-save the file "
+                "with tabs and no quotes"
+            )
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         layout = self.layout
-        if layout.fields_enclosed_by not in ("", '"', "'") or len(layout.fields_terminated_by) != 1:
-            # GBIF never quotes and always uses tabs; refuse other layouts rather than misread them
-            raise ArchiveError(
-                f"{self.archive.path}: {layout.location} uses separators this reader does not "
-                f"support (fields {layout.fields_terminated_by!r}, quotes {layout.fields_enclosed_by!r})"
-            )
+        self._check_separators()
         try:
             with zipfile.ZipFile(self.archive.path) as zf:
-                n_columns = (
-                    self._count_columns(zf) if layout.ignore_header_lines else layout.n_declared_columns
-                )
-                raw_names, plan = self._plan(n_columns)
+                with zf.open(layout.location) as member:
+                    head = member.read(HEAD_BYTES).removeprefix(BOM)
+                eol = line_end(head)
+                self.n_columns = self._columns(head, eol)
+                raw_names, plan = self._plan(self.n_columns)
                 include = sorted({f"c{i}" for _, i, _ in plan if i is not None}, key=lambda s: int(s[1:]))
+                parser = ChunkParser(layout, raw_names, include, eol)
                 with _open_member(zf, layout.location) as member:
-                    yield from self._batches(_counted(_pieces(member), self.on_bytes), raw_names, include, plan)
+                    pieces = _counted(_without_bom(_pieces(member)), self.on_bytes)
+                    yield from self._batches(pieces, parser, plan, eol)
         except (zipfile.BadZipFile, EOFError, zlib.error, _inflate.error) as exc:
             raise ArchiveError(
                 f"{self.archive.path}: {layout.location} is damaged ({exc}); the download may be "
@@ -109,57 +118,35 @@ class MemberReader:
             ) from exc
         except (NotImplementedError, RuntimeError) as exc:  # exotic compression, encryption
             raise ArchiveError(f"{self.archive.path}: {exc}; unzip and re-zip it with plain deflate") from exc
-        except pa.ArrowInvalid as exc:
-            raise ArchiveError(f"{self.archive.path}: cannot parse {layout.location}: {exc}") from exc
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError, ValueError, OSError) as exc:
+            text = " ".join(str(exc).split())[:300]
+            raise ArchiveError(f"{self.archive.path}: cannot parse {layout.location}: {text}") from exc
 
     def _batches(
         self,
         pieces: Iterator[bytes],
-        raw_names: list[str],
-        include: list[str],
+        parser: ChunkParser,
         plan: list[tuple[str, int | None, str | None]],
+        eol: bytes,
     ) -> Iterator[pa.RecordBatch]:
-        layout = self.layout
-        quote = layout.fields_enclosed_by or False
-        read_options = pacsv.ReadOptions(
-            column_names=raw_names,
-            block_size=1 << 20,  # fastest here; the blocks of a chunk are concatenated after
-            use_threads=False,  # one chunk per thread parses faster than Arrow's own threading here
-            encoding=layout.encoding if layout.encoding.upper().replace("-", "") != "UTF8" else "utf8",
-        )
-        parse_options = pacsv.ParseOptions(
-            delimiter=layout.fields_terminated_by,
-            quote_char=quote,
-            double_quote=bool(quote),
-            escape_char=False,
-            newlines_in_values=False,
-            ignore_empty_lines=True,
-            invalid_row_handler=self._on_invalid,
-        )
-        convert_options = pacsv.ConvertOptions(
-            include_columns=include,
-            column_types={name: pa.string() for name in include},
-            strings_can_be_null=True,
-            null_values=[""],
-        )
-        def parse(chunk: bytes) -> pa.Table:
-            return pacsv.read_csv(pa.py_buffer(chunk), read_options=read_options, parse_options=parse_options,
-                                  convert_options=convert_options)
-
         # Arrow's streaming reader parses on one core: chunks of whole lines parse on all of
         # them (read_csv releases the GIL), while the next chunks inflate in the background
-        chunks = _prefetched(_line_chunks(pieces, self.chunk_bytes, layout.ignore_header_lines))
+        chunks = _prefetched(_line_chunks(pieces, self.chunk_bytes, self.layout.ignore_header_lines, eol))
         with ThreadPoolExecutor(max_workers=self.PARSERS, thread_name_prefix="gbifxdl-parse") as pool:
-            pending: deque[Future[pa.Table]] = deque()
+            pending: deque[Future[Parsed]] = deque()
             for chunk in chunks:
-                pending.append(pool.submit(parse, chunk))
+                pending.append(pool.submit(parser.parse, chunk))
                 if len(pending) > self.PARSERS:
                     yield from self._select(pending.popleft().result(), plan)
             while pending:
                 yield from self._select(pending.popleft().result(), plan)
 
-    def _select(self, table: pa.Table, plan: list[tuple[str, int | None, str | None]]) -> Iterator[pa.RecordBatch]:
+    def _select(self, parsed: Parsed, plan: list[tuple[str, int | None, str | None]]) -> Iterator[pa.RecordBatch]:
         """Yield the parsed table as one batch of the planned columns (none when it is empty)."""
+        self.bad_rows += parsed.bad.count
+        self.bad_examples.extend(parsed.bad.examples[:max(0, 3 - len(self.bad_examples))])
+        self.repaired_chunks += parsed.repaired
+        table = parsed.table
         if table.num_rows == 0:
             return
         batch = table.combine_chunks().to_batches()[0]
@@ -177,8 +164,21 @@ class MemberReader:
         yield pa.RecordBatch.from_arrays(arrays, names=[name for name, _, _ in plan])
 
 
-def _line_chunks(pieces: Iterator[bytes], size: int, skip_lines: int) -> Iterator[bytes]:
-    """Yield the bytes of ``pieces`` in chunks of whole lines, minus the first ``skip_lines``.
+def _without_bom(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Yield ``pieces`` without a UTF-8 byte order mark at the very start."""
+    head = b""
+    for piece in pieces:
+        head += piece
+        if len(head) >= len(BOM):
+            break
+    head = head.removeprefix(BOM)
+    if head:
+        yield head
+    yield from pieces
+
+
+def _line_chunks(pieces: Iterator[bytes], size: int, skip_lines: int, eol: bytes = b"\n") -> Iterator[bytes]:
+    """Yield the bytes of ``pieces`` in chunks of whole lines (ended by ``eol``), minus the first ``skip_lines``.
 
     A chunk ends at the last line end before the next multiple of ``size`` bytes into the
     member (or a later one when a line is longer): cuts that depend on the bytes only, not
@@ -192,7 +192,7 @@ def _line_chunks(pieces: Iterator[bytes], size: int, skip_lines: int) -> Iterato
         held.append((piece, 0, len(piece)))
         end += len(piece)
         while end >= target:
-            cut = _cut_before(held, len(piece) - (end - target))
+            cut = _cut_before(held, len(piece) - (end - target), eol)
             if cut is None:
                 # the held bytes before the cut: no line end in them for this long, not a text table
                 if sum(stop - start for _, start, stop in held) - (end - target) > 16 * size:
@@ -201,19 +201,19 @@ def _line_chunks(pieces: Iterator[bytes], size: int, skip_lines: int) -> Iterato
                 continue
             target += size
             chunk, held = _split(held, *cut)
-            chunk, skip_lines = _skip(chunk, skip_lines)
+            chunk, skip_lines = _skip(chunk, skip_lines, eol)
             if chunk:
                 yield chunk
     # the end: the whole lines, then a last line without a line end (if any)
-    cut = _cut_before(held, held[-1][2]) if held else None
+    cut = _cut_before(held, held[-1][2], eol) if held else None
     if cut is not None:
         chunk, held = _split(held, *cut)
-        chunk, skip_lines = _skip(chunk, skip_lines)
+        chunk, skip_lines = _skip(chunk, skip_lines, eol)
         if chunk:
             yield chunk
     chunk = b"".join(memoryview(p)[a:z] for p, a, z in held)
     if chunk.strip() and not skip_lines:
-        yield chunk + b"\n"
+        yield chunk + eol
 
 
 def _split(held: list[tuple[bytes, int, int]], index: int, at: int) -> tuple[bytes, list[tuple[bytes, int, int]]]:
@@ -223,22 +223,22 @@ def _split(held: list[tuple[bytes, int, int]], index: int, at: int) -> tuple[byt
     return chunk, ([(last, at, stop)] if at < stop else []) + held[index + 1:]
 
 
-def _cut_before(held: list[tuple[bytes, int, int]], limit: int) -> tuple[int, int] | None:
+def _cut_before(held: list[tuple[bytes, int, int]], limit: int, eol: bytes) -> tuple[int, int] | None:
     """Return (held index, offset after the line end) of the last line end before ``limit``
     bytes into the last held piece (counting from its start), or None when there is none."""
     for index in range(len(held) - 1, -1, -1):
         piece, start, stop = held[index]
-        found = piece.rfind(b"\n", start, limit if index == len(held) - 1 else stop)
+        found = piece.rfind(eol, start, limit if index == len(held) - 1 else stop)
         if found >= 0:
             return index, found + 1
     return None
 
 
-def _skip(chunk: bytes, lines: int) -> tuple[bytes, int]:
+def _skip(chunk: bytes, lines: int, eol: bytes) -> tuple[bytes, int]:
     """Return ``chunk`` without its first ``lines`` lines, and how many lines are still to skip."""
     start = 0
     while lines and start < len(chunk):
-        end = chunk.find(b"\n", start)
+        end = chunk.find(eol, start)
         if end < 0:
             return b"", lines  # the chunk ends inside a header line: only whole chunks are cut
         start, lines = end + 1, lines - 1

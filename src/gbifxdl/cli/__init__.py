@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -35,6 +36,10 @@ COMMANDS: dict[str, str] = {
     "fetch": "gbifxdl.cli.fetch:fetch",
     "curate": "gbifxdl.cli.curate:curate",
     "report": "gbifxdl.cli.curate:report",
+    "derive": "gbifxdl.cli.publish:derive",
+    "export": "gbifxdl.cli.publish:export",
+    "rebuild": "gbifxdl.cli.publish:rebuild",
+    "clean": "gbifxdl.cli.curate:clean",
 }
 
 
@@ -81,16 +86,22 @@ def run_command(command: click.Command, args: list[str] | None = None, prog_name
     argv = sys.argv[1:] if args is None else args
     debug = "--debug" in argv
     try:
-        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Interrupted; nothing done so far is lost. Run the same command again to continue.", err=True)
+        _invoke(command, list(argv), prog_name)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # a terminal has just echoed "^C": write over it (back to the line's start, cleared)
+        clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+        click.echo(f"{clear}{INTERRUPTED}", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `gbifxdl`: the help, as click shows it
+        click.echo(exc.format_message())
+        sys.exit(0)
+    except click.UsageError as exc:
+        where = f"`{exc.ctx.command_path} --help`" if exc.ctx else "--help"
+        click.echo(f"error: {_one_line(exc.format_message())} (see {where})", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; nothing done so far is lost. Run the same command again to continue.", err=True)
-        sys.exit(130)
     except GbifxdlError as exc:
         if debug:
             raise
@@ -108,6 +119,27 @@ def run_command(command: click.Command, args: list[str] | None = None, prog_name
             "(run again with --debug for the traceback, and please report it)",
             err=True,
         )
+        sys.exit(1)
+
+
+INTERRUPTED = "Interrupted; nothing done so far is lost. Run the same command again to continue."
+
+
+def _invoke(command: click.Command, argv: list[str], prog_name: str | None) -> None:
+    """Run ``command`` as click's ``main(standalone_mode=False)`` does, Ctrl-C left as KeyboardInterrupt.
+
+    Click's ``main`` writes a blank line to stderr before it turns Ctrl-C into ``Abort``:
+    with ours, an interrupt prints exactly one line (run_command's).
+    """
+    if any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):  # shell completion
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        return
+    name = prog_name or os.path.basename(sys.argv[0]) or "gbifxdl"
+    try:
+        with command.make_context(name, argv) as ctx:
+            command.invoke(ctx)
+    except BrokenPipeError:  # output piped into a reader that closed it (`| head`): as click does
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never closed
         sys.exit(1)
 
 

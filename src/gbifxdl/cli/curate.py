@@ -1,7 +1,9 @@
-"""``gbifxdl curate DIR`` and ``gbifxdl report DIR``: thin skins over curate, write_card, write_report."""
+"""``gbifxdl curate DIR``, ``gbifxdl clean DIR`` and ``gbifxdl report DIR``: thin skins over curate,
+purge_removed and write_report."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -29,11 +31,11 @@ def _fractions(text: str) -> tuple[float, float, float]:
               help="A photo under two classes: drop every copy, keep the best one, or one per class.")
 @click.option("--near-duplicates/--no-near-duplicates", default=True, show_default=True,
               help="Also remove resized or re-encoded copies (perceptual hash).")
-@click.option("--phash-threshold", default=4, show_default=True, type=click.IntRange(0, 32),
+@click.option("--phash-threshold", default=10, show_default=True, type=click.IntRange(0, 32),
               help="Largest Hamming distance between perceptual hashes of near duplicates.")
 @click.option("--n-split", default=5, show_default=True, type=click.IntRange(1), help="Folds of the `set` column.")
 @click.option("--ood-th", default=5, show_default=True, type=click.IntRange(0),
-              help="Classes with at most this many images become test_ood.")
+              help="Classes with at most this many images (and at most half the median class size) become test_ood.")
 @click.option("--fractions", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions per class.")
 @click.option("--group-by-occurrence/--no-group-by-occurrence", default=True, show_default=True,
               help="Keep all images of one occurrence in one split.")
@@ -46,20 +48,72 @@ def _fractions(text: str) -> tuple[float, float, float]:
 def curate(dataset_dir: Path, fractions: str, no_card: bool, no_progress: bool, **options: object) -> None:
     """Clean DATASET_DIR (a `gbifxdl fetch` folder) and add train/val/test splits.
 
-    Drops failed rows, files no row refers to, rows whose file is missing or unreadable,
-    and duplicate photos; writes the curated metadata.parquet, removed.parquet,
-    curate_summary.json, and the dataset card README.md with ATTRIBUTION.csv.
+    Starts from every fetched row, drops failed rows, rows whose file is missing or
+    unreadable, and duplicate photos; writes the curated metadata.parquet,
+    removed.parquet, curate_summary.json, and the dataset card README.md with
+    ATTRIBUTION.csv. Removed files are set aside in DATASET_DIR/.gbifxdl/removed, so
+    curating again with other settings brings back what they keep; `gbifxdl clean`
+    deletes them for good.
     """
-    from gbifxdl.card import write_card
     from gbifxdl.curate import CurateSettings
     from gbifxdl.curate import curate as run_curate
 
     settings = CurateSettings(fractions=_fractions(fractions), **options)  # type: ignore[arg-type]
-    summary = run_curate(dataset_dir, settings, progress=not no_progress)
-    click.echo(summary.format())
-    if not settings.dry_run and not no_card:
-        card = write_card(dataset_dir)
-        click.echo(f"wrote {card} and {card.with_name('ATTRIBUTION.csv')}")
+    quiet = logging.getLogger("gbifxdl.curate")  # its warnings are echoed below, once
+    level, quiet.level = quiet.level, logging.ERROR
+    try:
+        with _Bars(enabled=not no_progress) as bars:
+            summary = run_curate(dataset_dir, settings, progress=bars, card=not no_card)
+    finally:
+        quiet.setLevel(level)
+    click.echo("\n".join(line for line in summary.format().splitlines() if not line.startswith("warning: ")))
+    if summary.card:
+        click.echo(f"wrote {summary.card} and {Path(summary.card).with_name('ATTRIBUTION.csv')}")
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+class _Bars:
+    """A progress callback drawing one tqdm bar per step on the terminal (the CLI's, not the library's)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.what = ""
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or total < 2:
+            return
+        if self.bar is None or what != self.what:
+            self.close()
+            from tqdm import tqdm
+
+            self.bar, self.what = tqdm(total=total, desc=what, leave=False), what
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> "_Bars":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@click.command()
+@click.argument("dataset_dir", type=_DIR)
+@click.option("--dry-run", is_flag=True, help="Only say how many files and bytes would be deleted.")
+def clean(dataset_dir: Path, dry_run: bool) -> None:
+    """Delete for good the files curation set aside in DATASET_DIR/.gbifxdl/removed.
+
+    After this, curating again with other settings can no longer bring them back.
+    """
+    from gbifxdl.curate import purge_removed
+
+    click.echo(purge_removed(dataset_dir, dry_run=dry_run).format())
 
 
 @click.command()
@@ -70,7 +124,16 @@ def curate(dataset_dir: Path, fractions: str, no_card: bool, no_progress: bool, 
               help="Classes shown with thumbnails (the largest).")
 def report(dataset_dir: Path, thumbnails_per_class: int, max_classes: int) -> None:
     """Write DATASET_DIR/report.html: plots and thumbnails in one self-contained page."""
+    from gbifxdl.errors import CurateError
     from gbifxdl.report import write_report
 
+    # fetch writes metadata.parquet; curate adds curate_summary.json
+    if not (dataset_dir / "metadata.parquet").is_file():
+        raise CurateError(
+            f"{dataset_dir} holds no metadata.parquet, so there is nothing to report yet: build the dataset "
+            f"with `gbifxdl run` (or `gbifxdl fetch`) first, then run `gbifxdl report {dataset_dir}`"
+        )
     path = write_report(dataset_dir, thumbnails_per_class=thumbnails_per_class, max_classes=max_classes)
     click.echo(f"wrote {path}")
+    if not (dataset_dir / "curate_summary.json").is_file():
+        click.echo(f"not curated yet: `gbifxdl curate {dataset_dir}` removes duplicates and adds the splits", err=True)

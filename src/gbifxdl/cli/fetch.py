@@ -26,6 +26,38 @@ def _per_host(values: tuple[str, ...]) -> tuple[int | None, tuple[tuple[str, int
     return default, tuple(overrides)
 
 
+def _per_host_rate(values: tuple[str, ...]) -> tuple[float | None, tuple[tuple[str, float], ...]]:
+    default: float | None = None
+    overrides: list[tuple[str, float]] = []
+    for value in values:
+        host, sep, number = value.rpartition("=")
+        try:
+            n = float(number)
+        except ValueError:
+            n = 0.0
+        if not n > 0:
+            raise ConfigError(f"--per-host-rate {value!r}: give requests per second (5) or HOST=N (example.org=0.5)")
+        if sep:
+            overrides.append((host.lower(), n))
+        else:
+            default = n
+    return default, tuple(overrides)
+
+
+def _duration(text: str) -> float:
+    """Return seconds from ``90``, ``90s``, ``30m``, ``2h``."""
+    text = text.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"--host-deadline {text!r}: give a duration such as 30m, 2h or 600 (seconds)")
+    return seconds
+
+
 INT = click.IntRange(min=1)
 
 
@@ -42,10 +74,23 @@ INT = click.IntRange(min=1)
 @click.option("--reencode/--keep-original", default=None,
               help="Re-encode as JPEG, or keep the original bytes (default: re-encode only when resizing).")
 @click.option("--validate", type=click.Choice(["decode", "header"]), default="decode", show_default=True,
-              help="For kept originals: decode every image (pixel hash, pHash), or only check headers (fast).")
+              help="For kept originals: decode every image (pHash), or only check headers (fast).")
+@click.option("--pixel-hash", is_flag=True,
+              help="Also hash every kept original's full-resolution pixels (slow; column pixel_hash).")
 @click.option("--connections", type=INT, default=64, show_default=True, help="Requests in flight, all hosts together.")
 @click.option("--per-host", multiple=True, metavar="N|HOST=N",
               help="Starting requests in flight per host (default 8); HOST=N fixes one host's limit. Repeatable.")
+@click.option("--per-host-rate", multiple=True, metavar="N|HOST=N",
+              help="Starting requests per second per host (default: unlimited until a host answers 429/503, "
+                   "then learned); HOST=N caps one host. Repeatable.")
+@click.option("--host-deadline", default="30m", show_default=True, metavar="DURATION",
+              help="A host answering only 429/503 this long fails its waiting images (outcome host_deadline).")
+@click.option("--renditions/--no-renditions", default=True, show_default=True,
+              help="When resizing, fetch the smallest rendition big enough (iNaturalist, IIIF, Flickr).")
+@click.option("--respect-opt-out/--ignore-opt-out", "respect_opt_out", default=True, show_default=True,
+              help="Skip images whose host sends X-Robots-Tag noai, noimageai or none (outcome opted_out).")
+@click.option("--contact", default=None, metavar="EMAIL",
+              help="Named in the User-Agent so hosts can write before blocking (default: $GBIF_EMAIL).")
 @click.option("--max-attempts", type=INT, default=3, show_default=True, help="Attempts per image for transient failures.")
 @click.option("--shard-size", type=INT, default=1000, show_default=True,
               help="Rows per work unit (and samples per WebDataset shard).")
@@ -61,7 +106,7 @@ INT = click.IntRange(min=1)
 @click.option("--retry-failed", is_flag=True, help="Try again the images that failed in an earlier run.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_agent: str | None, quiet: bool,
-          **options: Any) -> None:
+          per_host_rate: tuple[str, ...], host_deadline: str, **options: Any) -> None:
     """Download, process and write every image of SELECTION (a Parquet from `gbifxdl select`).
 
     Resumable: run the same command again after an interruption; finished images are
@@ -72,6 +117,8 @@ def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_age
     default, overrides = _per_host(per_host)
     if user_agent:
         options["user_agent"] = user_agent
+    options["per_host_rate"], options["per_host_rate_overrides"] = _per_host_rate(per_host_rate)
+    options["host_deadline"] = _duration(host_deadline)
     settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
     if settings.uses_processes:
         from gbifxdl.fetch.workers import start_fork_server

@@ -9,6 +9,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from gbifxdl.cli._query_options import predicate_from_options, query_options
+from gbifxdl.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,24 +34,72 @@ def credential_options(f: F) -> F:
     return click.option("-u", "--user", help="GBIF username [env GBIF_USER, .env, ~/.netrc].")(f)
 
 
-def credentials_from(user: str | None, password: str | None, email: str | None, api_url: str | None) -> Any:
-    """Return the Credentials for a command, warning when the password came on the command line."""
+def credentials_from(user: str | None, password: str | None, email: str | None, api_url: str | None,
+                     user_hint: str | None = "pass -u/--user USER") -> Any:
+    """Return the Credentials for a command, warning when the password came on the command line.
+
+    ``user_hint`` is where else this command takes a username (None when it has no such option).
+    """
     from gbifxdl.credentials import load_credentials
 
     if password:
         click.echo(PASSWORD_WARNING, err=True)
-    return load_credentials(user=user, password=password, email=email, api_url=api_url)
+    return load_credentials(user=user, password=password, email=email, api_url=api_url, user_hint=user_hint)
 
 
 def read_key(value: str) -> str:
-    """Return a download key given as itself, as a DOI, or as the path of a file holding it."""
+    """Return a download key given as itself, as a DOI, or as the path of a file holding it (checked)."""
+    from gbifxdl.gbif import check_key
+
     path = Path(value)
-    if path.is_file():
-        lines = path.read_text(encoding="utf-8").split()
-        if not lines:
-            raise click.BadParameter(f"{value} is empty; it should hold a GBIF download key")
-        return lines[0]
-    return value.strip()
+    if value.strip() and path.is_file():
+        try:
+            words = path.read_text(encoding="utf-8").split()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the key file {value} ({type(exc).__name__}); "
+                              "give a download key or a text file holding one") from None
+        if not words:
+            raise ConfigError(f"the key file {value} is empty; it should hold a GBIF download key")
+        return check_key(words[0], file_hint=True)
+    return check_key(value, file_hint=True)
+
+
+def check_format(value: str | None) -> str | None:
+    """Return the archive format in GBIF's spelling, or raise ConfigError naming --format."""
+    from gbifxdl._terms import DOWNLOAD_FORMATS
+
+    if value is None:
+        return None
+    if value.strip().upper() not in DOWNLOAD_FORMATS:
+        raise ConfigError(f"--format {value!r} is not a GBIF download format; give one of {', '.join(DOWNLOAD_FORMATS)} "
+                          "(DWCA is the only one with image links)")
+    return value.strip().upper()
+
+
+def check_query_options(options: dict[str, Any]) -> bool:
+    """Return whether builder options were given, after checking them all locally.
+
+    Everything but the taxon names (which only GBIF's species match can resolve) is
+    checked here, so a bad --year or --country is said before anything is sent.
+    """
+    from gbifxdl.cli._query_options import _BUILDER_OPTIONS
+
+    if not any(options.get(name) for name in _BUILDER_OPTIONS):
+        return False
+    taxa = [part.strip() for value in options.get("taxon") or () for part in str(value).split(",")]
+    if options.get("taxon") and not any(taxa):
+        raise ConfigError("--taxon is empty: give a taxon name or a GBIF taxon key")
+    # a placeholder key stands for each name, so the rest of the predicate is built and checked
+    placeholders = tuple(t if t.isdigit() else "1" for t in taxa if t)
+    predicate_from_options(None, **{**options, "taxon": placeholders})
+    return True
+
+
+def check_wait_options(timeout: float | None, min_interval: float, max_interval: float) -> None:
+    """Raise ConfigError naming the option when a waiting time is not a sensible number of seconds."""
+    for name, value in (("--timeout", timeout), ("--min-interval", min_interval), ("--max-interval", max_interval)):
+        if value is not None and not (value > 0 or (name == "--timeout" and value == 0)):
+            raise ConfigError(f"{name} {value}: give a number of seconds above 0")
 
 
 def write_key(path: Path, key: str) -> None:
@@ -74,35 +123,47 @@ def match(names: tuple[str, ...], version: int, lenient: bool, api_url: str | No
     """Match taxon NAMES to GBIF taxon keys (one line per name)."""
     from gbifxdl.query import match_names
 
+    if not all(name.strip() for name in names):
+        raise ConfigError("a taxon name is empty: give names such as 'Aglais io' (quote names with spaces)")
+
     for m in match_names(list(names), api_url=api_url, version=version, strict=not lenient):
         fields = [m.name, str(m.taxon_key), m.match_type, str(m.confidence), m.rank or "", m.accepted_name or m.canonical_name or ""]
         click.echo("\t".join(fields) + (f"\t({m.note})" if m.note else ""))
 
 
 @click.command()
-@click.argument("payload", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("payload", required=False, type=click.Path())
 @query_options
-@click.option("-k", "--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Save the download key to this file.")
+@click.option("-k", "--key-file", type=click.Path(path_type=Path), help="Save the download key to this file.")
 @click.option("--format", "format_", default=None, help="Archive format [default: the payload's, else DWCA].")
 @click.option("--notify/--no-notify", default=None, help="Ask GBIF to e-mail when ready [default: if an e-mail is known].")
 @click.option("--dry-run", is_flag=True, help="Print the request JSON without sending it.")
 @click.option("--wait", "wait_", is_flag=True, help="Then wait until the archive is ready.")
 @credential_options
 @api_url_option
-def post(payload: Path | None, key_file: Path | None, format_: str | None, notify: bool | None, dry_run: bool,
+def post(payload: str | None, key_file: Path | None, format_: str | None, notify: bool | None, dry_run: bool,
          wait_: bool, user: str | None, password: str | None, email: str | None, api_url: str | None,
          **builder: Any) -> None:
     """Post a download request: a PAYLOAD JSON file (predicate or full request) or builder options."""
     from gbifxdl import gbif
     from gbifxdl.errors import GbifxdlError
 
-    predicate = predicate_from_options(api_url, **builder)
-    if payload is not None and predicate is not None:
-        raise click.UsageError("give either a PAYLOAD file or builder options (--taxon ...), not both")
-    if payload is None and predicate is None:
-        raise click.UsageError("give a PAYLOAD JSON file or builder options such as --taxon (see --help)")
-    data = gbif.load_payload(payload) if payload is not None else predicate
-    assert data is not None
+    # Everything is checked here, before a credential prompt or a request (only taxon
+    # names need GBIF, and they are matched before the password is asked for).
+    format_ = check_format(format_)
+    if key_file is not None and key_file.is_dir():
+        raise ConfigError(f"-k/--key-file {key_file} is a folder; give a file name such as {key_file / 'key.txt'}")
+    has_builder = check_query_options(builder)
+    if payload is not None and has_builder:
+        raise ConfigError("give either a PAYLOAD file or builder options (--taxon ...), not both")
+    if payload is None and not has_builder:
+        raise ConfigError("give a PAYLOAD JSON file or builder options such as --taxon (see `gbifxdl post --help`)")
+    if payload is not None:
+        data = gbif.check_payload(payload, format=format_, send_notification=notify)
+    else:
+        data = predicate_from_options(api_url, **builder)
+        assert data is not None
+        gbif.check_payload(data, format=format_, send_notification=notify)
     creator = user or (data.get("creator") if "predicate" in data else None)
     if dry_run:  # no password needed just to look at the request
         try:
@@ -117,10 +178,10 @@ def post(payload: Path | None, key_file: Path | None, format_: str | None, notif
         return
     credentials = credentials_from(creator, password, email, api_url)
     key = gbif.post_request(data, credentials=credentials, api_url=api_url, format=format_, send_notification=notify)
+    click.echo(key)  # first: the key is shown even if saving it fails
     if key_file is not None:
         write_key(key_file, key)
         click.echo(f"download key saved to {key_file}", err=True)
-    click.echo(key)
     if wait_:
         final = gbif.wait(key, api_url=api_url)
         click.echo(final.summary(), err=True)
@@ -155,6 +216,7 @@ def wait(key: str, timeout: float | None, min_interval: float, max_interval: flo
     """Wait until download KEY is ready (Ctrl-C loses nothing; run it again later)."""
     from gbifxdl import gbif
 
+    check_wait_options(timeout, min_interval, max_interval)
     st = gbif.wait(
         read_key(key), api_url=api_url, timeout=gbif.DEFAULT_WAIT_TIMEOUT if timeout is None else timeout,
         min_interval=min_interval, max_interval=max(min_interval, max_interval),
@@ -220,7 +282,12 @@ def downloads(limit: int, offset: int, running: bool, user: str | None, password
 @KEY
 @api_url_option
 def cite(key: str, api_url: str | None) -> None:
-    """Print GBIF's citation of download KEY (with its DOI)."""
+    """Print GBIF's citation of download KEY (with its DOI), or the one to give for a dataset folder."""
     from gbifxdl import gbif
 
+    if Path(key).is_dir():  # a dataset: its derived-dataset DOI, else its download's
+        from gbifxdl.publish.derived import dataset_citation
+
+        click.echo(dataset_citation(key))
+        return
     click.echo(gbif.citation(read_key(key), api_url=api_url))

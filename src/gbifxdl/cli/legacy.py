@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from gbifxdl.cli.gbif import api_url_option, credentials_from, write_key
+from gbifxdl.errors import ConfigError
 
 
 class LegacyCommand(click.Command):
@@ -20,9 +21,9 @@ class LegacyCommand(click.Command):
 
 
 @click.command(cls=LegacyCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-p", "--payload", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("-p", "--payload", required=True, type=click.Path(path_type=Path),
               help="Predicate JSON file; its 'creator' is your GBIF username.")
-@click.option("-k", "--key-file", type=click.Path(dir_okay=False, path_type=Path), default=Path("download_key.txt"),
+@click.option("-k", "--key-file", type=click.Path(path_type=Path), default=Path("download_key.txt"),
               show_default=True, help="File to save the download key to.")
 @click.option("-w", "--password", help="GBIF password (shows in the process list: prefer GBIF_PWD or .env).")
 @api_url_option
@@ -30,10 +31,12 @@ def gbifpost(payload: Path, key_file: Path, password: str | None, api_url: str |
     """Post a GBIF download request and save its key (the original command)."""
     from gbifxdl import gbif
 
-    data = gbif.load_payload(payload)
+    data = gbif.check_payload(payload)  # before any credential prompt or request
+    if key_file.is_dir():
+        raise ConfigError(f"-k/--key-file {key_file} is a folder; give a file name such as {key_file / 'key.txt'}")
     creator = data.get("creator") if "predicate" in data else None
-    credentials = credentials_from(creator, password, None, api_url)
+    credentials = credentials_from(creator, password, None, api_url, user_hint='put "creator": "USER" in the payload')
     key = gbif.post_request(data, credentials=credentials, api_url=api_url)
+    click.echo(key)  # first: the key is shown even if saving it fails
     write_key(key_file, key)
-    click.echo(key)
     click.echo(f"download key saved to {key_file}; follow it with `gbifxdl wait {key}`", err=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from gbifxdl.errors import ConfigError
 
@@ -17,17 +18,9 @@ DEMO_DIR = "gbifxdl-demo"
 
 
 def _stage_sections() -> dict[str, Any]:
-    from gbifxdl.curate import CurateSettings
-    from gbifxdl.fetch import FetchSettings
-    from gbifxdl.run import WaitSettings
-    from gbifxdl.select import SelectSettings
+    from gbifxdl.config import stage_classes
 
-    return {
-        "wait": WaitSettings(),
-        "select": SelectSettings(),
-        "fetch": FetchSettings(),
-        "curate": CurateSettings(),
-    }
+    return {name: cls() for name, cls in stage_classes().items()}
 
 
 def _query_options(f: Any) -> Any:
@@ -56,84 +49,115 @@ def _query_options(f: Any) -> Any:
 @click.option("--no-report", is_flag=True, help="Skip the dataset card and HTML report.")
 @click.option("--allow-changed-settings", is_flag=True, help="Continue a dataset with new settings, redoing the stages they affect.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def run(payload: Path | None, output: Path | None, config_path: Path | None, **options: Any) -> None:
+def run(**params: Any) -> None:
     """Run the whole pipeline: post, wait, get, select, fetch, curate, report.
 
     Give a PAYLOAD predicate file, or builder options (--taxon, --country, --year ...),
     or --key KEY, or --archive FILE. Run the same command again to continue after an
-    interruption: nothing done is lost and no request is posted twice.
+    interruption: nothing done is lost and no request is posted twice. With --config,
+    an option given on the command line wins over the file, and the file over the defaults.
     """
     from gbifxdl.run import run as run_job
 
-    settings = settings_from_cli(payload, output, config_path, options)
+    settings = settings_from_context(click.get_current_context())
     dataset = run_job(
         settings,
-        allow_changed_settings=options["allow_changed_settings"],
-        progress=not options["no_progress"],
+        allow_changed_settings=params["allow_changed_settings"],
+        progress=not params["no_progress"],
         echo=click.echo,
     )
     _say_what_to_open(dataset)
 
 
-def settings_from_cli(payload: Path | None, output: Path | None, config_path: Path | None, options: dict[str, Any]) -> Any:
-    """Merge defaults, the config file and command-line options into RunSettings."""
-    from gbifxdl.config import read_config, settings_from
+def given_options(ctx: click.Context) -> dict[str, Any]:
+    """Return the options the user gave, on the command line or through their environment variable."""
+    given_sources = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {p.name: ctx.params[p.name] for p in ctx.command.params
+            if p.name and ctx.get_parameter_source(p.name) in given_sources}  # fmt: skip
+
+
+def merged_options(ctx: click.Context) -> dict[str, Any]:
+    """Return the configuration file's values with the given options merged over them."""
+    from gbifxdl.config import merge, read_config
+
+    config_path = ctx.params.get("config_path")
+    return merge(read_config(config_path) if config_path else {}, given_options(ctx))
+
+
+def settings_from_context(ctx: click.Context) -> Any:
+    """Return the RunSettings that the command line, the configuration file and the defaults give."""
+    from gbifxdl.config import RUN_OPTIONS, SourceOptions, build_section, stage_classes
+    from gbifxdl._config_types import show
     from gbifxdl.run import RunSettings, SourceSettings
 
-    config = read_config(config_path) if config_path else {}
-    base = config.get("source", {})
-    output = output or (Path(config["output"]) if "output" in config else None)
+    merged = merged_options(ctx)
+    given = given_options(ctx)
+    config_path = ctx.params.get("config_path")
+    by_option = {target: name for name, b in RUN_OPTIONS.items() if name in given for target in b.targets}
+
+    def origin_in(section: str) -> Any:
+        def origin(key: str, value: Any) -> str:
+            name = by_option.get((section, key))
+            if name is not None:
+                return f"--{name.replace('_', '-')} {given[name]}"
+            return f"config file {config_path}: [{section}] {key} = {show(value)}"
+
+        return origin
+
+    output = merged.get("output")
     if output is None:
         raise ConfigError("no dataset folder: give -o/--output DIR (or `output` in the config file)")
-
-    sections = _stage_sections()
-    staged = {name: settings_from(type(obj), config.get(name, {}), section=name) for name, obj in sections.items()}
-    cli_stage = {
-        "select": {"max_per_class": options["max_per_class"], "min_per_class": options["min_per_class"],
-                   "one_per_occurrence": None if options["all_images"] is None else not options["all_images"],
-                   "seed": options["seed"]},
-        "fetch": {"layout": options["layout"], "resize": options["resize"], "jpeg_quality": options["jpeg_quality"],
-                  "connections": options["connections"], "per_host": options["per_host"]},
-        "curate": {"seed": options["seed"]},
-    }  # fmt: skip
-    for name, values in cli_stage.items():
-        given = {k: v for k, v in values.items() if v is not None}
-        staged[name] = settings_from(type(staged[name]), given, section=name, base=staged[name])
-
-    api_url = options["api_url"] or base.get("api_url")
+    staged = {name: build_section(cls, merged.get(name, {}), section=name, origin=origin_in(name))
+              for name, cls in stage_classes().items()}  # fmt: skip
+    options = build_section(SourceOptions, merged.get("source", {}), section="source", origin=origin_in("source"))
     source = SourceSettings(
-        predicate=_predicate(payload, options, base, api_url),
-        key=options["key"] or base.get("key"),
-        archive=str(options["archive"] or base.get("archive") or "") or None,
-        api_url=api_url,
-        format=base.get("format", "DWCA"),
-        notification=bool(base.get("notification", False)),
+        predicate=_predicate(options),
+        key=options.key,
+        archive=options.archive,
+        api_url=options.api_url,
+        format=options.format,
+        notification=options.notification,
     )
     source.kind()  # exactly one source, said clearly now rather than later
-    report = not options["no_report"] and bool(config.get("report", True))
-    return RunSettings(output=str(output), source=source, report=report, **staged)
+    _check_source(source)
+    return RunSettings(output=str(output), source=source, report=merged.get("report", True), **staged)
 
 
-def _predicate(payload: Path | None, options: dict[str, Any], base: dict[str, Any], api_url: str | None) -> dict | None:
+def _check_source(source: Any) -> None:
+    """Raise the one-line error a bad key or request gives, before a folder, a prompt or a request."""
+    from gbifxdl.gbif import check_key, check_payload
+
+    if source.key:
+        check_key(source.key)
+    if source.predicate is not None:  # a full request keeps its own format
+        check_payload(source.predicate, format=None if "predicate" in source.predicate else source.format)
+
+
+def _predicate(options: Any) -> dict | None:
     from gbifxdl.cli._query_options import predicate_from_options
 
-    payload = payload or (Path(base["payload"]) if base.get("payload") else None)
-    if payload is not None:
+    if options.payload:
+        payload = Path(options.payload)
         try:
             return json.loads(payload.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"payload file {payload} not found") from None
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"payload file {payload} is not valid JSON: {exc}") from None
-    names = ("taxon", "country", "year", "basis_of_record", "license", "dataset_key", "media_type", "lenient")
-    merged = {}
-    for name in names:
-        value = options.get(name)
-        if value in (None, (), []) and name in base:
-            value = base[name]
-            value = tuple(value) if isinstance(value, list) else value
-        merged[name] = value
-    return predicate_from_options(api_url, **merged)
+    from gbifxdl.cli.gbif import check_query_options
+
+    builder = dict(
+        taxon=tuple(str(t) for t in options.taxon),
+        country=options.country,
+        year=None if options.year is None else str(options.year),
+        basis_of_record=options.basis_of_record,
+        license=options.license,
+        dataset_key=options.dataset_key,
+        media_type=options.media_type,
+        lenient=options.lenient,
+    )
+    check_query_options(builder)  # all but taxon names checked before GBIF's species match is asked
+    return predicate_from_options(options.api_url, **builder)
 
 
 @click.command()
@@ -159,6 +183,7 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
     """Run the real pipeline offline, against a GBIF emulator and image hosts on loopback."""
     from gbifxdl.cli._query_options import predicate_from_options
     from gbifxdl.fetch import FetchSettings
+    from gbifxdl.fetch.scheduler import host_of
     from gbifxdl.run import RunSettings, RunState, SourceSettings, WaitSettings, run as run_job
     from gbifxdl.select import SelectSettings
     from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif
@@ -174,7 +199,7 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
     elif output.exists() and any(output.iterdir()):
         raise ConfigError(f"{output} exists and is not a gbifxdl demo folder; pass -o NEW_FOLDER")
 
-    click.echo("Starting a GBIF emulator and 3 image hosts on loopback (no internet needed)...")
+    click.echo("Starting a GBIF emulator and 3 image hosts on loopback (no internet needed; one allows 5 requests/s)...")
     with local_gbif(LocalGbifSettings(n_occurrences=occurrences)) as local:
         os.environ.update(GBIF_USER=DEMO_USER, GBIF_PWD=DEMO_PASSWORD, GBIF_EMAIL=f"{DEMO_USER}@example.org")
         predicate = predicate_from_options(local.api_url, taxon=("Nymphalidae",), year="2010-2025")
@@ -184,7 +209,10 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
             source=SourceSettings(predicate=predicate, api_url=local.api_url),
             wait=WaitSettings(min_interval=0.5, max_interval=2.0, timeout=600),
             select=SelectSettings(max_per_class=25),
-            fetch=dataclasses.replace(FetchSettings(), layout=layout, resize=256),
+            # the emulated hosts lay their photos out as iNaturalist does: fetch the smallest
+            # rendition big enough for 256 px, as on the real hosts
+            fetch=dataclasses.replace(FetchSettings(), layout=layout, resize=256,
+                                      rendition_hosts=tuple((host_of(u), "inaturalist") for u in local.hosts.base_urls)),
         )
         dataset = run_job(settings, progress=not no_progress, echo=click.echo)
     _say_what_to_open(dataset)
@@ -209,9 +237,9 @@ def gbifpipe(dataset_dir: Path, key_file: Path, api_url: str | None) -> None:
     from gbifxdl.run import RunSettings, SourceSettings, run as run_job
     from gbifxdl.select import SelectSettings
 
-    key = key_file.read_text(encoding="utf-8").strip()
-    if not key:
-        raise ConfigError(f"{key_file} is empty; it should hold a GBIF download key")
+    from gbifxdl.cli.gbif import read_key
+
+    key = read_key(str(key_file))  # checked before a folder is made or GBIF is asked
     settings = RunSettings(
         output=str(dataset_dir),
         source=SourceSettings(key=key, api_url=api_url),

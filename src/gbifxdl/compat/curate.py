@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from gbifxdl.curate import _dedupe, _files, _splits, _table
+from gbifxdl.curate import toolkit
 from gbifxdl.errors import ConfigError
+
+_dedupe = _files = _splits = _table = toolkit  # curate's public building blocks, in one module
 
 __all__ = ["add_set_column", "postprocess"]
 

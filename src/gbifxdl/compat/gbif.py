@@ -26,7 +26,7 @@ def post(
     password (else GBIF_PWD, ``.env`` or ``~/.netrc``); GBIF refusing the request prints
     why and returns None. With ``wait``, returns once the archive is ready.
     """
-    data = gbif.load_payload(payload)
+    data = gbif.check_payload(payload)  # a bad payload is said before any password prompt
     creator = user or (data.get("creator") if ("predicate" in data or "creator" in data) else None)
     credentials = load_credentials(user=creator, password=pwd, api_url=api_url)
     try:

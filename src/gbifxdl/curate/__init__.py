@@ -1,31 +1,48 @@
 """Curation: a fetched folder -> a clean, deduplicated, split dataset.
 
-``curate(DIR)`` drops failed rows, keeps files and table in exact agreement, removes
-exact and near duplicates, and adds the ``split`` and ``set`` columns. It replaces
-``DIR/metadata.parquet`` atomically, appends what it removed (with ``removed_reason``)
-to ``DIR/removed.parquet`` and saves ``DIR/curate_summary.json``. Files are deleted only
-after the new table is in place, and deletion is driven by that table, so a killed run
-is completed by running it again; a second run on a curated folder changes nothing.
+``curate(DIR)`` starts from every fetched row (the last curated table plus what it
+removed, or the table fetch reassembled), drops failed rows, keeps files and table in
+exact agreement, removes exact and near duplicates, and adds the ``split`` and ``set``
+columns. It replaces ``DIR/metadata.parquet`` atomically, writes the rows it removed
+(with ``removed_reason``) to ``DIR/removed.parquet`` and ``DIR/curate_summary.json``,
+and by default the dataset card (``README.md``, ``ATTRIBUTION.csv``).
+
+Nothing is deleted: removed files are moved to ``DIR/.gbifxdl/removed/`` (WebDataset:
+removed samples to side shards there), and files that the current settings keep are
+moved back, so curating again with other settings restores what an earlier curation
+removed. ``purge_removed`` (``gbifxdl clean``) deletes the set-aside files for good.
+Tables are written before files move, and every table write keeps the union of the two
+tables complete, so a killed run is completed by running it again; a second run with
+the same settings changes nothing. Nothing is printed: pass ``progress`` to follow it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gbifxdl._io import write_text_atomic
-from gbifxdl.curate import _dedupe, _files, _splits, _table
+from gbifxdl.curate import _dedupe, _files, _setaside, _splits, _table
+from gbifxdl.curate._setaside import PurgeSummary
+from gbifxdl.curate._summary import CurateSummary, split_warnings
 from gbifxdl.errors import ConfigError
 
-__all__ = ["CROSS_CLASS_POLICIES", "CurateSettings", "CurateSummary", "curate"]
+__all__ = ["CROSS_CLASS_POLICIES", "CurateSettings", "CurateSummary", "PurgeSummary", "curate", "purge_removed",
+           "split_warnings"]
 
 CROSS_CLASS_POLICIES = ("drop-all", "keep-one", "keep-per-class")
 FAILED = "fetch_failed"
+SET_ASIDE = _setaside.SET_ASIDE
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,13 @@ class CurateSettings:
     # a photo under two labels: drop every copy, keep the best one, or one per class
     cross_class_duplicates: str = "drop-all"
     near_duplicates: bool = True
-    phash_threshold: int = 4  # Hamming distance between 64-bit perceptual hashes
+    # Hamming distance between 64-bit perceptual hashes: 10 finds >= 95 % of copies at another
+    # resolution, JPEG quality or with a few percent cropped (bench/dedupe.py)
+    phash_threshold: int = 10
     n_split: int = 5  # folds of the original `set` column
-    ood_th: int = 5  # classes with at most this many images become `test_ood`
+    # classes with at most this many images, and at most half the median class size, become
+    # `test_ood` (so a small --max-per-class still leaves classes to train on)
+    ood_th: int = 5
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, val, test
     group_by_occurrence: bool = True  # all images of one occurrence in one split
     split_by_time: bool = False  # oldest eventDate trains, newest tests
@@ -52,7 +73,8 @@ class CurateSettings:
                 f"cross_class_duplicates={self.cross_class_duplicates!r}; use one of {', '.join(CROSS_CLASS_POLICIES)}"
             )
         if not 0 <= self.phash_threshold <= 32:
-            raise ConfigError(f"phash_threshold={self.phash_threshold}; use 0..32 bits (4 catches resized copies)")
+            raise ConfigError(f"phash_threshold={self.phash_threshold}; use 0..32 bits "
+                              "(10 catches resized, re-encoded and slightly cropped copies)")
         if self.n_split < 1:
             raise ConfigError(f"n_split={self.n_split}; use at least 1 fold")
         if self.ood_th < 0:
@@ -64,184 +86,254 @@ class CurateSettings:
         if not self.class_column:
             raise ConfigError("class_column is empty; name a column of metadata.parquet, e.g. speciesKey")
 
+    def output_fingerprint(self) -> dict[str, Any]:
+        """Return the settings that decide the curated dataset (a resumed run must keep them).
 
-@dataclass
-class CurateSummary:
-    """What curation kept and removed, and why."""
-
-    dataset_dir: str
-    layout: str
-    rows_in: int
-    kept: int
-    classes: int
-    removed: dict[str, int]  # this run, by reason
-    removed_total: dict[str, int]  # all runs, by reason (from removed.parquet)
-    failures: dict[str, int]  # all runs: failed fetches by outcome
-    splits: dict[str, int]
-    sets: dict[str, int]
-    files_deleted: int = 0
-    samples_dropped: int = 0
-    shards_rewritten: int = 0
-    folders_removed: int = 0
-    dry_run: bool = False
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def saved(self) -> dict[str, Any]:
-        """Return the part saved as curate_summary.json: the dataset's state, not this run's work."""
-        return {
-            "layout": self.layout,
-            "images": self.kept,
-            "classes": self.classes,
-            "splits": self.splits,
-            "sets": self.sets,
-            "removed": self.removed_total,
-            "failures": self.failures,
-            "settings": self.settings,
-        }
-
-    def format(self) -> str:
-        """Return a human-readable report of this run."""
-        verb = "would remove" if self.dry_run else "removed"
-        lines = [
-            f"{self.dataset_dir} ({self.layout}): {self.rows_in} rows in, {self.kept} images kept "
-            f"in {self.classes} classes{' (dry run: nothing changed)' if self.dry_run else ''}",
-        ]
-        if self.removed:
-            lines.append(f"{verb} {sum(self.removed.values())} rows:")
-            lines += [f"  {reason:<30} {n}" for reason, n in sorted(self.removed.items())]
-        else:
-            lines.append(f"{verb} nothing")
-        if self.files_deleted or self.samples_dropped or self.folders_removed:
-            lines.append(
-                f"files {'to delete' if self.dry_run else 'deleted'}: {self.files_deleted}, "
-                f"shard samples dropped: {self.samples_dropped} ({self.shards_rewritten} shards), "
-                f"empty folders: {self.folders_removed}"
-            )
-        lines.append("splits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())) or "none"))
-        return "\n".join(lines)
+        Every setting does today (``verify_hashes`` may remove corrupt files); one that only
+        changes speed must be left out.
+        """
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def curate(dataset_dir: str | Path, settings: CurateSettings = CurateSettings(), *, progress: bool = True) -> CurateSummary:
-    """Return the summary of curating ``dataset_dir`` in place (see the module docstring)."""
+
+def _progress_callback(progress: bool | Progress | None) -> Progress | None:
+    if callable(progress):
+        return progress
+    if progress:  # True: progress goes to the log, never to the terminal
+        return lambda what, done, total: log.debug("%s: %d/%d", what, done, total)
+    return None
+
+
+def curate(
+    dataset_dir: str | Path,
+    settings: CurateSettings = CurateSettings(),
+    *,
+    progress: bool | Progress | None = None,
+    card: bool = True,
+) -> CurateSummary:
+    """Return the summary of curating ``dataset_dir`` in place (see the module docstring).
+
+    ``progress``: a callable ``(what, done, total)`` called as files are checked and
+    moved. ``card``: also write the dataset card and attributions (not in a dry run).
+    Empty splits are logged as warnings and listed in ``summary.warnings``.
+    """
     root = Path(dataset_dir)
-    meta_path = root / _table.METADATA
-    original = _table.read_table(meta_path)
-    _table.require_columns(original, ("outcome", "url_hash"), meta_path)
-    table = _table.drop_columns(original, _table.ADDED_KEPT)
-    classes = _table.class_labels(table, settings.class_column)
-    col = lambda name: _table.column_or_nulls(table, name)  # noqa: E731
-    reasons, dup_of = _removals(root, table, classes, settings, progress)
+    report = _progress_callback(progress)
+    table, original, previous = _table.full_table(root)
+    n = table.num_rows
+    classes = _class_labels(table, settings.class_column)
+    reason, dup_of, found_aside = _removals(root, table, classes, settings, report)
+    keep = np.flatnonzero(reason == "")
 
-    keep = [i for i in range(table.num_rows) if i not in reasons]
-    ids, gbif_ids, dates = col("url_hash"), col("gbifID"), col("eventDate")
-    groups = [
-        f"occ:{gbif_ids[i]}" if settings.group_by_occurrence and gbif_ids[i] is not None else f"img:{ids[i] or i}"
-        for i in keep
-    ]
-    spec = _splits.SplitSpec(settings.n_split, settings.ood_th, settings.fractions, settings.split_by_time, settings.seed)
-    split, fold = _splits.assign([classes[i] for i in keep], groups, [dates[i] for i in keep], spec)
+    kept_rows = table.take(pa.array(keep, pa.int64()))
+    groups = _groups(kept_rows, settings.group_by_occurrence)
+    dates = _table.column_or_nulls(kept_rows, "eventDate")
+    spec = _splits.SplitSpec(settings.n_split, settings.ood_th, settings.fractions, settings.split_by_time,
+                             settings.seed, ood_relative=True)
+    split, fold = _splits.assign(classes[keep].tolist(), groups, dates, spec)
 
     settings_dict = {k: v for k, v in asdict(settings).items() if k != "dry_run"}
     settings_dict["fractions"] = list(settings.fractions)
     prov = _table.provenance(original)
     prov["curate_settings"] = settings_dict
-    kept = table.take(pa.array(keep, type=pa.int64()))
-    kept = kept.append_column("split", pa.array(split, pa.string())).append_column("set", pa.array(fold, pa.string()))
+    kept = kept_rows.append_column("split", pa.array(split, pa.string()))
+    kept = kept.append_column("set", pa.array(fold, pa.string()))
     kept = _table.with_provenance(kept, prov, like=original)
-    gone = sorted(reasons)
-    removed = _table.drop_columns(table.take(pa.array(gone, type=pa.int64())), _table.ADDED_REMOVED)
-    removed = removed.append_column("removed_reason", pa.array([reasons[i] for i in gone], pa.string()))
-    removed = removed.append_column("duplicate_of", pa.array([dup_of.get(i) for i in gone], pa.string()))
+    gone = np.flatnonzero(reason != "")
+    removed = table.take(pa.array(gone, pa.int64()))
+    removed = removed.append_column("removed_reason", pa.array(reason[gone], pa.string()))
+    removed = removed.append_column("duplicate_of", pa.array(dup_of[gone], pa.string()))
+    removed = _table.with_provenance(removed, prov, like=original)
 
-    removed_path = root / _table.REMOVED
-    previous = _table.read_table(removed_path) if removed_path.is_file() else None
-    merged = _table.append_removed(previous, removed)
+    # rows removed before: which are kept now (restored) and which are removed anew
+    was_removed = (pc.is_in(_table.row_keys(table), value_set=_table.row_keys(previous)).to_numpy(zero_copy_only=False)
+                   if previous is not None and previous.num_rows else np.zeros(n, dtype=bool))
+    newly = Counter(reason[gone][~was_removed[gone]].tolist())
     if not settings.dry_run:
-        # order matters for kill-safety: the record of removals, then the table, then files
-        if merged is not None:
-            _table.write_table(merged, removed_path)
-        if not kept.equals(original, check_metadata=True):
-            _table.write_table(kept, meta_path)
-    shards, keys, paths = col("shard"), col("key"), col("path")
-    kept_keys: dict[str, set[str]] = {}
-    for i in keep:
-        if shards[i]:
-            kept_keys.setdefault(shards[i], set()).add(keys[i])
-    kept_paths = {paths[i] for i in keep if paths[i] and not shards[i]}
-    by_files = _sync_images(root, kept_paths, settings.dry_run, _table.provenance(original))
-    by_shards = _files.sync_shards(root, kept_keys, settings.dry_run, progress)
+        _write_tables(root, kept, original, removed, previous)
+    moved = _sync_files(root, table, keep, found_aside, settings.dry_run, prov, report)
 
-    everything = merged if merged is not None else previous
-    all_reasons = _table.column_or_nulls(everything, "removed_reason") if everything is not None else []
-    all_outcomes = _table.column_or_nulls(everything, "outcome") if everything is not None else []
+    outcomes = _table.column_or_nulls(removed, "outcome")
+    splits = dict(sorted(Counter(split).items()))
     summary = CurateSummary(
         dataset_dir=str(root),
-        layout="webdataset" if any(shards) else "folders",
-        rows_in=table.num_rows,
+        layout="webdataset" if pc.any(pc.is_valid(_column(table, "shard"))).as_py() else "folders",
+        rows_in=n,
         kept=len(keep),
-        classes=len({classes[i] for i in keep}),
-        removed=dict(sorted(Counter(reasons.values()).items())),
-        removed_total=dict(sorted(Counter(all_reasons).items())),
-        failures=dict(sorted(Counter(str(o) for r, o in zip(all_reasons, all_outcomes) if r == FAILED).items())),
-        splits=dict(sorted(Counter(split).items())),
+        classes=len(set(classes[keep].tolist())),
+        removed=dict(sorted(newly.items())),
+        removed_total=dict(sorted(Counter(reason[gone].tolist()).items())),
+        failures=dict(sorted(Counter(str(o) for r, o in zip(reason[gone], outcomes) if r == FAILED).items())),
+        splits=splits,
         sets=dict(sorted(Counter(fold).items())),
-        files_deleted=by_files.files_deleted + by_shards.files_deleted,
-        samples_dropped=by_shards.samples_dropped,
-        shards_rewritten=by_shards.shards_rewritten,
-        folders_removed=by_files.folders_removed + by_shards.folders_removed,
+        restored=int(np.count_nonzero(was_removed[keep])),
+        files_set_aside=moved.files_set_aside,
+        files_restored=moved.files_restored,
+        samples_set_aside=moved.samples_set_aside,
+        samples_restored=moved.samples_restored,
+        shards_rewritten=moved.shards_rewritten,
+        folders_removed=moved.folders_removed,
         dry_run=settings.dry_run,
         settings=settings_dict,
+        warnings=split_warnings(splits, settings.fractions, settings.ood_th),
     )
+    for warning in summary.warnings:
+        log.warning("%s: %s", root, warning)
     if not settings.dry_run:
         write_text_atomic(root / _table.SUMMARY, json.dumps(summary.saved(), indent=2, sort_keys=True) + "\n")
+        if card:
+            from gbifxdl.card import write_card
+
+            summary.card = str(write_card(root))
     return summary
 
 
-def _sync_images(root: Path, kept: set[str], dry_run: bool, prov: dict[str, Any]) -> _files.SyncResult:
-    """Return what deleting unreferenced files from fetch's image folder did."""
+def purge_removed(dataset_dir: str | Path, *, dry_run: bool = False) -> PurgeSummary:
+    """Return how many set-aside files (and bytes) were deleted for good from ``dataset_dir``.
+
+    These are the files curation removed and kept in ``.gbifxdl/removed`` so that a later
+    curation with other settings could restore them; after this, it cannot.
+    """
+    return _setaside.purge(Path(dataset_dir), dry_run=dry_run)
+
+
+def _groups(table: pa.Table, by_occurrence: bool) -> list[str]:
+    """Return each row's split group: its occurrence (``occ:<gbifID>``), or the image alone."""
+    n = table.num_rows
+    image = pc.binary_join_element_wise("img:", pc.fill_null(_column(table, "url_hash"), ""), "")
+    image = pc.if_else(pc.equal(image, "img:"), pc.binary_join_element_wise(
+        "img:", pc.cast(pa.array(np.arange(n)), pa.string()), ""), image)  # no url_hash: the row itself
+    if not by_occurrence or "gbifID" not in table.column_names:
+        return image.to_pylist()
+    gbif = _column(table, "gbifID")
+    occurrence = pc.binary_join_element_wise("occ:", pc.cast(gbif, pa.string()), "")
+    return pc.if_else(pc.is_valid(gbif), occurrence, image).to_pylist()
+
+
+def _present(values: pa.Array) -> np.ndarray:
+    """Return a boolean numpy mask: non-null, non-empty strings."""
+    return pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    if name in table.column_names:
+        return table.column(name).combine_chunks()
+    return pa.nulls(table.num_rows, pa.string())
+
+
+def _class_labels(table: pa.Table, column: str) -> np.ndarray:
+    """Return each row's class as a string (``unlabeled`` where null), as a numpy object array."""
+    _table.class_labels(table.slice(0, 0), column)  # raises the helpful error for a missing column
+    values = pc.cast(table.column(column), pa.string()) if table.column(column).type != pa.string() \
+        else table.column(column)
+    return pc.fill_null(values, "unlabeled").to_numpy(zero_copy_only=False).astype(object)
+
+
+def _codes(table: pa.Table, name: str, rows: np.ndarray) -> np.ndarray:
+    """Return integer codes of a column's values at ``rows`` (equal values, equal codes; -1 for null)."""
+    encoded = pc.dictionary_encode(_column(table, name).take(pa.array(rows, pa.int64())))
+    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _write_tables(root: Path, kept: pa.Table, original: pa.Table, removed: pa.Table, previous: pa.Table | None) -> None:
+    """Write removed.parquet, then metadata.parquet, so that their union is every row at any kill."""
+    removed_path, meta_path = root / _table.REMOVED, root / _table.METADATA
+    interim = removed
+    if previous is not None and previous.num_rows:
+        # rows removed before and kept now are not in the old metadata.parquet: until the
+        # new one is in place, removed.parquet must still hold them
+        back = previous.filter(pc.invert(pc.is_in(_table.row_keys(previous), value_set=_table.row_keys(removed))))
+        if back.num_rows:
+            interim = pa.concat_tables([removed, back.replace_schema_metadata(removed.schema.metadata)],
+                                       promote_options="permissive")
+    if previous is None or not interim.equals(previous, check_metadata=True):
+        if interim.num_rows or previous is not None:
+            _table.write_table(interim, removed_path)
+    if not kept.equals(original, check_metadata=True):
+        _table.write_table(kept, meta_path)
+    if interim is not removed:
+        _table.write_table(removed, removed_path)
+
+
+def _sync_files(root: Path, table: pa.Table, keep: np.ndarray, found_aside: np.ndarray, dry_run: bool,
+                prov: dict[str, Any], report: Progress | None) -> _setaside.MoveResult:
+    """Return what moving removed files aside and kept set-aside files back did."""
+    shards = _column(table, "shard").to_numpy(zero_copy_only=False)
+    keys = _column(table, "key").to_numpy(zero_copy_only=False)
+    paths = _column(table, "path").to_numpy(zero_copy_only=False)
+    in_shard = _present(_column(table, "shard"))[keep]
+    kept_keys: dict[str, set[str]] = {}
+    for shard, key in zip(shards[keep][in_shard], keys[keep][in_shard]):
+        kept_keys.setdefault(shard, set()).add(key)
+    kept_paths = {p for p in paths[keep][~in_shard] if p}
+    restore = sorted({p for p in paths[found_aside] if p in kept_paths}) if len(found_aside) else []
+    result = _setaside.MoveResult()
     name = (prov.get("fetch_settings") or {}).get("images_dir") or _files.IMAGES
     base = (root / str(name)).resolve()
-    if base == root.resolve():  # images beside the tables: touch image files only
-        return _files.sync_folders(root, kept, dry_run, base=root, only_images=True)
-    if not base.is_relative_to(root.resolve()):  # never delete outside the dataset folder
-        return _files.SyncResult()
-    return _files.sync_folders(root, kept, dry_run, base=root / str(name))
+    if base.is_relative_to(root.resolve()):  # never touch anything outside the dataset folder
+        beside = base == root.resolve()  # images beside the tables: touch image files only
+        result = _setaside.sync_folder_files(root, root / str(name) if not beside else root, kept_paths, restore,
+                                             dry_run, beside, _files.IMAGE_EXTS)
+        result.folders_removed = _files.remove_empty_folders(base, dry_run)
+    by_shards = _setaside.sync_shard_files(root, kept_keys, dry_run, report)
+    by_shards.folders_removed += _files.remove_empty_folders(root / _files.SHARDS, dry_run)
+    return result.add(by_shards)
 
 
-def _removals(
-    root: Path, table: pa.Table, classes: list[str], settings: CurateSettings, progress: bool
-) -> tuple[dict[int, str], dict[int, str | None]]:
-    """Return ({row: removed_reason}, {row: url_hash of the copy it duplicates})."""
+def _removals(root: Path, table: pa.Table, classes: np.ndarray, settings: CurateSettings, report: Progress | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (removed_reason per row, "" when kept; url_hash of the copy it duplicates, or None;
+    rows whose file was found set aside)."""
     n = table.num_rows
-    col = lambda name: _table.column_or_nulls(table, name)  # noqa: E731
-    reasons = {i: FAILED for i, outcome in enumerate(col("outcome")) if outcome != "ok"}
-    alive = [i for i in range(n) if i not in reasons]
+    reason = np.full(n, "", dtype=object)
+    dup_of = np.full(n, None, dtype=object)
+    ok = pc.fill_null(pc.equal(table.column("outcome"), "ok"), False).to_numpy(zero_copy_only=False)
+    reason[~ok] = FAILED
 
-    # files: a row with a shard is a WebDataset sample, else a file under images/
-    shards, sizes = col("shard"), col("bytes")
-    in_shards = [i for i in alive if shards[i]]
-    in_files = [i for i in alive if not shards[i]]
+    # files: a row with a shard is a WebDataset sample, else a file under images/ (or set aside)
+    col = lambda name: _column(table, name).to_numpy(zero_copy_only=False)  # noqa: E731
+    shards, paths, sizes = col("shard"), col("path"), _column(table, "bytes").to_pylist()
+    alive = np.flatnonzero(ok)
+    has_shard = _present(_column(table, "shard"))[alive]
     digests = col("sha256") if settings.verify_hashes else None
-    reasons.update(_files.check_samples(root, shards, col("key"), sizes, in_shards, progress, digests))
-    reasons.update(_files.check_files(root, col("path"), sizes, in_files, progress, digests))
-    alive = [i for i in alive if i not in reasons]
+    aside = root / SET_ASIDE
+    found: list[int] = []
+    problems = _files.check_samples(root, shards, col("key"), sizes, alive[has_shard].tolist(), report, digests, aside)
+    problems.update(_files.check_files(root, paths, sizes, alive[~has_shard].tolist(), report, digests, aside, found))
+    if problems:
+        rows = np.fromiter(problems.keys(), dtype=np.int64, count=len(problems))
+        reason[rows] = np.array(list(problems.values()), dtype=object)
+    alive = np.flatnonzero(reason == "")
 
-    # the best copy of a photo is the largest original, then the largest file, then the first
-    pixels = [(w or 0) * (h or 0) for w, h in zip(col("orig_width"), col("orig_height"))]
-    rank = [0] * n
-    for r, i in enumerate(sorted(range(n), key=lambda i: (-pixels[i], -(sizes[i] or 0), i))):
-        rank[i] = r
+    # the best copy of a photo: the largest original, then the largest file, then the first row
+    # (kept rows come first in the full table, so a rerun keeps the same copy)
+    pixels = pc.multiply(pc.fill_null(pc.cast(_column(table, "orig_width"), pa.int64()), 0),
+                         pc.fill_null(pc.cast(_column(table, "orig_height"), pa.int64()), 0))
+    order = pc.sort_indices(pa.table({"p": pixels, "b": pc.fill_null(pc.cast(_column(table, "bytes"), pa.int64()), 0),
+                                      "i": pa.array(np.arange(n))}),
+                            sort_keys=[("p", "descending"), ("b", "descending"), ("i", "ascending")]).to_numpy()
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
     ids, policy = col("url_hash"), settings.cross_class_duplicates
 
-    uf = _dedupe.UnionFind(n)
-    for a, b in _dedupe.equal_value_pairs(col("sha256"), alive) + _dedupe.equal_value_pairs(col("pixel_hash"), alive):
-        uf.union(a, b)
-    drops = _dedupe.resolve(uf.groups(alive), classes, rank, ids, policy, "duplicate")
-    if settings.near_duplicates:
-        alive = [i for i in alive if i not in drops]
-        uf = _dedupe.UnionFind(n)
-        for a, b in _dedupe.phash_pairs(col("phash"), alive, settings.phash_threshold):
-            uf.union(a, b)
-        drops.update(_dedupe.resolve(uf.groups(alive), classes, rank, ids, policy, "near_duplicate"))
-    reasons.update({i: d.reason for i, d in drops.items()})
-    return reasons, {i: d.duplicate_of for i, d in drops.items()}
+    edges = [_dedupe.equal_edges(_codes(table, c, alive), alive) for c in ("sha256", "pixel_hash")]
+    a, b = np.concatenate([e[0] for e in edges]), np.concatenate([e[1] for e in edges])
+    drops = _dedupe.resolve([g.tolist() for g in _dedupe.components(a, b)], classes, rank, ids, policy, "duplicate")
+    if settings.near_duplicates and "phash" in table.column_names:
+        alive = alive[~np.isin(alive, np.fromiter(drops, dtype=np.int64, count=len(drops)))]
+        hashes = table.column("phash").combine_chunks()
+        alive = alive[pc.is_valid(hashes.take(pa.array(alive, pa.int64()))).to_numpy(zero_copy_only=False)]
+        values = pc.fill_null(hashes, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
+        confirm = has_confirm = None
+        if "phash256" in table.column_names:  # absent or null for rows fetched before it: phash alone
+            wide = table.column("phash256").combine_chunks().cast(pa.binary(32))
+            words = np.frombuffer(wide.buffers()[1], dtype=">u8")[wide.offset * 4:(wide.offset + n) * 4]
+            confirm = words.reshape(n, 4)  # 32 bytes a row, null rows too: read in place, no copy
+            has_confirm = pc.is_valid(wide).to_numpy(zero_copy_only=False)
+        a, b = _dedupe.phash_edges(values, alive, settings.phash_threshold, confirm=confirm,
+                                   has_confirm=has_confirm)
+        groups = [g.tolist() for g in _dedupe.components(a, b)]
+        drops.update(_dedupe.resolve(groups, classes, rank, ids, policy, "near_duplicate"))
+    for i, decision in drops.items():
+        reason[i], dup_of[i] = decision.reason, decision.duplicate_of
+    return reason, dup_of, np.array(sorted(found), dtype=np.int64)

@@ -8,6 +8,13 @@ so joining rows on each band value (or on it with one bit masked, or on its few
 neighbours) finds every such pair without comparing all pairs. ``m`` is chosen for the
 table size so the work stays near-linear: ``t + 1`` exact bands for small tables, fewer
 wider bands for large ones, where exact bands would collide by chance too often.
+
+A 64-bit match is only a candidate: where both rows have the 256-bit confirming hash
+(``phash256``), the pair links only if those are within ``CONFIRM_THRESHOLD`` bits too. At
+threshold 10 the 64-bit hash alone matches about 3 in 10,000 pairs of different photos,
+which at 100,000 images gives every image dozens of false matches; confirmed, none was
+seen among millions of pairs (bench/dedupe.py). Rows without it (fetched before it
+existed) are linked on the 64-bit hash alone.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 _BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pairs
+# the largest 256-bit distance that confirms a 64-bit candidate: chosen by bench/dedupe.py
+# (same-photo candidate pairs: 99% within it; different photos: none seen that close)
+CONFIRM_THRESHOLD = 68
+_MEMBERS_PAIRED = 16  # rows sharing one 64-bit value: each is confirmed against at most this many
 
 
 class UnionFind:
@@ -123,8 +134,12 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
-def _equal_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return index arrays (a, b) of every pair of positions holding equal ``keys``."""
+def _equal_key_pairs(keys: np.ndarray, max_gap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return index arrays (a, b) of every pair of positions holding equal ``keys``.
+
+    With ``max_gap``, a position is paired only with the next ``max_gap`` holding its key
+    (bounds the work on a huge run of equal keys; smaller runs still give every pair).
+    """
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     src, dst = [], []
@@ -139,6 +154,8 @@ def _equal_key_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         src.append(order[active])
         dst.append(order[active + d])
         d += 1
+        if max_gap is not None and d > max_gap:
+            break
         active = active[active + d < len(ordered)]
     if not src:
         empty = np.empty(0, dtype=np.int64)
@@ -196,20 +213,6 @@ def near_pairs(hashes: np.ndarray, threshold: int, bands: int | None = None) -> 
     return np.unique(np.concatenate(found), axis=0)
 
 
-def phash_pairs(phash: Sequence[int | None], rows: Sequence[int], threshold: int, bands: int | None = None) -> list[tuple[int, int]]:
-    """Return pairs of ``rows`` whose perceptual hashes are within ``threshold`` bits."""
-    live = [i for i in rows if phash[i] is not None]
-    if len(live) < 2:
-        return []
-    values = np.array([phash[i] for i in live], dtype=np.uint64)
-    uniq, first_idx, inverse = np.unique(values, return_index=True, return_inverse=True)
-    rep = [live[k] for k in first_idx]  # the first row carrying each distinct hash
-    pairs = [(rep[inverse[k]], live[k]) for k in range(len(live)) if rep[inverse[k]] != live[k]]
-    for a, b in near_pairs(uniq, threshold, bands).tolist():
-        pairs.append((rep[a], rep[b]))
-    return pairs
-
-
 @dataclass(frozen=True)
 class Decision:
     """Why a row goes: its reason and the url_hash of the copy kept (or the best copy)."""
@@ -257,3 +260,92 @@ def resolve(
                 if i not in kept:
                     drop[i] = Decision(kind, ids[per_class[classes[i]]])
     return drop
+
+
+def components(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """Return the connected components of the graph with edges ``a[k]``-``b[k]``: each a sorted
+    array of the node numbers it links (only components of two or more nodes exist)."""
+    if not len(a):
+        return []
+    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ea, eb = inverse[: len(a)], inverse[len(a):]
+    label = np.arange(len(nodes))
+    while True:  # label propagation with pointer jumping: a few passes, all vectorised
+        low = np.minimum(label[ea], label[eb])
+        new = label.copy()
+        np.minimum.at(new, ea, low)
+        np.minimum.at(new, eb, low)
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    order = np.argsort(label, kind="stable")
+    cuts = np.flatnonzero(np.diff(label[order])) + 1
+    return [np.sort(nodes[g]) for g in np.split(order, cuts)]
+
+
+def equal_edges(codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return edges (first row, row) linking the ``rows`` whose ``codes`` (integers, -1 = null) are equal."""
+    live = codes >= 0
+    rows, codes = rows[live], codes[live]
+    if not len(rows):
+        return rows, rows
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    rep = rows[first][inverse]
+    linked = rep != rows
+    return rep[linked], rows[linked]
+
+
+def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int | None = None,
+                confirm: np.ndarray | None = None, confirm_threshold: int = CONFIRM_THRESHOLD,
+                has_confirm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return edges between ``rows`` whose perceptual hashes (uint64) are within ``threshold`` bits.
+
+    Hashes of the two definitions (told apart by the top bit, see
+    ``gbifxdl.fetch.hashing``) are never linked to each other. ``confirm``, when given, holds
+    each row's 256-bit hash as 4 uint64 words (shape (n, 4); absent where ``has_confirm`` is
+    False, or else where all zero): an edge between two rows that both have one stays only if
+    those are within ``confirm_threshold``.
+    """
+    if len(rows) < 2:
+        return rows[:0], rows[:0]
+    uniq, first, inverse = np.unique(values[rows], return_index=True, return_inverse=True)
+    rep = rows[first]
+    same = rep[inverse]
+    linked = same != rows
+    pairs = near_pairs(uniq, threshold, bands)
+    pairs = pairs[((uniq[pairs[:, 0]] ^ uniq[pairs[:, 1]]) >> np.uint64(63)) == 0]
+    if confirm is None:
+        return np.concatenate([same[linked], rep[pairs[:, 0]]]), np.concatenate([rows[linked], rep[pairs[:, 1]]])
+    # a candidate that the 256-bit hashes reject may hide a pair they accept (two photos
+    # sharing a 64-bit value, each with its copies): candidates are pairs of rows, not of values
+    ea, eb = _equal_key_pairs(values[rows], _MEMBERS_PAIRED)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(uniq))
+    starts = np.cumsum(counts) - counts
+    take = np.minimum(counts, _MEMBERS_PAIRED)
+    pi, pj = pairs[:, 0], pairs[:, 1]
+    per_pair = take[pi] * take[pj]
+    k = np.repeat(np.arange(len(pi)), per_pair)
+    offsets = np.arange(int(per_pair.sum())) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    na = order[starts[pi[k]] + offsets // take[pj[k]]]
+    nb = order[starts[pj[k]] + offsets % take[pj[k]]]
+    return confirmed(np.concatenate([rows[ea], rows[na]]), np.concatenate([rows[eb], rows[nb]]), confirm,
+                     confirm_threshold, has_confirm)
+
+
+def confirmed(a: np.ndarray, b: np.ndarray, confirm: np.ndarray, threshold: int,
+              has_confirm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return the edges ``a[k]``-``b[k]`` that the 256-bit hashes ``confirm`` (n, 4) do not contradict.
+
+    An edge stays when the two hashes are within ``threshold`` bits, or when either row
+    has none (``has_confirm`` False, or without it all-zero words: fetched before the hash existed).
+    """
+    ha, hb = confirm[a].astype(np.uint64), confirm[b].astype(np.uint64)  # only the candidates' rows, native order
+    distance = popcount64(ha ^ hb).reshape(len(a), confirm.shape[1]).sum(axis=1)
+    if has_confirm is None:
+        missing = ~ha.any(axis=1) | ~hb.any(axis=1)
+    else:
+        missing = ~has_confirm[a] | ~has_confirm[b]
+    keep = missing | (distance <= threshold)
+    return a[keep], b[keep]

@@ -1,4 +1,4 @@
-"""The files behind the table: checking them, and deleting what no row refers to.
+"""The files behind the table: checking them (and, for the original API, deleting strays).
 
 Both layouts are handled: one file per image under ``images/`` (folders), or tar
 shards under ``shards/`` holding ``<key>.<ext>`` members (WebDataset). Checks are cheap
@@ -14,11 +14,10 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 
-from gbifxdl._io import atomic_path
 from gbifxdl.errors import CurateError
 
 IMAGES = "images"
@@ -26,6 +25,7 @@ SHARDS = "shards"
 MISSING = "file_missing"
 UNREADABLE = "file_unreadable"
 CHANGED = "file_changed"  # readable, but not the bytes fetch wrote (sha256 differs)
+Progress = Callable[[str, int, int], None]  # (what, done, total)
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 
 
@@ -52,15 +52,22 @@ def check_files(
     paths: Sequence[str | None],
     sizes: Sequence[int | None],
     rows: Iterable[int],
-    progress: bool = False,
+    progress: Progress | None = None,
     digests: Sequence[str | None] | None = None,
+    aside: Path | None = None,
+    found_aside: list[int] | None = None,
 ) -> dict[int, str]:
     """Return {row: problem} for ``rows`` whose file (folders layout) is missing or unreadable.
 
     With ``digests`` (the sha256 column), every file is also read whole and compared.
+    With ``aside`` (the set-aside folder), a file missing at its path is looked for at
+    ``aside/path``; the rows found there are appended to ``found_aside``.
     """
     problems: dict[int, str] = {}
-    for i in _progress(list(rows), progress, "checking images", unit="image"):
+    rows = list(rows)
+    for done, i in enumerate(rows):
+        if progress is not None and done % 1024 == 0:
+            progress("checking images", done, len(rows))
         rel = paths[i]
         if not rel:
             problems[i] = MISSING
@@ -69,6 +76,16 @@ def check_files(
         try:
             size = path.stat().st_size
         except OSError:
+            size = -1
+        if size < 0 and aside is not None:
+            path = aside / rel
+            try:
+                size = path.stat().st_size
+                if found_aside is not None:
+                    found_aside.append(i)
+            except OSError:
+                pass
+        if size < 0:
             problems[i] = MISSING
             continue
         if (sizes[i] is not None and size != sizes[i]) or size == 0:
@@ -141,19 +158,31 @@ def check_samples(
     keys: Sequence[str | None],
     sizes: Sequence[int | None],
     rows: Iterable[int],
-    progress: bool = False,
+    progress: Progress | None = None,
     digests: Sequence[str | None] | None = None,
+    aside: Path | None = None,
 ) -> dict[int, str]:
     """Return {row: problem} for ``rows`` whose WebDataset sample is missing or unreadable.
 
     With ``digests`` (the sha256 column), every image is also read whole and compared.
+    With ``aside`` (the set-aside folder), samples in the side shard ``aside/<shard>``
+    count too (the shard's own copy wins).
     """
     rows = list(rows)
     wanted = sorted({shards[i] for i in rows if shards[i]})
     indexes: dict[str, ShardIndex | None] = {}
-    for rel in _progress(wanted, progress, "checking shards"):
+    for done, rel in enumerate(wanted):
+        if progress is not None:
+            progress("checking shards", done, len(wanted))
         path = _inside(root, rel)
-        indexes[rel] = index_shard(path, digest=digests is not None) if path.is_file() else None
+        index = index_shard(path, digest=digests is not None) if path.is_file() else None
+        side = aside / rel if aside is not None else None
+        if side is not None and side.is_file():
+            extra = index_shard(side, digest=digests is not None)
+            if extra is not None:
+                index = index or ShardIndex()
+                index.image_ok = {**extra.image_ok, **index.image_ok}
+        indexes[rel] = index
     problems: dict[int, str] = {}
     for i in rows:
         index = indexes.get(shards[i] or "")
@@ -220,53 +249,3 @@ def remove_empty_folders(base: Path, dry_run: bool) -> int:
             except OSError:
                 removed -= 1
     return removed
-
-
-def sync_shards(root: Path, kept: dict[str, set[str]], dry_run: bool, progress: bool = False) -> SyncResult:
-    """Return what rewriting shards to hold only kept samples, and deleting shards and
-    stray files no row uses, did.
-
-    A shard is rewritten to a temporary name and renamed over the old one, so a kill
-    leaves either the old or the new shard, and a rerun finishes the job.
-    """
-    result = SyncResult()
-    base = root / SHARDS
-    if not base.is_dir():
-        return result
-    files = sorted(p for p in base.rglob("*") if p.is_file())
-    for path in _progress(files, progress, "syncing shards"):
-        rel = path.relative_to(root).as_posix()
-        keys = kept.get(rel)
-        if not keys:
-            result.files_deleted += 1
-            if not dry_run:
-                path.unlink(missing_ok=True)
-            continue
-        index = index_shard(path, check=False)
-        if index is None:  # cannot happen for a shard whose rows passed the check
-            continue
-        extra = [k for k in index.members if k not in keys]
-        if not extra:
-            continue
-        result.samples_dropped += len(extra)
-        result.shards_rewritten += 1
-        if not dry_run:
-            _rewrite(path, keys)
-    result.folders_removed = remove_empty_folders(base, dry_run)
-    return result
-
-
-def _rewrite(path: Path, keys: set[str]) -> None:
-    with atomic_path(path) as tmp:
-        with tarfile.open(path, "r:") as src, tarfile.open(tmp, "w:", format=tarfile.PAX_FORMAT) as dst:
-            for info in src:
-                if info.isfile() and _key_ext(info.name)[0] in keys:
-                    dst.addfile(info, src.extractfile(info))
-
-
-def _progress(items: list, enabled: bool, desc: str, unit: str = "shard") -> Iterable:
-    if not enabled or len(items) < 2:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit=unit, leave=False)

@@ -8,6 +8,8 @@ the rows come in, and adding images to one class never reshuffles another.
 from __future__ import annotations
 
 import hashlib
+import math
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,18 +25,45 @@ class SplitSpec:
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_by_time: bool = False
     seed: int = 0
+    # OOD only below half the median class size too (curate); off: the original's plain ood_th
+    ood_relative: bool = False
 
 
 def _order_key(seed: int, label: str, group: str) -> bytes:
     return hashlib.blake2b(f"{seed}\x1f{label}\x1f{group}".encode(), digest_size=8).digest()
 
 
-def _targets(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
-    """Return the image counts of (test, test+val) in a class of ``n`` images."""
+def _dither(seed: int, label: str, which: str) -> float:
+    """Return a number in [0, 1) fixed by (seed, class, split): the rounding offset."""
+    return int.from_bytes(_order_key(seed, label, "\x00" + which), "big") / 2.0**64
+
+
+def _targets(n: int, fractions: tuple[float, float, float], seed: int, label: str) -> tuple[int, int]:
+    """Return the image counts of (test, test+val) in a class of ``n`` images.
+
+    Shares are rounded with a per-class random offset (``floor(share + u)``), not to the
+    nearest: a class of 5 with 10 % test gets one test image half of the time, so a
+    dataset of small classes still gets about 10 % test instead of none. Train keeps
+    at least one image.
+    """
     total = sum(fractions)
-    n_val = round(n * fractions[1] / total)
-    n_test = round(n * fractions[2] / total)
+    n_val = math.floor(n * fractions[1] / total + _dither(seed, label, "val"))
+    n_test = math.floor(n * fractions[2] / total + _dither(seed, label, "test"))
+    n_val = max(0, min(n_val, n - 1 - n_test)) if fractions[0] > 0 else n_val
+    n_test = max(0, min(n_test, n - 1)) if fractions[0] > 0 else n_test
     return n_test, n_test + n_val
+
+
+def ood_limit(sizes: Sequence[int], ood_th: int) -> int:
+    """Return the largest class size that goes to ``test_ood``.
+
+    ``ood_th``, but never more than half the median class size: rare classes are rare
+    relative to the others, so a dataset capped at 5 images per class keeps its classes
+    of 3 to 5 in train/val/test instead of sending every image to ``test_ood``.
+    """
+    if not sizes:
+        return ood_th
+    return min(ood_th, int(statistics.median(sizes) // 2))
 
 
 def assign(
@@ -46,7 +75,8 @@ def assign(
     """Return (split, set) for each row.
 
     Rows of one group (an occurrence, when grouping by occurrence) always share both.
-    Classes with at most ``ood_th`` images get ``test_ood`` in both columns. Otherwise
+    Classes with at most ``ood_limit(class sizes, ood_th)`` images get ``test_ood`` in
+    both columns. Otherwise
     ``set`` is a fold ``'0'``..``'n_split-1'`` balanced within the class, and ``split`` is
     train/val/test in the given fractions; by time, the oldest images train and the
     newest test (undated ones train, as they cannot leak the future).
@@ -56,9 +86,11 @@ def assign(
         by_class.setdefault(label, {}).setdefault(group, []).append(i)
     split = [""] * len(classes)
     fold = [""] * len(classes)
+    class_sizes = {label: sum(len(rows) for rows in members.values()) for label, members in by_class.items()}
+    limit = ood_limit(list(class_sizes.values()), spec.ood_th) if spec.ood_relative else spec.ood_th
     for label, members in by_class.items():
-        n = sum(len(rows) for rows in members.values())
-        if n <= spec.ood_th:
+        n = class_sizes[label]
+        if n <= limit:
             for rows in members.values():
                 for i in rows:
                     split[i] = fold[i] = OOD
@@ -82,7 +114,7 @@ def assign(
             order = sorted(members, key=when)
         # fill test, then val, from the end of the order (the newest, by time); train takes
         # the rest, so the small splits get at least their share when groups overshoot
-        test_to, val_to = _targets(n, spec.fractions)
+        test_to, val_to = _targets(n, spec.fractions, spec.seed, label)
         seen = 0
         for g in reversed(order):
             name = "test" if seen < test_to else "val" if seen < val_to else "train"

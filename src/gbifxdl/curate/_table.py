@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
+from gbifxdl._meta import PROVENANCE_KEY
 from gbifxdl.errors import CurateError
 
-PROVENANCE_KEY = b"gbifxdl.provenance"
 METADATA = "metadata.parquet"
 REMOVED = "removed.parquet"
 SUMMARY = "curate_summary.json"
@@ -93,27 +94,39 @@ def column_or_nulls(table: pa.Table, name: str) -> list[Any]:
     return [None] * table.num_rows
 
 
-def append_removed(previous: pa.Table | None, new: pa.Table) -> pa.Table | None:
-    """Return ``previous`` plus the rows of ``new`` it lacks (None when nothing changes).
+def row_keys(table: pa.Table) -> pa.Array:
+    """Return each row's identity, ``url_hash`` and ``gbifID`` joined (one image of one occurrence)."""
+    url = pc.fill_null(table.column("url_hash"), "") if "url_hash" in table.column_names else None
+    if url is None:
+        url = pa.array([""] * table.num_rows, pa.string())
+    gbif = (pc.fill_null(pc.cast(table.column("gbifID"), pa.string()), "")
+            if "gbifID" in table.column_names else pa.array([""] * table.num_rows, pa.string()))
+    return pc.binary_join_element_wise(url, gbif, "\x1f").combine_chunks()
 
-    Rows are identified by (url_hash, gbifID): after an interrupted run the same rows
-    may be removed twice, and must be recorded once.
+
+def full_table(root: Path) -> tuple[pa.Table, pa.Table, pa.Table | None]:
+    """Return (every fetched row, the table read from metadata.parquet, removed.parquet or None).
+
+    metadata.parquet holds what the last curation kept (or, freshly reassembled by fetch,
+    every row) and removed.parquet what it removed: their union, without the columns
+    curation adds and without repeating a row, is the fetched table. So curation always
+    starts from everything fetched, whatever earlier curations removed.
     """
-    if new.num_rows == 0:
-        return None
-    if previous is None or previous.num_rows == 0:
-        return new
-    seen = set(zip(column_or_nulls(previous, "url_hash"), column_or_nulls(previous, "gbifID")))
-    ids = zip(column_or_nulls(new, "url_hash"), column_or_nulls(new, "gbifID"))
-    mask = pa.array([i not in seen for i in ids], type=pa.bool_())
-    fresh = new.filter(mask)
-    if fresh.num_rows == 0:
-        return None
-    fresh = fresh.replace_schema_metadata(previous.schema.metadata)
-    try:
-        return pa.concat_tables([previous, fresh], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CurateError(
-            f"removed.parquet has columns that do not match this table ({exc}); "
-            "move it aside and run curate again"
-        ) from None
+    meta_path, removed_path = root / METADATA, root / REMOVED
+    metadata = read_table(meta_path)
+    require_columns(metadata, ("outcome", "url_hash"), meta_path)
+    removed = read_table(removed_path) if removed_path.is_file() else None
+    table = drop_columns(metadata, ADDED_KEPT)
+    if removed is not None and removed.num_rows:
+        back = drop_columns(removed, ADDED_REMOVED)
+        back = back.filter(pc.invert(pc.is_in(row_keys(back), value_set=row_keys(table))))
+        if back.num_rows:
+            try:
+                back = back.replace_schema_metadata(table.schema.metadata)
+                table = pa.concat_tables([table, back], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise CurateError(
+                    f"removed.parquet has columns that do not match metadata.parquet ({exc}); "
+                    "move it aside and run curate again"
+                ) from None
+    return table.combine_chunks(), metadata, removed

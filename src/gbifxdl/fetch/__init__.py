@@ -2,8 +2,10 @@
 
 - :mod:`~gbifxdl.fetch.scheduler`  per-host limits, adaptive concurrency, Retry-After, retries
 - :mod:`~gbifxdl.fetch.download`   one HTTP attempt: timeouts, size limit, redirects
+- :mod:`~gbifxdl.fetch.renditions` the smallest rendition of a URL that is big enough (one table of host rules)
 - :mod:`~gbifxdl.fetch.workers`    the worker processes, fed over pipes and shared memory
 - :mod:`~gbifxdl.fetch.process`    decode, resize, encode, hash (in the workers)
+- :mod:`~gbifxdl.fetch.hashing`    perceptual hashes for near-duplicate search (in the workers)
 - :mod:`~gbifxdl.fetch.image_types` what the workers are given and give back
 - :mod:`~gbifxdl.fetch.validate`   kept originals checked by their headers only (in threads)
 - :mod:`~gbifxdl.fetch.writers`    species folders or WebDataset shards

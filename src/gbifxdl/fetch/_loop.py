@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,15 +38,48 @@ def batch_scheduled() -> Iterator[None]:
 
 
 def run_loop(coro: Any) -> Any:
-    """Run ``coro`` to completion on a fresh event loop (uvloop's when installed)."""
+    """Run ``coro`` to completion on a fresh event loop (uvloop's when installed).
+
+    A first Ctrl-C cancels ``coro``'s task, which ends its own tasks quietly, and then
+    raises KeyboardInterrupt here (Python 3.11's ``asyncio.Runner`` does that; done the
+    same way by hand on 3.10): no task is left to print an exception as the loop closes.
+    """
     if sys.version_info >= (3, 11):
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             return runner.run(coro)
-    loop = _new_loop()
+    loop = _new_loop()  # Python 3.10
+    asyncio.set_event_loop(loop)
+    task = loop.create_task(coro)
+    interrupted = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted or task.done():
+            raise KeyboardInterrupt()
+        interrupted.append(signum)
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)
+
+    before = None
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        before = signal.signal(signal.SIGINT, on_sigint)
     try:
-        return loop.run_until_complete(coro)
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt() from None
+        raise
     finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+        left = asyncio.all_tasks(loop)
+        for t in left:
+            t.cancel()
+        if left:
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        asyncio.set_event_loop(None)
         loop.close()
 
 

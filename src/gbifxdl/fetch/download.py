@@ -1,18 +1,21 @@
-"""One HTTP attempt at one image: timeouts, a size limit, redirects, and a classified outcome."""
+"""One HTTP attempt at one image: timeouts, a size limit, redirects, opt-outs, and a classified outcome."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
+import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import aiohttp
 
-from gbifxdl.fetch.settings import FetchSettings
+from gbifxdl._meta import USER_AGENT
+from gbifxdl.fetch.settings import DEFAULT_USER_AGENT, FetchSettings
 
 @dataclass(frozen=True)
 class Attempt:
@@ -25,18 +28,50 @@ class Attempt:
     transient: bool = False      # worth another attempt
     throttle: bool = False       # the host asked us to slow down (429/503)
     retry_after: float | None = None
+    host: str | None = None      # the host that gave this answer (after redirects)
 
 
-def make_session(settings: FetchSettings) -> aiohttp.ClientSession:
-    """Return the one HTTP client of a fetch: shared connections, per-read timeouts."""
+class Gate(Protocol):
+    """Where each request (each redirect hop) waits for its host's slot and rate."""
+
+    async def enter(self, host: str) -> Any: ...
+
+    def leave(self, ticket: Any, result: Attempt | None, nbytes: int = 0) -> None: ...
+
+
+def user_agent(contact: str | None) -> str:
+    """Return gbifxdl's User-Agent naming ``contact`` (an e-mail address) when given.
+
+    Operators write to the contact before they block a client, and some hosts (Wikimedia)
+    refuse clients without one.
+    """
+    contact = (contact or "").strip()
+    if not contact:
+        return USER_AGENT
+    contact = contact if ":" in contact else f"mailto:{contact}"
+    return f"{USER_AGENT[:-1]}; {contact})" if USER_AGENT.endswith(")") else f"{USER_AGENT} ({contact})"
+
+
+def session_user_agent(settings: FetchSettings) -> str:
+    """Return the User-Agent a fetch sends: the setting, else gbifxdl's with the contact
+    (the ``contact`` setting, else ``$GBIF_EMAIL``)."""
+    if settings.user_agent != DEFAULT_USER_AGENT:
+        return settings.user_agent
+    return user_agent(settings.contact or os.environ.get("GBIF_EMAIL"))
+
+
+def make_session(settings: FetchSettings, trace_configs: list[aiohttp.TraceConfig] | None = None) -> aiohttp.ClientSession:
+    """Return the one HTTP client of a fetch: shared connections, DNS cache, per-read timeouts."""
     connector = aiohttp.TCPConnector(
+        # per-host limits are the scheduler's (slots and rate, redirects included)
         limit=settings.connections, limit_per_host=0, ttl_dns_cache=300,
         enable_cleanup_closed=True,
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout,
                                     sock_read=settings.read_timeout)
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers={"User-Agent": settings.user_agent},
+        connector=connector, timeout=timeout, headers={"User-Agent": session_user_agent(settings)},
+        trace_configs=trace_configs,
         auto_decompress=True, raise_for_status=False,
         # bodies are read whole as they arrive: a buffer big enough for a typical image
         # spares pausing and resuming the socket (a syscall each) several times per body
@@ -44,10 +79,15 @@ def make_session(settings: FetchSettings) -> aiohttp.ClientSession:
     )
 
 
-async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
-    """Return the outcome of one GET of ``url``, following redirects by hand."""
+async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSettings,
+                  gate: Gate | None = None) -> Attempt:
+    """Return the outcome of one GET of ``url``, following redirects by hand.
+
+    With a ``gate``, every request (the first and each redirect's) waits there for its
+    host's slot and rate first; ``total_timeout`` bounds each request, not that wait.
+    """
     try:
-        return await _within(settings.total_timeout, _get(session, url, settings))
+        return await _get(session, url, settings, gate)
     except aiohttp.ServerTimeoutError as exc:
         return Attempt(None, "timeout", f"timed out: {_short(exc)}", transient=True)
     except asyncio.TimeoutError:
@@ -69,28 +109,83 @@ async def _within(seconds: float, coro: Any) -> Any:
     return await asyncio.wait_for(coro, seconds)
 
 
-async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
+async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings, gate: Gate | None) -> Attempt:
     seen = {url}
     current = url
+    status = None
     for _ in range(settings.max_redirects + 1):
         if not current[:8].lower().startswith(("http://", "https://")):
             return Attempt(None, "bad_redirect", f"will not follow a redirect to {current!r} (http and https only)")
-        async with session.get(current, allow_redirects=False) as resp:
-            status = resp.status
-            if status in (301, 302, 303, 307, 308):
-                location = resp.headers.get("Location")
-                if not location:
-                    return Attempt(None, "bad_redirect", f"HTTP {status} without a Location", status=status)
-                nxt = urljoin(current, location)
-                if nxt in seen:
-                    return Attempt(None, "redirect_loop", f"redirect loop back to {nxt}", status=status)
-                seen.add(nxt)
-                current = nxt
-                continue
-            if status != 200:
-                return _status_failure(resp)
-            return await _read_body(resp, settings)
+        host = _host(current)
+        ticket = await gate.enter(host) if gate is not None else None
+        answer: Attempt | None = None
+        try:
+            answer = await _within(settings.total_timeout, _request(session, current, settings))
+        finally:
+            if ticket is not None:
+                gate.leave(ticket, answer, sum(map(len, answer.data)) if answer and answer.data else 0)
+        if answer.outcome != "redirect":
+            return answer
+        status = answer.status
+        location = answer.error or ""
+        if not location:
+            return Attempt(None, "bad_redirect", f"HTTP {status} without a Location", status=status, host=host)
+        nxt = urljoin(current, location)
+        if nxt in seen:
+            return Attempt(None, "redirect_loop", f"redirect loop back to {nxt}", status=status, host=host)
+        seen.add(nxt)
+        current = nxt
     return Attempt(None, "redirect_loop", f"more than {settings.max_redirects} redirects (max_redirects)", status=status)
+
+
+async def _request(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
+    """Return one request's answer; a redirect is outcome ``redirect`` with its Location as ``error``."""
+    host = _host(url)
+    async with session.get(url, allow_redirects=False) as resp:
+        status = resp.status
+        if status in (301, 302, 303, 307, 308):
+            return Attempt(None, "redirect", resp.headers.get("Location"), status=status, host=host)
+        if status != 200:
+            return _status_failure(resp, host)
+        if settings.respect_opt_out:
+            directive = opted_out(resp.headers.getall("X-Robots-Tag", ()))
+            if directive is not None:
+                # decided on the headers: the body is never downloaded
+                return Attempt(None, "opted_out", f"X-Robots-Tag: {directive} (the host opts out of AI use; "
+                               "--ignore-opt-out fetches it anyway)", status=200, host=host)
+        return dataclasses.replace(await _read_body(resp, settings), host=host)
+
+
+# X-Robots-Tag directives that opt an image out of machine-learning use
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "none"})
+
+
+def opted_out(values: Any) -> str | None:
+    """Return the opting-out directive among ``X-Robots-Tag`` header values, or None.
+
+    Directives may name a crawler (``googlebot: noai``): those aimed at another crawler
+    than gbifxdl are ignored.
+    """
+    for value in values:
+        agent = ""
+        for part in str(value).split(","):
+            part = part.strip().lower()
+            if ":" in part:
+                head, _, rest = part.partition(":")
+                if head.strip() not in ("unavailable_after",) and " " not in head.strip():
+                    agent, part = head.strip(), rest.strip()
+            if agent and agent not in ("gbifxdl", "*"):
+                continue
+            for word in part.split():
+                if word in OPT_OUT_DIRECTIVES:
+                    return word
+    return None
+
+
+def _host(url: str) -> str:
+    from gbifxdl.fetch.scheduler import host_of
+
+    return host_of(url)
 
 
 async def _read_body(resp: aiohttp.ClientResponse, settings: FetchSettings) -> Attempt:
@@ -118,18 +213,18 @@ async def _read_body(resp: aiohttp.ClientResponse, settings: FetchSettings) -> A
     return Attempt(chunks, "ok", status=200)
 
 
-def _status_failure(resp: aiohttp.ClientResponse) -> Attempt:
+def _status_failure(resp: aiohttp.ClientResponse, host: str | None = None) -> Attempt:
     status = resp.status
     reason = f"HTTP {status} {resp.reason or ''}".strip()
     if status in (429, 503):
         kind = "http_429" if status == 429 else "http_5xx"
         return Attempt(None, kind, reason, status=status, transient=True, throttle=True,
-                       retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                       retry_after=parse_retry_after(resp.headers.get("Retry-After")), host=host)
     if status in (403, 404, 410):
-        return Attempt(None, f"http_{status}", reason, status=status)
+        return Attempt(None, f"http_{status}", reason, status=status, host=host)
     if status >= 500:
-        return Attempt(None, "http_5xx", reason, status=status, transient=True)
-    return Attempt(None, "http_4xx", reason, status=status, transient=status == 408)
+        return Attempt(None, "http_5xx", reason, status=status, transient=True, host=host)
+    return Attempt(None, "http_4xx", reason, status=status, transient=status == 408, host=host)
 
 
 def parse_retry_after(value: str | None) -> float | None:

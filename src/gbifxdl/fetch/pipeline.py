@@ -23,17 +23,17 @@ import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
+from gbifxdl.fetch._host_stats import trace_config, write_host_stats
 from gbifxdl.fetch.download import make_session
 from gbifxdl.fetch._loop import batch_scheduled, run_loop
-from gbifxdl.fetch.image_types import ImageFault, ProcessOptions
+from gbifxdl.fetch.image_types import ProcessOptions, fault_of
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
 from gbifxdl.fetch.workers import WorkerPool, start_fork_server
 from gbifxdl.fetch.writers import make_writer
-
-PROVENANCE_KEY = b"gbifxdl.provenance"
+from gbifxdl._meta import PROVENANCE_KEY
 
 
 def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings = FetchSettings(),
@@ -82,6 +82,7 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
             fetched_now = run_loop(run.main(Progress(total, min(done_rows, total), progress)))
         _assemble(selection, state, schema, settings, metadata)
         summary = _summarise(metadata, fetched_now, time.monotonic() - started)
+        summary.hosts = write_host_stats(state.dir / "hosts.json", run.scheduler.stats())
         log.info("%s", summary.format())
         if progress:
             print(summary.format())
@@ -138,7 +139,7 @@ class _Run:
         self.has_hash = "url_hash" in schema.names
         self.has_class = settings.class_column in schema.names
         self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
-                                      settings.jpeg_quality, settings.max_pixels)
+                                      settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
         self.handled = 0
 
     async def main(self, progress: Progress) -> int:
@@ -163,12 +164,18 @@ class _Run:
                 self.in_thread = _in_thread_function(settings, self.options)
             else:
                 # downloads start at once: tasks wait in the pipes while workers start
-                self.workers = WorkerPool(workers, self.options)
-            async with make_session(settings) as session:
+                # their stderr (native decoders' warnings) goes to the log, not the terminal
+                self.workers = WorkerPool(workers, self.options, self.out_dir / "fetch.log")
+            async with make_session(settings, [trace_config(lambda host: self.scheduler.stats_of(host))]) as session:
                 self.scheduler = Scheduler(session, settings)
-                await self._feed()
-                while self.tasks:
-                    await asyncio.gather(*list(self.tasks))
+                try:
+                    await self._feed()
+                    while self.tasks:
+                        await asyncio.gather(*list(self.tasks))
+                finally:
+                    # interrupted (Ctrl-C cancels this task) or failed: end every row quietly
+                    # while the session is open, and journal the rows already finished
+                    await self._cancel_rows()
         finally:
             progress.close()
             if self.pool is not None:
@@ -176,6 +183,23 @@ class _Run:
             if self.workers is not None:
                 self.workers.shutdown()
         return self.handled
+
+    async def _cancel_rows(self) -> None:
+        """Cancel the rows still running and wait for them; journal the rows already done.
+
+        Units being closed are waited for, not cancelled (their thread would go on anyway).
+        """
+        running = [t for t in self.tasks if not t.done()]
+        for task in running:
+            if task.get_name() != _CLOSING:
+                task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        batch, self._batch = self._batch, []
+        if batch:
+            self._commit(batch)
+            for unit, i, entry, _ in batch:
+                unit.results[i] = entry
+                self.handled += 1
 
     async def _feed(self) -> None:
         columns = None if self.settings.layout == "webdataset" else self._columns()
@@ -224,7 +248,7 @@ class _Run:
         else:
             got = await self.scheduler.fetch(url, self.backlog.wait_room)
             entry.update(outcome=got.outcome, error=got.error, attempts=got.attempts,
-                         http_status=got.status, host=got.host)
+                         http_status=got.status, host=got.host, fetched_url=got.fetched_url)
             if got.data is not None:
                 temp = self.writer.temp_path(unit.number, key, cls)
                 size = sum(map(len, got.data))
@@ -237,15 +261,14 @@ class _Run:
                         done = await self.loop.run_in_executor(self.pool, self.in_thread, got.data, temp)
                     entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
-                except ImageFault as fault:
+                except BrokenProcessPool as exc:
+                    raise FetchError(f"{exc}; run the same command again to resume") from None
+                except Exception as exc:  # noqa: BLE001 - whatever one image does is its outcome
+                    fault = fault_of(exc)  # raises FetchError when the disk, not the image, failed
                     entry.update(outcome=fault.kind, error=fault.message)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(temp)
                     temp = None
-                except BrokenProcessPool:
-                    raise FetchError(
-                        f"an image worker process died while processing {url} (out of memory?); "
-                        "run the same command again to resume, perhaps with a lower --max-pixels") from None
                 finally:
                     self.backlog.add(-1, -size)
         if entry["outcome"] != "ok":
@@ -285,7 +308,7 @@ class _Run:
     def _maybe_close(self, unit: _Unit) -> None:
         if unit.submitted and not unit.closing and len(unit.results) == len(unit.rows):
             unit.closing = True
-            task = asyncio.create_task(asyncio.to_thread(self._close_unit, unit))
+            task = asyncio.create_task(asyncio.to_thread(self._close_unit, unit), name=_CLOSING)
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -298,6 +321,20 @@ class _Run:
 
 def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:
     """Return what a thread runs per body when there are no worker processes."""
+    from gbifxdl.fetch import _faults
+
+    run = _in_thread(settings, options)
+    if not _faults.enabled():
+        return run
+
+    def run_with_faults(chunks: list[bytes], temp: str) -> Any:
+        _faults.inject(chunks[0])  # tests only (GBIFXDL_TEST_FAULTS=1)
+        return run(chunks, temp)
+
+    return run_with_faults
+
+
+def _in_thread(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:
     if settings.header_only:
         from gbifxdl.fetch.validate import keep_to_file
 
@@ -309,7 +346,8 @@ def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Cal
     return lambda chunks, temp: process_to_file(b"".join(chunks), temp, options)
 
 
-_MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")
+_CLOSING = "gbifxdl-close-unit"  # the name of the tasks closing a finished unit
+_MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash", "phash256")
 
 
 def _empty_entry() -> dict[str, Any]:

@@ -9,12 +9,18 @@ the small image) and every mode ends as RGB (alpha over white).
 
 Widths and heights are as displayed (after EXIF orientation). The two pixel hashes:
 
-- ``pixel_hash``: for a kept original only, sha256 of its decoded RGB pixels, as
-  displayed (rows top to bottom, 3 bytes per pixel, no padding): two files with
-  different bytes may hold the same pixels. Null for a re-encoded image: the encoder is
-  deterministic, so its ``sha256`` already stands for its pixels.
+- ``pixel_hash``: for a kept original, and only when asked (``pixel_hash=True``: it
+  needs a full-resolution decode, several times the cost of the rest), sha256 of its
+  decoded RGB pixels, as displayed (rows top to bottom, 3 bytes per pixel, no padding):
+  two files with different bytes may hold the same pixels. Null otherwise; for a
+  re-encoded image the encoder is deterministic, so its ``sha256`` stands for its pixels.
 - ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the final pixels (of a
-  DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance.
+  DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance; and
+  ``phash256``, its 256-bit confirming hash from the same grid (see :func:`phashes`).
+
+A kept original is validated by decoding it whole: a JPEG in the DCT at reduced scale
+(every byte of its entropy-coded data is read; libjpeg-turbo's warnings of corrupt or
+missing data are errors), other formats fully.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from PIL import Image
 
 from gbifxdl._io import write_file
 from gbifxdl.fetch.image_types import ImageFault, Processed, ProcessOptions
+from gbifxdl.fetch.hashing import jpeg_grey, phash, phashes  # noqa: F401  (phash: re-exported)
 
 # we check pixel counts ourselves, before decoding, with our own limit
 Image.MAX_IMAGE_PIXELS = None
@@ -145,9 +152,14 @@ def _jpeg_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]
     orientation = _orientation(data)
     tw, th = target_size(width, height, options.resize, options.resize_mode)
     if not options.reencode:
-        pixels = _apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation)
-        return data, _measure(data, "jpg", _oriented(width, height, orientation), pixels.shape[1::-1],
-                              _pixel_hash(pixels), phash(jpeg_grey(data, orientation)))
+        # the DCT-scaled decode reads (and, strict, validates) every byte of the entropy-coded
+        # data like a full one, but makes a few thousand pixels, not millions: the pHash's input
+        grey = jpeg_grey(data, orientation)
+        pixel_hash = None
+        if options.pixel_hash:
+            pixel_hash = _pixel_hash(_apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation))
+        shown = _oriented(width, height, orientation)
+        return data, _measure(data, "jpg", shown, shown, pixel_hash, phashes(grey))
     # fast chroma upsampling: the box resample and the 4:2:0 encode that follow average
     # chroma again, so the fancy filter would buy nothing visible
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th, fastupsample=True)
@@ -166,6 +178,8 @@ def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processe
     tw, th = target_size(width, height, options.resize, options.resize_mode)
     if options.reencode and fmt == "JPEG" and (tw, th) != (width, height):
         img.draft("RGB", (tw, th))
+    elif not options.reencode and not options.pixel_hash and fmt == "JPEG":
+        img.draft(img.mode, (64, 64))  # a kept CMYK JPEG: every byte decoded, few pixels made
     img.seek(0)
     img.load()
     rgb = _to_rgb(img)
@@ -175,9 +189,8 @@ def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processe
     original = _oriented(width, height, orientation)
     if options.reencode:
         return _encode(shown, options, original)
-    pixels = np.asarray(shown)
-    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), original, shown.size, _pixel_hash(pixels),
-                          phash(shown))
+    pixel_hash = _pixel_hash(np.asarray(shown)) if options.pixel_hash else None
+    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), original, original, pixel_hash, phashes(shown))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -231,14 +244,7 @@ def _encode(img: Image.Image, options: ProcessOptions, original: tuple[int, int]
     """
     out = simplejpeg.encode_jpeg(np.asarray(img), quality=options.jpeg_quality, colorspace="RGB",
                                  colorsubsampling="420")
-    return out, _measure(out, "jpg", original, img.size, None, phash(img))
-
-
-def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
-    """Return a small (>= 64 px) greyscale decode of a JPEG, as displayed: the pHash input."""
-    # decoded in the DCT at reduced scale: the 32x32 pHash grid needs no more detail
-    grey = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=64, min_height=64)
-    return _apply_orientation(grey[:, :, 0] if grey.ndim == 3 else grey, orientation)
+    return out, _measure(out, "jpg", original, img.size, None, phashes(img))
 
 
 def _pixel_hash(pixels: np.ndarray) -> str:
@@ -247,37 +253,7 @@ def _pixel_hash(pixels: np.ndarray) -> str:
 
 
 def _measure(out: bytes, ext: str, original: tuple[int, int], final: tuple[int, int], pixel_hash: str | None,
-             perceptual: int) -> Processed:
+             perceptual: tuple[int, int]) -> Processed:
     return Processed(ext=ext, orig_width=original[0], orig_height=original[1], width=final[0], height=final[1],
                      bytes=len(out), sha256=hashlib.sha256(out).hexdigest(), pixel_hash=pixel_hash,
-                     phash=perceptual)
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
-    m[0] /= np.sqrt(2)
-    return m
-
-
-_DCT8x32 = _dct_matrix(32)[:8]  # the 8 lowest frequencies of a 32-point DCT-II
-_GRID = 128                      # pixels sampled per side before averaging (4x4 per cell)
-
-
-def phash(pixels: np.ndarray | Image.Image) -> int:
-    """Return the 64-bit DCT perceptual hash of RGB or greyscale pixels (compare by Hamming distance).
-
-    The image is sampled on a 128x128 grid (nearest pixel; the aspect ratio is dropped),
-    averaged 4x4 down to 32x32 and made greyscale, then a 2-D DCT-II; of its top-left 8x8
-    block each bit says whether the coefficient is above the median of the 63 non-DC
-    ones (the DC bit is always 0). Sampling touches a 128x128 grid whatever the image's
-    size: about a tenth of the cost of averaging every pixel, and as stable under
-    re-encoding and resizing (measured on the bench images).
-    """
-    img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
-    grey = img.resize((_GRID, _GRID), Image.NEAREST).reduce(_GRID // 32).convert("L")
-    block = (_DCT8x32 @ np.asarray(grey, dtype=np.float64) @ _DCT8x32.T).ravel()
-    bits = block > np.sort(block[1:])[31]  # the median of 63 values is the 32nd
-    bits[0] = False
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+                     phash=perceptual[0], phash256=perceptual[1])

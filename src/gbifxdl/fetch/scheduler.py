@@ -1,113 +1,41 @@
-"""Politeness per host: adaptive concurrency limits, Retry-After, and retries with backoff.
+"""Politeness per host: adaptive concurrency and request rate, Retry-After, retries, renditions.
 
-Each host has its own limit. It starts at ``per_host`` (or the host's override) and,
-while every slot is busy and the host answers well, grows up to ``per_host_max``
-(default 4 x the start): quickly until the host's first 429/503, then slowly, and never
-within 30 s of one. It halves on a 429/503; a 429/503 also pauses that host
-for its ``Retry-After`` (or an exponential backoff with jitter). Other hosts never wait
-for it.
+Each host has its own concurrency limit. It starts at ``per_host`` (or the host's
+override) and, while every slot is busy and the host answers well, grows up to
+``per_host_max`` (default 4 x the start): quickly until the host's first 429/503, then
+slowly, and never within 30 s of one. It halves on a 429/503. Each host also has a
+request rate (:mod:`~gbifxdl.fetch._host_rate`), unlimited until it first answers 429/503
+(or ``per_host_rate``), learned from its answers. A 429/503 pauses every request to that
+host for its ``Retry-After`` (or an exponential backoff with jitter) and does not use up
+the image's attempts; the other hosts never wait for it. Redirects to another host hold
+that host's slot and rate too. When resizing, the smallest big-enough rendition of a
+photo is fetched first (:mod:`~gbifxdl.fetch.renditions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 
+from gbifxdl.fetch._host_limiter import HostDeadline, HostLimiter, backoff
+from gbifxdl.fetch._host_rate import HostRate
+from gbifxdl.fetch._host_stats import HostStats
 from gbifxdl.fetch.download import Attempt, attempt
+from gbifxdl.fetch.renditions import big_enough, image_size, rendition_for
 from gbifxdl.fetch.settings import FetchSettings
 
-# never sleep longer than this for one Retry-After (a host asking hours is treated as failing)
-MAX_RETRY_AFTER = 600.0
-# a host that asked us to slow down gets no extra slot for this many seconds
-CALM_AFTER_THROTTLE = 30.0
-
-
-class HostLimiter:
-    """The concurrency slots of one host, with a pause after it asks us to slow down.
-
-    Waiters queue in order and a freed slot is handed to exactly one of them (thousands
-    of rows may wait on a big host: waking them all on every release would cost more
-    than the downloads).
-    """
-
-    def __init__(self, start: int, ceiling: int) -> None:
-        self.limit = float(start)
-        self.ceiling = max(start, ceiling)
-        self.in_use = 0
-        self.paused_until = 0.0
-        self.throttles = 0
-        self.last_decrease = -CALM_AFTER_THROTTLE
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def acquire(self) -> None:
-        """Wait for a free slot and for any pause to end."""
-        loop = asyncio.get_running_loop()
-        if not self._waiters and self.in_use < int(self.limit) and loop.time() >= self.paused_until:
-            self.in_use += 1
-            return
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        self._dispatch()
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.in_use -= 1  # the slot came with the cancellation: pass it on
-                self._dispatch()
-            else:
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-            raise
-
-    def release(self, result: Attempt | None) -> None:
-        """Free a slot, adapting the limit to how the host answered."""
-        now = asyncio.get_running_loop().time()
-        if result is not None and result.throttle:
-            self.throttles += 1
-            # the answers of one burst count as one signal: halve at most once a second
-            if now - self.last_decrease >= 1.0:
-                self.limit = max(1.0, self.limit / 2)
-                self.last_decrease = now
-        elif (result is not None and result.outcome == "ok" and self.in_use >= int(self.limit)
-              and now - self.last_decrease >= CALM_AFTER_THROTTLE):
-            # every slot busy and the host answers well: until its first 429/503 grow fast
-            # (a slow host then soon has enough requests in flight), after it only slowly
-            step = 0.5 if self.throttles == 0 else 0.25 / self.limit
-            self.limit = min(float(self.ceiling), self.limit + step)
-        self.in_use -= 1
-        self._dispatch()
-
-    def pause(self, seconds: float) -> None:
-        """Stop starting requests on this host for ``seconds``."""
-        loop = asyncio.get_running_loop()
-        self.paused_until = max(self.paused_until, loop.time() + seconds)
-
-    def _dispatch(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() < self.paused_until:
-            if self._timer is None:
-                self._timer = loop.call_at(self.paused_until, self._resume)
-            return
-        while self._waiters and self.in_use < int(self.limit):
-            fut = self._waiters.popleft()
-            if fut.done():
-                continue
-            self.in_use += 1
-            fut.set_result(None)
-
-    def _resume(self) -> None:
-        self._timer = None
-        self._dispatch()
+# 429/503 answers one image may get, per allowed attempt, while its host serves others
+THROTTLES_PER_IMAGE = 10
+# renditions tried on a host before giving up on them there, when none has worked yet
+RENDITION_TRIALS = 20
+# hosts that get one connection whatever the settings: GBIF's image cache asks it of scripts
+SINGLE_CONNECTION_HOSTS = ("api.gbif.org",)
 
 
 class Backlog:
@@ -158,23 +86,28 @@ class Backlog:
 
 @dataclass(frozen=True)
 class Fetched:
-    """The final result of downloading one URL, after every attempt."""
+    """The final result of downloading one image, after every attempt."""
 
     data: list[bytes] | None           # the body's chunks
     outcome: str
     error: str | None
     status: int | None
-    attempts: int
+    attempts: int                      # requests made for it (redirect hops aside)
     host: str
+    fetched_url: str | None = None     # the URL whose answer this is (a rendition, or the one given)
 
 
 class Scheduler:
-    """Downloads URLs politely: per-host limits, pauses, retries with backoff."""
+    """Downloads images politely: per-host concurrency and rate, pauses, retries, renditions."""
 
     def __init__(self, session: aiohttp.ClientSession, settings: FetchSettings) -> None:
         self.session = session
         self.settings = settings
         self.hosts: dict[str, HostLimiter] = {}
+        self._rates = dict(settings.per_host_rate_overrides)
+        self._fixed = dict(settings.per_host_overrides)
+        self._wants_renditions = (settings.renditions and settings.resize is not None
+                                  and settings.should_reencode)
 
     def limiter(self, host: str) -> HostLimiter:
         """Return the limiter of ``host``, creating it on first use."""
@@ -183,49 +116,133 @@ class Scheduler:
             start = self.settings.limit_for(host)
             ceiling = self.settings.per_host_max or 4 * start
             # an explicit override is a promise to the host: never grow past it
-            if host in dict(self.settings.per_host_overrides):
+            if host in self._fixed:
                 ceiling = start
-            lim = self.hosts[host] = HostLimiter(start, ceiling)
+            if host.split(":")[0] in SINGLE_CONNECTION_HOSTS:
+                start = ceiling = 1  # GBIF asks scripts to use one connection to its image cache
+            fixed_rate = self._rates.get(host)
+            rate = HostRate(fixed_rate or self.settings.per_host_rate, fixed_rate)
+            lim = self.hosts[host] = HostLimiter(host, start, ceiling, rate)
+            lim.backoff_base = self.settings.retry_backoff
+            lim.host_deadline = self.settings.host_deadline
         return lim
 
-    async def fetch(self, url: str, before_request: Callable[[], Awaitable[None]] | None = None) -> Fetched:
-        """Return the bytes of ``url`` or its failure, retrying transient failures.
+    def stats(self) -> list[HostStats]:
+        """Return every host's traffic so far, busiest first."""
+        return sorted((lim.snapshot() for lim in self.hosts.values()), key=lambda s: -s.requests)
 
-        ``before_request`` is awaited once a host slot is held, before each request (the
+    def stats_of(self, host: str) -> HostStats:
+        """Return the traffic record of ``host`` (created on first use)."""
+        return self.limiter(host.lower()).stats
+
+    async def fetch(self, url: str, before_request: Callable[[], Awaitable[None]] | None = None) -> Fetched:
+        """Return the bytes of ``url`` (or of its smallest big-enough rendition) or its failure.
+
+        ``before_request`` is awaited once a host slot is held, before the first request (the
         caller uses it to hold back downloads while processing is behind, so that the
         images in memory stay bounded).
         """
-        host = host_of(url)
-        lim = self.limiter(host)
         settings = self.settings
+        rendition = None
+        if self._wants_renditions:
+            rendition = rendition_for(url, settings.resize or 0, settings.rendition_hosts)
+            if rendition is not None and not self._renditions_work(host_of(rendition.url)):
+                rendition = None
+        spent = 0
+        if rendition is not None:
+            got = await self._fetch_url(rendition.url, before_request)
+            spent = got.attempts
+            lim = self.limiter(host_of(rendition.url))
+            if got.outcome == "ok":
+                size = image_size(got.data or [b""])
+                if size is not None and big_enough(*size, settings.resize or 0, settings.resize_mode):
+                    lim.rendition_failures = 0
+                    lim.renditions_ok += 1
+                    return got
+            if got.outcome in ("opted_out", "host_deadline"):
+                return got  # the host's answer for this photo, whatever its size
+            lim.rendition_failures += 1
+            before_request = None
+        got = await self._fetch_url(url, before_request)
+        return replace(got, attempts=got.attempts + spent) if spent else got
+
+    def _renditions_work(self, host: str) -> bool:
+        lim = self.limiter(host)
+        return lim.renditions_ok > 0 or lim.rendition_failures < RENDITION_TRIALS
+
+    async def _fetch_url(self, url: str, before_request: Callable[[], Awaitable[None]] | None) -> Fetched:
+        """Return the bytes of ``url`` or its failure, retrying transient failures.
+
+        A 429/503 does not use up an attempt: the host paused every request to it, and the
+        image waits its turn again. It fails only when the host answered nothing but
+        429/503 for ``host_deadline`` seconds, or paused us past that (outcome
+        ``host_deadline``, for every image waiting on it), or after many throttled answers
+        while the host serves others.
+        """
+        settings = self.settings
+        gate = _Gate(self, before_request)
         result = Attempt(None, "connection", "not attempted")
-        attempts = 0
-        while attempts < settings.max_attempts:
-            await lim.acquire()
-            current: Attempt | None = None
+        attempts = failed = throttled = 0
+        host = host_of(url)
+        while True:
+            attempts += 1
             try:
-                if before_request is not None:
-                    await before_request()
-                attempts += 1
-                current = result = await attempt(self.session, url, settings)
-            finally:
-                lim.release(current)
-            if result.outcome == "ok" or not result.transient or attempts >= settings.max_attempts:
+                result = await attempt(self.session, url, settings, gate)
+            except HostDeadline as exc:
+                attempts -= 1 if gate.entered == 0 else 0
+                result = Attempt(None, "host_deadline", str(exc), status=result.status, host=host)
                 break
-            delay = backoff(settings.retry_backoff, attempts)
+            finally:
+                gate.entered = 0
+            host = result.host or host
+            if result.outcome == "ok" or not result.transient:
+                break
             if result.throttle:
-                if result.retry_after is not None:
-                    if result.retry_after > MAX_RETRY_AFTER:
-                        break
-                    delay = result.retry_after
-                lim.pause(delay)
-            await asyncio.sleep(delay)
-        return Fetched(result.data, result.outcome, result.error, result.status, attempts, host)
+                throttled += 1
+                if throttled >= THROTTLES_PER_IMAGE * settings.max_attempts:
+                    result = replace(result, error=f"{result.error}, {throttled} times while {host} served others")
+                    break
+                continue  # the host's pause holds the next attempt back (until its host_deadline)
+            failed += 1
+            if failed >= settings.max_attempts:
+                break
+            await asyncio.sleep(backoff(settings.retry_backoff, failed))
+        return Fetched(result.data, result.outcome, result.error, result.status, attempts, host, url)
 
 
-def backoff(base: float, attempt_number: int) -> float:
-    """Return the delay before the next attempt: exponential, with +-50% jitter."""
-    return base * 2 ** (attempt_number - 1) * random.uniform(0.5, 1.5)
+class _Gate:
+    """Holds a slot of each host a request goes to, the first one and every redirect's."""
+
+    def __init__(self, scheduler: Scheduler, before_request: Callable[[], Awaitable[None]] | None) -> None:
+        self.scheduler = scheduler
+        self.before_request = before_request
+        self.entered = 0  # hosts entered in the current attempt
+
+    async def enter(self, host: str) -> tuple[HostLimiter, float]:
+        """Return the host's limiter and the time its request starts, once it may start."""
+        lim = self.scheduler.limiter(host)
+        while True:
+            await lim.acquire()
+            if self.before_request is not None:
+                try:
+                    await self.before_request()
+                except BaseException:
+                    lim.release(None)
+                    raise
+                self.before_request = None  # once per image
+            # a slot handed over before a 429 arrived may reach this task after it (or after
+            # the wait above): never send inside the pause that 429 started
+            if not lim.paused():
+                self.entered += 1
+                return lim, asyncio.get_running_loop().time()
+            lim.release(None)
+
+    def leave(self, ticket: tuple[HostLimiter, float], result: Attempt | None, nbytes: int = 0) -> None:
+        """Free the slot taken by :meth:`enter`, with how the host answered (None: no answer)."""
+        lim, sent_at = ticket
+        if result is not None and result.outcome == "opted_out":
+            lim.stats.opted_out += 1
+        lim.release(result, sent_at, nbytes)
 
 
 _NETLOC = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")

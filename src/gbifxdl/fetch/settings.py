@@ -6,10 +6,8 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gbifxdl import __version__
+from gbifxdl._meta import USER_AGENT as DEFAULT_USER_AGENT
 from gbifxdl.errors import ConfigError
-
-DEFAULT_USER_AGENT = f"gbifxdl/{__version__} (+https://github.com/GuillaumeMougeot/gbifxdl)"
 
 # failure kinds, as written in metadata.parquet's `outcome` column
 OK = "ok"
@@ -17,6 +15,9 @@ FAILURE_KINDS = (
     "http_403", "http_404", "http_410", "http_4xx", "http_5xx", "http_429", "timeout",
     "connection", "too_large", "not_image", "corrupt", "decompression_bomb",
     "redirect_loop", "bad_redirect", "empty", "bad_url",
+    "process_error", "worker_died",  # processing raised something unexpected / its worker process died
+    "opted_out",       # the host's X-Robots-Tag says noai, noimageai or none (respect_opt_out)
+    "host_deadline",   # the host answered only 429/503 for host_deadline seconds
 )
 
 
@@ -29,11 +30,19 @@ class FetchSettings:
     resize_mode: str = "longest"       # "longest" | "shortest"
     jpeg_quality: int = 95
     reencode: bool | None = None       # None: re-encode to JPEG iff resize is set
-    validate: str = "decode"           # kept originals: "decode" (pixel hashes) | "header" (fast, no hashes)
+    validate: str = "decode"           # kept originals: "decode" (whole image, pHash) | "header" (fast, no hashes)
+    pixel_hash: bool = False           # kept originals, "decode": also sha256 of the full-resolution pixels
     connections: int = 64              # global limit of requests in flight
     per_host: int = 8                  # starting limit per host
     per_host_overrides: tuple[tuple[str, int], ...] = ()
     per_host_max: int | None = None    # adaptive ceiling per host; None: 4 x per_host
+    per_host_rate: float | None = None  # starting requests/s per host (None: unlimited until a 429/503)
+    per_host_rate_overrides: tuple[tuple[str, float], ...] = ()  # HOST=N: a fixed ceiling for that host
+    host_deadline: float = 1800.0      # seconds a host may answer only 429/503 before its images fail
+    renditions: bool = True            # when resizing, fetch the smallest rendition big enough
+    rendition_hosts: tuple[tuple[str, str], ...] = ()  # (host, rule): hosts laid out like a known one
+    respect_opt_out: bool = True       # X-Robots-Tag noai/noimageai/none -> outcome opted_out
+    contact: str | None = None         # named in the User-Agent (default: $GBIF_EMAIL)
     max_attempts: int = 3
     retry_backoff: float = 1.0         # first backoff in seconds, doubled each attempt
     connect_timeout: float = 10
@@ -62,6 +71,9 @@ class FetchSettings:
             (self.connections >= 1, "connections must be at least 1"),
             (self.per_host >= 1, "per_host must be at least 1"),
             (all(n >= 1 for _, n in self.per_host_overrides), "per-host limits must be at least 1"),
+            (all(r is None or r > 0 for r in (self.per_host_rate, *(n for _, n in self.per_host_rate_overrides))),
+             "per-host rates must be positive (requests per second)"),
+            (self.host_deadline > 0, "host_deadline must be positive (seconds)"),
             (self.max_attempts >= 1, "max_attempts must be at least 1"),
             (self.max_bytes > 0 and self.max_pixels > 0, "max_bytes and max_pixels must be positive"),
             (self.max_redirects >= 0, "max_redirects must be 0 or more"),
@@ -94,7 +106,11 @@ class FetchSettings:
 
     def output_fingerprint(self) -> dict[str, object]:
         """Return the settings that decide the outputs (a resumed run must use the same)."""
-        # limits (max_bytes, max_pixels, ...) may change between runs, e.g. before --retry-failed
+        # limits (max_bytes, max_pixels, ...) may change between runs, e.g. before --retry-failed.
+        # Speed and politeness (rates, deadlines, opt-outs, contact) never decide the outputs;
+        # nor does `renditions`: it only changes which of a host's sizes of the same photo is
+        # downloaded, the output is resized to the same size either way and each row records
+        # its `fetched_url`, so turning it off on a resume (a host's renditions misbehave) is fine
         keys = ("layout", "resize", "resize_mode", "jpeg_quality", "class_column", "shard_size",
                 "shard_bytes", "url_column", "images_dir", "unlabeled")
         values: dict[str, object] = {k: getattr(self, k) for k in keys}
@@ -106,6 +122,8 @@ class FetchSettings:
         """Return every setting as JSON-ready values."""
         data = dataclasses.asdict(self)
         data["per_host_overrides"] = [list(p) for p in self.per_host_overrides]
+        data["per_host_rate_overrides"] = [list(p) for p in self.per_host_rate_overrides]
+        data["rendition_hosts"] = [list(p) for p in self.rendition_hosts]
         return data
 
 
@@ -120,6 +138,8 @@ class FetchSummary:
     failures_by_host: dict[str, Counter[str]] = field(default_factory=dict)
     bytes_written: int = 0
     seconds: float = 0.0
+    # this run's traffic per host (requests, bytes, latency, 429s, settled rate), busiest first
+    hosts: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def ok(self) -> int:
@@ -142,5 +162,9 @@ class FetchSummary:
             for host, counts in sorted(self.failures_by_host.items(), key=lambda kv: -sum(kv[1].values())):
                 detail = ", ".join(f"{k} {n}" for k, n in counts.most_common())
                 lines.append(f"  {host}: {detail}")
+        if self.hosts:
+            from gbifxdl.fetch._host_stats import format_hosts
+
+            lines.extend(format_hosts(self.hosts))
         lines.append(f"metadata: {self.metadata_path}")
         return "\n".join(lines)

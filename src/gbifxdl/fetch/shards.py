@@ -33,6 +33,12 @@ RESULT_SCHEMA = pa.schema([
     ("orig_height", pa.int32()), ("width", pa.int32()), ("height", pa.int32()),
     ("bytes", pa.int64()), ("sha256", pa.string()), ("pixel_hash", pa.string()),
     ("phash", pa.uint64()),
+    # the URL whose answer the row holds: a smaller rendition of `identifier`, or it
+    # (absent from state written before it existed: read as null)
+    ("fetched_url", pa.string()),
+    # the 256-bit hash confirming a `phash` match (fetch.hashing.phash256), 32 bytes big-endian
+    # (absent from state written before it existed: read as null; curation then uses phash alone)
+    ("phash256", pa.binary(32)),
 ])
 RESULT_COLUMNS = tuple(RESULT_SCHEMA.names)
 
@@ -127,7 +133,8 @@ class FetchState:
 
     def write_unit(self, unit: int, rows: list[dict[str, Any]]) -> None:
         """Write a finished unit's result rows atomically, then drop its journal and spool."""
-        table = pa.Table.from_pylist([{k: r.get(k) for k in RESULT_COLUMNS} for r in rows], schema=RESULT_SCHEMA)
+        records = [{k: r.get(k) for k in RESULT_COLUMNS} | {"phash256": _hash_bytes(r.get("phash256"))} for r in rows]
+        table = pa.Table.from_pylist(records, schema=RESULT_SCHEMA)
         path = self.unit_path(unit)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
@@ -136,12 +143,19 @@ class FetchState:
 
     def read_unit(self, unit: int) -> pa.Table:
         """Return a finished unit's result rows."""
-        return pq.read_table(self.unit_path(unit), schema=RESULT_SCHEMA)
+        table = pq.read_table(self.unit_path(unit))
+        if table.schema.names != RESULT_SCHEMA.names:
+            # a unit finished by an older version lacks the newer columns: null there
+            table = pa.table({f.name: table.column(f.name) if f.name in table.schema.names
+                              else pa.nulls(table.num_rows, f.type) for f in RESULT_SCHEMA})
+        return table.cast(RESULT_SCHEMA)
 
     def ok_rows(self, unit: int) -> list[dict[str, Any]]:
         """Return a finished unit's ok rows, each with its row number ``i`` in the unit."""
         rows = self.read_unit(unit).to_pylist()
-        return [dict(r, i=i) for i, r in enumerate(rows) if r["outcome"] == "ok"]
+        # phash256 back to an int, as journal lines (JSON) and fetch's rows hold it
+        return [dict(r, i=i, phash256=_hash_int(r["phash256"])) for i, r in enumerate(rows)
+                if r["outcome"] == "ok"]
 
     def reopen(self, unit: int, ok_rows: list[dict[str, Any]]) -> None:
         """Turn a finished unit back into an unfinished one that keeps ``ok_rows``."""
@@ -153,6 +167,14 @@ class FetchState:
         """Delete partial files a killed run left in the state folder."""
         for path in self.dir.rglob("*.tmp-*"):
             path.unlink(missing_ok=True)
+
+
+def _hash_bytes(value: int | None) -> bytes | None:
+    return None if value is None else value.to_bytes(32, "big")
+
+
+def _hash_int(value: bytes | None) -> int | None:
+    return None if value is None else int.from_bytes(value, "big")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -120,6 +120,12 @@ class WebDatasetWriter:
                 key, ext = file_name.rsplit(".", 1)
                 data = (spool / file_name).read_bytes()
                 sample = {**row, **{k: entry.get(k) for k in _SAMPLE_FIELDS}}
+                if sample["phash"] is not None:
+                    # 16 hex digits: as a JSON number it passes 2**63, which int64 readers
+                    # (Hugging Face datasets among them) cannot hold
+                    sample["phash"] = f"{sample['phash']:016x}"
+                if sample["phash256"] is not None:
+                    sample["phash256"] = f"{sample['phash256']:064x}"
                 _add(tar, f"{key}.{ext}", data)
                 _add(tar, f"{key}.json", json.dumps(sample, default=str, sort_keys=True).encode())
                 size += len(data)
@@ -153,7 +159,7 @@ class WebDatasetWriter:
             path.unlink(missing_ok=True)
 
 
-_SAMPLE_FIELDS = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash")
+_SAMPLE_FIELDS = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash", "phash256")
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from gbifxdl.errors import DownloadNotReady, GbifError, GbifUnavailable
 from gbifxdl.gbif._api import raise_if_unsuccessful, status
-from gbifxdl.gbif._http import DEFAULT_SETTINGS, ApiSettings, check, resolve_api_url, send
+from gbifxdl.gbif._http import DEFAULT_SETTINGS, ApiSettings, GbifUnreachable, check, resolve_api_url, send
 
 log = logging.getLogger("gbifxdl.gbif")
 
@@ -83,8 +83,9 @@ def download_archive(
         try:
             _fetch(url, part, have, expected, key=key, progress=progress, settings=settings)
             break
-        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as exc:
+        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError, GbifUnreachable) as exc:
             # The bytes received so far stay in the .part; the next attempt asks for the rest.
+            # GBIF answered the status just now, so a lost network here is worth waiting out.
             if attempt == settings.retries:
                 raise GbifUnavailable(
                     f"the download of {key} broke off {settings.retries + 1} times ({type(exc).__name__}); "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +13,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from gbifxdl import __version__
+from gbifxdl._meta import USER_AGENT
 from gbifxdl.errors import (
     AuthenticationError,
     DownloadErased,
@@ -25,7 +27,6 @@ from gbifxdl.errors import (
 log = logging.getLogger("gbifxdl.gbif")
 
 DEFAULT_API_URL = "https://api.gbif.org/v1"
-USER_AGENT = f"gbifxdl/{__version__} (+https://github.com/GuillaumeMougeot/gbifxdl)"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class ApiSettings:
     retries: int = 5  # extra attempts after a 5xx answer or a connection failure
     backoff: float = 2.0  # seconds before the first retry, doubled after each one
     max_backoff: float = 120.0
-    timeout: float = 60.0  # seconds to connect, and between two bytes of an answer
+    timeout: float = 60.0  # seconds between two bytes of an answer
+    connect_timeout: float = 15.0  # seconds to open a connection
 
 
 DEFAULT_SETTINGS = ApiSettings()
@@ -45,6 +47,51 @@ def resolve_api_url(api_url: str | None = None) -> str:
     """Return the API base URL: the argument, else ``$GBIF_API_URL``, else GBIF's, without a trailing slash."""
     url = api_url or os.environ.get("GBIF_API_URL") or DEFAULT_API_URL
     return url.rstrip("/")
+
+
+class GbifUnreachable(GbifUnavailable):
+    """GBIF's host name does not resolve, or nothing listens at the API URL: not retried."""
+
+    def __init__(self, message: str, *, reason: str, host: str):
+        super().__init__(message)
+        self.reason = reason  # "dns" or "refused"
+        self.host = host
+
+
+# connect() errors that mean "not reachable from here now" rather than "GBIF is busy"
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED: "refused", errno.ENETUNREACH: "refused", errno.EHOSTUNREACH: "refused"}
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """Return "dns" or "refused" when ``exc`` (requests' wrapper chain) is one, else None."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, socket.gaierror):
+            return "dns"
+        if isinstance(node, OSError) and node.errno in _UNREACHABLE_ERRNOS:
+            return _UNREACHABLE_ERRNOS[node.errno]
+        reason = getattr(node, "reason", None)
+        nested = node.args[0] if node.args and isinstance(node.args[0], BaseException) else None
+        node = nested or (reason if isinstance(reason, BaseException) else None) or node.__cause__ or node.__context__
+    return None
+
+
+def unreachable_error(url: str, reason: str) -> GbifUnreachable:
+    """Return the one-line error for a host that does not resolve or refuses connections."""
+    parsed = urlparse(url)
+    host = parsed.hostname or parsed.netloc
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    if reason == "dns":
+        problem = f"the host name {host} does not resolve (no network, or a wrong API URL {base})"
+    else:
+        problem = f"connection refused by {parsed.netloc} (nothing listens at {base}, or no route to it)"
+    return GbifUnreachable(
+        f"cannot reach GBIF: {problem}; check your network connection and the API URL "
+        "(--api-url or GBIF_API_URL), then run the same command again",
+        reason=reason, host=host,
+    )
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -85,16 +132,21 @@ def send(
     retry_429: bool = True,
     **kwargs: Any,
 ) -> requests.Response:
-    """Return GBIF's answer to one request, retrying 5xx answers and connection failures.
+    """Return GBIF's answer to one request, retrying 5xx answers and broken connections.
 
     A 429 is retried too (after its ``Retry-After``) unless ``retry_429`` is false: on a
     download request 429 means "too many downloads", which waiting seconds will not fix.
     Raises :class:`GbifUnavailable` once the retries are spent. Other answers, errors
     included, are returned for :func:`check` to judge. POSTs are retried as well: GBIF
     answers an identical request within 48 h with the same key, so none is posted twice.
+
+    A host name that does not resolve, or a refused connection, raises
+    :class:`GbifUnreachable` at once: retrying would not help a one-shot command (no
+    network, or a wrong API URL). Long waits (:func:`gbifxdl.gbif.wait`, a resumed archive
+    download) catch it and try again later at their own pace.
     """
     settings = settings or DEFAULT_SETTINGS
-    kwargs.setdefault("timeout", settings.timeout)
+    kwargs.setdefault("timeout", (settings.connect_timeout, settings.timeout))
     headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
     host = urlparse(url).netloc
     delay = settings.backoff
@@ -104,6 +156,9 @@ def send(
         try:
             response = requests.request(method, url, auth=auth, headers=headers, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            unreachable = _unreachable_reason(exc)
+            if unreachable is not None:
+                raise unreachable_error(url, unreachable) from None
             problem = _describe(exc)
         else:
             retryable = response.status_code >= 500 or (retry_429 and response.status_code == 429)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gbifxdl.errors import ConfigError, GbifError
-from gbifxdl.gbif._http import ApiSettings, check, resolve_api_url, send
+from gbifxdl.gbif import ApiSettings, check, resolve_api_url, send
 
 _RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # matches that may not be the taxon the user meant: refused unless strict=False

@@ -19,7 +19,9 @@ import pyarrow as pa
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
 from gbifxdl.card import citation_text, license_name
-from gbifxdl.curate._table import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.curate import split_warnings
+from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg
 from gbifxdl.report._thumbs import thumbnails
 
@@ -37,6 +39,7 @@ bottom:0;background:rgba(0,0,0,.75);color:#fff;font-size:10px;padding:3px;line-h
 .thumb:hover figcaption{display:block}.cls{margin-top:14px}.cls h3{font-size:1em;margin:4px 0}
 .muted{color:#777}.empty{color:#999;font-style:italic}table{border-collapse:collapse}
 td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
+.warning{background:#fff4e5;border-left:3px solid #e8a33d;padding:8px 12px}
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _FAILED_COLOURS = {"ok": _svg.GREEN}
@@ -109,6 +112,10 @@ def write_report(
     ]
     if cite:
         head.append(f'<p class="cite">Cite as: {escape(cite)}</p>')
+    head.append(publish_html(root))  # the derived-dataset DOI, a rebuild's differences
+    if "split" in kept.column_names:  # an empty split must never pass unnoticed
+        fractions = (prov.get("curate_settings") or {}).get("fractions") or (0.8, 0.1, 0.1)
+        head += [f'<p class="warning"><b>Warning:</b> {escape(w)}</p>' for w in split_warnings(dict(splits), fractions)]
     body = [
         _section("Images per class", _svg.class_histogram(per_class, dict(zip(labels, col("species")))),
                  "log scale" + ("; click a bar to see its images" if len(per_class) <= _svg.MAX_BARS else "")),

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from PIL import Image
 
-from gbifxdl.curate._files import IMAGE_EXTS
+from gbifxdl.curate.toolkit import IMAGE_EXTS
 
 
 def _thumb(data: bytes, size: int) -> str | None:

@@ -12,6 +12,7 @@ writes the table.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -24,17 +25,19 @@ import duckdb
 import pyarrow as pa
 
 from gbifxdl._io import write_text_atomic
+from gbifxdl._meta import PROVENANCE_KEY
 from gbifxdl.archive import open_archive
 from gbifxdl.errors import NoMediaError, SelectionError
 from gbifxdl.select.assemble import OUTPUT_SCHEMA, RowFile, assemble
 from gbifxdl.select.engine import Engine
 from gbifxdl.select.settings import SelectSettings, license_code
 from gbifxdl.select.stream import class_source, stream_members
-from gbifxdl.select.summary import REASONS, SelectSummary
+from gbifxdl.select.summary import REASONS, NothingSelectedError, SelectSummary, nothing_selected
 
-__all__ = ["select", "SelectSettings", "SelectSummary", "OUTPUT_SCHEMA", "REASONS", "license_code", "summary_path"]
+__all__ = ["select", "SelectSettings", "SelectSummary", "NothingSelectedError", "OUTPUT_SCHEMA", "REASONS",
+           "license_code", "summary_path"]
 
-PROVENANCE_KEY = b"gbifxdl.provenance"
+log = logging.getLogger(__name__)
 
 
 def summary_path(output: str | Path) -> Path:
@@ -55,8 +58,11 @@ def select(
     Writes the Parquet table atomically (nothing at ``output`` on failure) and the
     summary JSON next to it; with ``progress``, shows a progress bar and prints the
     summary to stderr. Raises :class:`~gbifxdl.errors.ArchiveError` (unreadable
-    archive), :class:`~gbifxdl.errors.NoMediaError` (no media URLs in it) or
-    :class:`~gbifxdl.errors.SelectionError`.
+    archive), :class:`~gbifxdl.errors.NoMediaError` (no media URLs in it),
+    :class:`NothingSelectedError` (no image kept: malformed rows, or every row filtered
+    out; the message gives the counts and what to change; nothing is written) or
+    :class:`~gbifxdl.errors.SelectionError`. Malformed rows among good ones are counted
+    in the summary, logged as a warning, and skipped.
     """
     started = time.perf_counter()
     archive_path, output = Path(archive), Path(output)
@@ -79,6 +85,11 @@ def select(
         files, counts = stream_members(opened, multimedia, settings, workdir, on_bytes=bar if progress else None)
         if counts.occurrences_read == 0:
             raise SelectionError(f"{archive_path}: the archive holds no occurrences; nothing to select")
+        core = (opened.core.location, counts.occurrences_read, counts.dropped_occurrences["bad_row"])
+        media = (multimedia.location, counts.media_read, counts.dropped_media["bad_row"])
+        if any(read and bad == read for _, read, bad in (core, media)):  # a member wholly unreadable
+            raise nothing_selected(str(archive_path), core, media, {}, counts.bad_row_examples)
+        _warn_malformed(core, media, counts.bad_row_examples)
         provenance = opened.provenance.to_dict() | {"select_settings": settings.to_dict()}
         metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True).encode()}
         pa.default_memory_pool().release_unused()  # the parse buffers: DuckDB needs the room now
@@ -86,6 +97,9 @@ def select(
         engine = Engine(files, workdir, lambda at: media_rows.take(at).select(["identifier"]))
         try:
             result = engine.select(settings)
+            if result.rows == 0:
+                dropped = {k: counts.dropped_media.get(k, 0) + result.dropped.get(k, 0) for k in REASONS}
+                raise nothing_selected(str(archive_path), core, media, dropped, counts.bad_row_examples)
             written = assemble(engine.kept(), files, counts, output_tmp, metadata)
         finally:
             engine.close()
@@ -117,6 +131,14 @@ def select(
     if progress:
         print(summary.to_text(), file=sys.stderr)
     return summary
+
+
+def _warn_malformed(core: tuple[str, int, int], media: tuple[str, int, int], examples: list[str]) -> None:
+    """Log the malformed rows skipped in each member (one bad row never stops a selection)."""
+    for name, read, bad in (core, media):
+        if bad:
+            log.warning("%s: %s of %s rows are malformed and were skipped%s", name, f"{bad:,}", f"{read:,}",
+                        f" (e.g. {examples[0]})" if examples else "")
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -76,6 +76,13 @@ class SelectSettings:
         """Return the settings as a JSON-ready dict."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    def output_fingerprint(self) -> dict[str, Any]:
+        """Return the settings that decide which rows are selected (a resumed run must keep them).
+
+        Every setting does today; one that only changes speed (threads, memory) must be left out.
+        """
+        return self.to_dict()
+
     @property
     def license_codes(self) -> frozenset[str] | None:
         """Return the allow-list as normalised licence codes (None: any licence)."""

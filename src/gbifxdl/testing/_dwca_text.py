@@ -89,10 +89,15 @@ def query_text(predicate: dict | None, describe: Any) -> str:
     return json.dumps(word(predicate), indent=2, ensure_ascii=False).replace('": ', '" : ')
 
 
-def metadata_xml(download_key: str, doi: str, created: dt.datetime, query: str,
+def metadata_xml(download_key: str, doi: str | None, created: dt.datetime, query: str,
                  counts: Sequence[tuple[Dataset, int]]) -> str:
-    """Return the download's EML: DOI as packageId, key, query abstract, citation."""
+    """Return the download's EML: DOI as packageId, key, query abstract, citation.
+
+    ``doi=None`` writes a download from before GBIF minted DOIs (2014): the key stands
+    where the DOI goes (packageId, the citation's identifier, the title).
+    """
     lines = "\n".join(f"{n} records from {d.title}" for d, n in counts)
+    doi = doi or download_key
     title = f"GBIF Occurrence Download {doi}"
     return (_EML_HEAD.format(package=quoteattr(doi)) + f"""
 <dataset>

@@ -31,10 +31,13 @@ def format_for(image_id: int) -> str:
     return _SPECIAL_FORMATS.get(image_id % 50, "jpeg")
 
 
-def size_for(image_id: int, max_side: int, min_side: int = 64) -> tuple[int, int]:
-    """Return the (width, height) of an id's image: a photo-like aspect, longest side <= max_side."""
+def size_for(image_id: int, max_side: int, min_side: int = 64, *, exact: bool = False) -> tuple[int, int]:
+    """Return the (width, height) of an id's image: a photo-like aspect, longest side <= max_side
+    (exactly ``max_side`` with ``exact``)."""
     rng = np.random.default_rng([image_id, 7])
     longest = int(min_side + (max_side - min_side) * rng.random() ** 0.7)
+    if exact:
+        longest = max_side
     ratio = float(rng.choice([4 / 3, 3 / 2, 1.0, 16 / 9]))
     shortest = max(8, int(round(longest / ratio)))
     return (longest, shortest) if rng.random() < 0.7 else (shortest, longest)
@@ -99,13 +102,21 @@ def _encode(pixels: np.ndarray, fmt: str, quality: int = 90) -> tuple[bytes, str
     return buf.getvalue(), "image/jpeg"
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def image_bytes(image_id: int, max_side: int = 800, variant: str = "original") -> tuple[bytes, str]:
     """Return (bytes, content type) of an id's image.
 
     ``variant``: ``original``; ``reencoded`` (same pixels, JPEG quality 70);
-    ``resized`` (the same photo at 60% size, JPEG); ``jpeg`` (forced plain JPEG).
+    ``resized`` (the same photo at 60% size, JPEG); ``jpeg`` (forced plain JPEG);
+    ``side-N``: a JPEG rendition of the original whose longest side is N (never
+    enlarged, as image hosts do); ``exact``: a plain JPEG whose longest side is exactly
+    ``max_side``, and ``exact-side-N`` its renditions.
     """
+    if variant.startswith(("side-", "exact-side-")):
+        return _rendition(image_id, max_side, int(variant.rsplit("-", 1)[1]), variant.startswith("exact"))
+    if variant == "exact":
+        width, height = size_for(image_id, max_side, exact=True)
+        return _encode(base_pixels(image_id, width, height), "jpeg", quality=90)
     width, height = size_for(image_id, max_side)
     pixels = base_pixels(image_id, width, height)
     if variant == "original":
@@ -118,6 +129,16 @@ def image_bytes(image_id: int, max_side: int = 800, variant: str = "original") -
     if variant == "jpeg":
         return _encode(pixels, "jpeg")
     raise ValueError(f"unknown image variant {variant!r}")
+
+
+def _rendition(image_id: int, max_side: int, side: int, exact: bool) -> tuple[bytes, str]:
+    """Return the JPEG rendition, longest side ``side`` (never enlarged), of an id's image."""
+    width, height = size_for(image_id, max_side, exact=exact)
+    img = Image.fromarray(base_pixels(image_id, width, height))
+    scale = min(1.0, side / max(width, height))
+    if scale < 1.0:
+        img = img.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+    return _encode(np.asarray(img), "jpeg", quality=90)
 
 
 def bomb_png(side: int = 30_000) -> bytes:

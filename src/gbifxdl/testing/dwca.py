@@ -44,7 +44,7 @@ class ArchiveStats:
     n_media: int  # rows of multimedia.txt
     size: int  # bytes of the zip
     download_key: str
-    doi: str
+    doi: str | None
     n_datasets: int = 0  # constituent datasets (GBIF's ``numberDatasets``)
 
 
@@ -57,14 +57,16 @@ def write_dwca(
     universe: Universe | None = None,
     image_base_urls: Sequence[str] = ("http://127.0.0.1:8080",),
     download_key: str = "0000001-250101000000000",
-    doi: str = "10.15468/dl.xxxxxx",
+    doi: str | None = "10.15468/dl.xxxxxx",
     created: dt.datetime | None = None,
 ) -> ArchiveStats:
     """Return the stats of a DWCA of ``n_occurrences`` matching occurrences written at ``path``.
 
     Deterministic for the same arguments (pass ``created`` for byte-identical zips);
     written atomically (a temporary name, then renamed). ``universe`` defaults to
-    ``Universe(seed)``. Raises PredicateError for a malformed predicate.
+    ``Universe(seed)``. ``doi=None`` writes the EML of a download made before GBIF
+    minted DOIs (2014), whose citation identifier is the download key. Raises
+    PredicateError for a malformed predicate.
     """
     path = Path(path)
     universe = universe or Universe(seed)

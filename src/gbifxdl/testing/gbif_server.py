@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from gbifxdl.testing._gbif_handlers import STATE, add_api_routes, add_archive_routes, set_status
+from gbifxdl.testing.derived_datasets import add_derived_dataset_routes
 from gbifxdl.testing._gbif_state import Download, EmulatorState
 
 __all__ = ["GbifEmulator", "RequestRecord"]
@@ -172,6 +173,7 @@ class GbifEmulator:
         api.on_response_prepare.append(self._recorder("api"))
         api[STATE] = self.state
         add_api_routes(api)
+        add_derived_dataset_routes(api)
         self._add_species_routes(api)
         archive = web.Application(middlewares=[self._middleware()])
         archive.on_response_prepare.append(self._recorder("archive"))

@@ -36,20 +36,27 @@ thread. A host is its ``address:port``, as gbifxdl's per-host limits see it. Eve
     - ``bomb``: a 196-megapixel PNG of 190 kB; ``huge-{mb}``: ``mb`` MiB of bytes with a
       Content-Length; ``hugechunked-{mb}``: the same without one; ``empty``: 200 with no body.
 
+Renditions (iNaturalist, IIIF, Flickr), opt-out headers and cross-host redirects: see
+:mod:`gbifxdl.testing._host_routes`. With ``exact_size`` every photo is a plain JPEG whose
+longest side is ``max_side`` (benchmarks of renditions); with ``photo_pool`` only that
+many distinct photos are made (id N shows photo N % photo_pool; benchmarks).
+
 Every response waits ``latency`` seconds first. With ``max_connections_per_host`` set, a
 request arriving while that many are in flight on its host gets 429 (``Retry-After: 1``).
+``policies`` give hosts (by number) a :class:`HostPolicy`: a request rate or a number of
+requests per window (429 with ``Retry-After`` beyond), or their own latency.
 
 The hosts record, for tests: requests per URL (:meth:`requests_for`), the most requests
-in flight at once per host (:meth:`max_concurrent`), and requests for a URL that came
-before its ``Retry-After`` had passed (:meth:`early_retries`).
+in flight at once per host (:meth:`max_concurrent`), requests for a URL that came
+before its ``Retry-After`` had passed (:meth:`early_retries`), requests that reached a
+host inside any ``Retry-After`` window it gave (:meth:`requests_inside_retry_after`), and
+the User-Agent of the last request (:attr:`last_user_agent`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
-import re
 import threading
 import time
 from collections import Counter
@@ -58,17 +65,18 @@ from types import TracebackType
 
 from aiohttp import web
 
-from gbifxdl.testing._images import cached_bomb, image_bytes, write_selection
+from gbifxdl.testing._host_faults import answer_fault
+from gbifxdl.testing._host_policy import HostPolicy, PolicyState
+from gbifxdl.testing._host_routes import extra_route
+from gbifxdl.testing._images import image_bytes, write_selection
 
-__all__ = ["RANDOM_FAULTS", "ImageHosts", "write_selection"]
+__all__ = ["RANDOM_FAULTS", "HostPolicy", "ImageHosts", "write_selection"]
 
 # the fault kinds a fault_rate draws from, with how an ordinary client should end
 RANDOM_FAULTS: tuple[str, ...] = (
     "404", "410", "403", "500x1", "503-after-1x1", "429-after-1x1", "truncatedx1",
     "corrupt", "html", "redirect-2", "redirect-loop", "empty", "wrongtype",
 )
-
-_CHUNK = 1 << 16
 
 
 class ImageHosts:
@@ -85,6 +93,9 @@ class ImageHosts:
         address: str = "127.0.0.1",
         max_side: int = 800,
         files_dir: str | Path | None = None,
+        policies: dict[int, HostPolicy] | None = None,
+        exact_size: bool = False,
+        photo_pool: int | None = None,
     ) -> None:
         if not address.startswith("127."):
             raise ValueError("image hosts bind loopback addresses (127.0.0.0/8) only")
@@ -95,6 +106,12 @@ class ImageHosts:
         self.max_connections_per_host = max_connections_per_host
         self.max_side = max_side
         self.files_dir = Path(files_dir) if files_dir is not None else None
+        self.policies = dict(policies or {})
+        self.exact_size = exact_size
+        self.photo_pool = photo_pool  # benchmarks: photo id N shows photo N % photo_pool
+        self._original_variant = "exact" if exact_size else "original"
+        self._states: dict[str, PolicyState] = {}
+        self.last_user_agent: str | None = None
         self._addresses = [address] * n_hosts  # distinct ports tell the hosts apart
         self.base_urls: list[str] = []
         self._requests: Counter[str] = Counter()
@@ -161,6 +178,8 @@ class ImageHosts:
             port = runner.addresses[0][1]
             self._runners.append(runner)
             self.base_urls.append(f"http://{address}:{port}")
+            policy = self.policies.get(len(self.base_urls) - 1, HostPolicy())
+            self._states[f"{address}:{port}"] = PolicyState(policy)
 
     async def _stop_sites(self) -> None:
         for runner in self._runners:
@@ -213,6 +232,18 @@ class ImageHosts:
                 return sum(self._early.values())
             return self._early[_netloc(host)]
 
+    def requests_inside_retry_after(self, host: str | None = None) -> int:
+        """Return requests that reached ``host`` (all hosts when None) inside a ``Retry-After``
+        window it had given, to any URL (those sent before the 429 could be read excepted)."""
+        with self._lock:
+            states = self._states.values() if host is None else [self._states[_netloc(host)]]
+            return sum(s.inside_window for s in states)
+
+    def throttled(self, host: str) -> int:
+        """Return the 429 answers ``host``'s policy (rate or window) gave."""
+        with self._lock:
+            return self._states[_netloc(host)].throttled
+
     def reset_counts(self) -> None:
         """Forget every recorded request."""
         with self._lock:
@@ -220,6 +251,8 @@ class ImageHosts:
             self._max_in_flight.clear()
             self._early.clear()
             self._not_before.clear()
+            for netloc, state in self._states.items():
+                self._states[netloc] = PolicyState(state.policy)
 
     # --- serving ------------------------------------------------------------------------
 
@@ -235,9 +268,16 @@ class ImageHosts:
             not_before = self._not_before.get(url)
             if not_before is not None and time.monotonic() < not_before - 0.05:
                 self._early[netloc] += 1
+            self.last_user_agent = request.headers.get("User-Agent")
+            state = self._states.get(netloc)
+            refused = state.admit(time.monotonic()) if state is not None else None
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)
+            latency = state.policy.latency if state is not None and state.policy.latency is not None else self.latency
+            if latency:
+                await asyncio.sleep(latency)
+            if refused is not None:
+                return await self._send(request, 429, b"rate limited", "text/plain",
+                                        {"Retry-After": str(refused)})
             limit = self.max_connections_per_host
             if limit is not None and in_flight > limit:
                 return await self._send(request, 429, b"too many connections",
@@ -253,10 +293,15 @@ class ImageHosts:
     async def _route(self, request: web.Request, url: str, count: int) -> web.StreamResponse:
         parts = request.path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "photos":
+            # a faulty photo is faulty in every rendition, as on a real host
             image_id = _int(parts[1])
             fault = self.fault_of(image_id)
             if fault is not None:
                 return await self._fault(request, url, fault, image_id, count)
+        extra = await extra_route(self, request, parts)
+        if extra is not None:
+            return extra
+        if len(parts) == 3 and parts[0] == "photos":
             return await self._photo(request, image_id)
         if len(parts) == 2 and parts[0] == "files" and self.files_dir is not None:
             path = self.files_dir / parts[1]
@@ -273,79 +318,17 @@ class ImageHosts:
         return await self._send(request, 404, b"not found", "text/plain")
 
     async def _photo(self, request: web.Request, image_id: int, ctype: str | None = None) -> web.StreamResponse:
-        data, default_type = await self._image(image_id)
+        data, default_type = await self._image(image_id, self._original_variant)
         return await self._send(request, 200, data, ctype or default_type)
 
     async def _image(self, image_id: int, variant: str = "original") -> tuple[bytes, str]:
         # generated off the event loop: one slow image must not stall the other hosts
+        if self.photo_pool:
+            image_id %= self.photo_pool
         return await asyncio.get_running_loop().run_in_executor(None, image_bytes, image_id, self.max_side, variant)
 
     async def _fault(self, request: web.Request, url: str, kind: str, image_id: int, count: int) -> web.StreamResponse:
-        if kind in ("400", "403", "404", "410"):
-            return await self._send(request, int(kind), b"no", "text/plain")
-        match = re.fullmatch(r"(500|503)x(\d+)", kind)
-        if match:
-            if count <= int(match[2]):
-                return await self._send(request, int(match[1]), b"server error", "text/plain")
-            return await self._photo(request, image_id)
-        match = re.fullmatch(r"(429|503)(?:-(after|date)-(\d+))?x(\d+)", kind)
-        if match:
-            if count > int(match[4]):
-                return await self._photo(request, image_id)
-            headers = {}
-            seconds: float | None = int(match[3]) if match[3] else None
-            if seconds is not None and match[2] == "date":
-                # an HTTP date has whole seconds: the wait is until the date actually sent
-                when = int(time.time() + seconds)
-                headers["Retry-After"] = email.utils.formatdate(when, usegmt=True)
-                seconds = when - time.time()
-            elif seconds is not None:
-                headers["Retry-After"] = str(int(seconds))
-            return await self._send(request, int(match[1]), b"slow down", "text/plain", headers,
-                                    url=url, retry_after=seconds)
-        match = re.fullmatch(r"slow-(\d+)", kind)
-        if match:
-            await asyncio.sleep(int(match[1]) / 1000)
-            return await self._photo(request, image_id)
-        match = re.fullmatch(r"trickle-(\d+)", kind)
-        if match:
-            data, ctype = await self._image(image_id)
-            return await self._send(request, 200, data, ctype, pieces=16, spread=int(match[1]) / 1000)
-        match = re.fullmatch(r"truncated(?:x(\d+))?", kind)
-        if match:
-            if match[1] is not None and count > int(match[1]):
-                return await self._photo(request, image_id)
-            data, ctype = await self._image(image_id)
-            return await self._send(request, 200, data, ctype, truncate=True)
-        if kind == "corrupt":
-            data, _ = await self._image(image_id, "jpeg")
-            garbage = hashlib.sha256(str(image_id).encode()).digest() * (len(data) // 32)
-            return await self._send(request, 200, data[:200] + garbage, "image/jpeg")
-        if kind == "html":
-            page = b"<!DOCTYPE html><html><head><title>Not found</title></head><body>Gone</body></html>"
-            return await self._send(request, 200, page, "text/html; charset=utf-8")
-        if kind == "wrongtype":
-            return await self._photo(request, image_id, "text/plain")
-        match = re.fullmatch(r"redirect-(\d+)", kind)
-        if match:
-            hops = int(match[1])
-            # the last hop goes to the photo's alias: the photo URL itself may be a fault
-            target = (f"/fault/redirect-{hops - 1}/{image_id}.jpg" if hops > 1
-                      else f"/alias/0/{image_id}.jpg")
-            return await self._send(request, 302, b"", "text/plain", {"Location": target})
-        if kind == "redirect-loop":
-            return await self._send(request, 302, b"", "text/plain", {"Location": request.path})
-        if kind == "redirect-ftp":
-            return await self._send(request, 302, b"", "text/plain", {"Location": f"ftp://127.0.0.1/{image_id}.jpg"})
-        if kind == "bomb":
-            bomb = await asyncio.get_running_loop().run_in_executor(None, cached_bomb)
-            return await self._send(request, 200, bomb, "image/png")
-        match = re.fullmatch(r"huge(chunked)?-(\d+)", kind)
-        if match:
-            return await self._huge(request, int(match[2]) * 2**20, chunked=bool(match[1]))
-        if kind == "empty":
-            return await self._send(request, 200, b"", "image/jpeg")
-        return await self._send(request, 404, b"unknown fault", "text/plain")
+        return await answer_fault(self, request, url, kind, image_id, count)
 
     async def _send(self, request: web.Request, status: int, body: bytes, ctype: str,
                     headers: dict[str, str] | None = None, *, url: str | None = None,
@@ -355,6 +338,9 @@ class ImageHosts:
         if url is not None and retry_after is not None:
             with self._lock:
                 self._not_before[url] = time.monotonic() + retry_after
+                state = self._states.get(request.host)
+                if state is not None:
+                    state.note_retry_after(time.monotonic(), retry_after)
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_type = ctype.split(";")[0]
         resp.content_length = len(body)
@@ -372,26 +358,6 @@ class ImageHosts:
                 await asyncio.sleep(spread / pieces)
         await resp.write_eof()
         return resp
-
-    async def _huge(self, request: web.Request, size: int, *, chunked: bool) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200)
-        resp.content_type = "image/jpeg"
-        if chunked:
-            resp.enable_chunked_encoding()
-        else:
-            resp.content_length = size
-        await resp.prepare(request)
-        block = b"\xff\xd8\xff" + b"\x00" * (_CHUNK - 3)
-        sent = 0
-        try:
-            while sent < size:
-                await resp.write(block[: min(_CHUNK, size - sent)])
-                sent += _CHUNK
-            await resp.write_eof()
-        except (ConnectionError, RuntimeError):
-            pass  # the client gave up reading, as it should
-        return resp
-
 
 def _netloc(host: str) -> str:
     return host.split("://", 1)[-1].split("/", 1)[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from gbifxdl.testing.gbif_server import GbifEmulator
+from gbifxdl.testing._host_policy import HostPolicy
 from gbifxdl.testing.image_hosts import ImageHosts
 
 DEMO_USER = "demo"
@@ -29,6 +30,8 @@ class LocalGbifSettings:
     n_hosts: int = 3
     fault_rate: float = 0.05
     latency: float = 0.0
+    # the last host is a small portal: it answers 429 (with Retry-After) beyond 5 requests/s
+    throttled_host_rate: float | None = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,12 @@ class LocalGbif:
 @contextlib.contextmanager
 def local_gbif(settings: LocalGbifSettings = LocalGbifSettings(), *, archive_dir: Path | None = None) -> Iterator[LocalGbif]:
     """Start image hosts and the GBIF emulator on loopback; stop both on exit."""
+    policies = {}
+    if settings.throttled_host_rate is not None and settings.n_hosts > 1:
+        policies[settings.n_hosts - 1] = HostPolicy(rate=settings.throttled_host_rate)
     with ImageHosts(
-        settings.n_hosts, seed=settings.seed, latency=settings.latency, fault_rate=settings.fault_rate
+        settings.n_hosts, seed=settings.seed, latency=settings.latency, fault_rate=settings.fault_rate,
+        policies=policies,
     ) as hosts:
         with GbifEmulator(
             users={DEMO_USER: DEMO_PASSWORD},

@@ -1,0 +1,70 @@
+"""``gbifxdl derive``, ``gbifxdl export`` and ``gbifxdl rebuild``: publishing a curated dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from gbifxdl.cli.gbif import api_url_option, credential_options, credentials_from
+
+DATASET = click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+
+
+@click.command()
+@DATASET
+@click.option("--title", required=True, help="Title of the derived dataset.")
+@click.option("--source-url", required=True, metavar="URL", help="Public page where the dataset is deposited.")
+@click.option("--description", help="How the dataset was made [default: written from the dataset's counts].")
+@click.option("--dry-run", is_flag=True, help="Print the request that would be sent, and send nothing.")
+@click.option("--force", is_flag=True, help="Register again a dataset that already has a derived DOI.")
+@credential_options
+@api_url_option
+def derive(dataset: Path, title: str, source_url: str, description: str | None, dry_run: bool, force: bool,
+           user: str | None, password: str | None, email: str | None, api_url: str | None) -> None:
+    """Register DATASET with GBIF as a derived dataset; its new DOI goes into the card."""
+    from gbifxdl.gbif import resolve_api_url
+    from gbifxdl.publish.derived import derive as derive_dataset, derive_request
+
+    if dry_run:
+        body = derive_request(dataset, title=title, source_url=source_url, description=description)
+        who = user or os.environ.get("GBIF_USER") or "from .env, ~/.netrc or a prompt"
+        click.echo(f"POST {resolve_api_url(api_url)}/derivedDataset")
+        click.echo(f"Authorization: Basic (user {who}; password not shown)")
+        click.echo("Content-Type: application/json\n")
+        click.echo(json.dumps(body, indent=2))
+        click.echo(f"\n(dry run: nothing sent; {len(body['relatedDatasets'])} datasets credited with "
+                   f"{sum(body['relatedDatasets'].values())} occurrences)", err=True)
+        return
+    credentials = credentials_from(user, password, email, api_url)
+    result = derive_dataset(dataset, title=title, source_url=source_url, description=description,
+                            credentials=credentials, api_url=api_url, force=force)  # fmt: skip
+    click.echo(f"Registered: https://doi.org/{result.doi}")
+    click.echo(f"Cite as: {result.citation}")
+    click.echo(f"The card, croissant.json and the report of {dataset} now give this DOI.", err=True)
+
+
+@click.command()
+@DATASET
+@click.option("--manifest", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Parquet file to write: one row per image, without the images.")
+def export(dataset: Path, manifest: Path) -> None:
+    """Write DATASET's manifest: what anyone needs to rebuild it (URLs, licences, sha256)."""
+    from gbifxdl.publish.manifest import export_manifest
+
+    n = export_manifest(dataset, manifest)
+    click.echo(f"Wrote {manifest}: {n} images. Rebuild with: gbifxdl rebuild {manifest} -o DIR")
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-progress", is_flag=True)
+def rebuild(manifest: Path, output: Path, no_progress: bool) -> None:
+    """Fetch the images of MANIFEST again into OUTPUT, checking each against its sha256."""
+    from gbifxdl.publish.rebuild import rebuild as rebuild_dataset
+
+    summary = rebuild_dataset(manifest, output, progress=not no_progress)
+    click.echo(summary.format())

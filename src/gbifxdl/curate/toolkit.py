@@ -1,0 +1,53 @@
+"""Curation's building blocks, public for the stages after it.
+
+The dataset card and the report read the curated tables with these; the original API
+(:mod:`gbifxdl.compat`) rebuilds ``postprocess`` from them. Other stages import these
+names from here, never from curate's private modules, so curate can reshape its insides
+freely while these names keep their meaning.
+
+- tables: :data:`METADATA`, :data:`REMOVED`, :func:`read_table`, :func:`write_table`,
+  :func:`provenance`, :func:`with_provenance`, :func:`require_columns`,
+  :func:`drop_columns`, :func:`class_labels`, :func:`column_or_nulls`
+- files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`
+- duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`
+- splits: :class:`SplitSpec`, :func:`assign`
+"""
+
+from __future__ import annotations
+
+from gbifxdl.curate._dedupe import UnionFind, equal_value_pairs, resolve
+from gbifxdl.curate._files import IMAGE_EXTS, check_files, sync_folders
+from gbifxdl.curate._splits import SplitSpec, assign
+from gbifxdl.curate._table import (
+    METADATA,
+    REMOVED,
+    class_labels,
+    column_or_nulls,
+    drop_columns,
+    provenance,
+    read_table,
+    require_columns,
+    with_provenance,
+    write_table,
+)
+
+__all__ = [
+    "IMAGE_EXTS",
+    "METADATA",
+    "REMOVED",
+    "SplitSpec",
+    "UnionFind",
+    "assign",
+    "check_files",
+    "class_labels",
+    "column_or_nulls",
+    "drop_columns",
+    "equal_value_pairs",
+    "provenance",
+    "read_table",
+    "require_columns",
+    "resolve",
+    "sync_folders",
+    "with_provenance",
+    "write_table",
+]

@@ -1,0 +1,143 @@
+"""What dataset hubs read: the card's YAML front matter, and per-split tables for ``datasets``.
+
+Hugging Face's image-folder builder pairs each image with a row of a metadata file
+whose ``file_name`` column holds the image's path relative to that file. gbifxdl's
+``metadata.parquet`` names it ``path``, and holds every split, so for the folders layout
+the card writes one small table per split at the dataset's root,
+``metadata-<split>.parquet``: the curated rows of that split plus ``file_name`` and a
+``label`` (a ClassLabel whose names are the class folders, sorted as torchvision's
+ImageFolder sorts them, so label indices agree). The front matter's ``configs`` point the
+builder at them, so ``datasets.load_dataset(DIR)`` loads the folder as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gbifxdl.curate.toolkit import write_table
+from gbifxdl.publish.facts import HUB_SPLITS, DatasetFacts, size_category
+
+__all__ = ["front_matter", "split_table_name", "write_split_tables"]
+
+_FETCH_INTERNALS = ("outcome", "error", "attempts", "http_status", "phash", "phash256", "pixel_hash")
+
+
+def split_table_name(split: str) -> str:
+    """Return the file name of a split's table (``metadata-validation.parquet`` for ``val``)."""
+    return f"metadata-{HUB_SPLITS.get(split, split)}.parquet"
+
+
+def write_split_tables(facts: DatasetFacts) -> list[str]:
+    """Return the names of the per-split tables written at the dataset's root (folders layout).
+
+    Tables of splits that no longer exist are deleted; nothing is written for shards.
+    """
+    root, table = facts.root, facts.table
+    for stale in root.glob("metadata-*.parquet"):
+        stale.unlink()
+    if facts.layout != "folders" or "split" not in table.column_names or "path" not in table.column_names:
+        return []
+    names = sorted(label for label, _ in facts.classes)
+    index = {label: i for i, label in enumerate(names)}
+    labels = pa.array([index["unlabeled" if v is None else str(v)] for v in facts.col(facts.class_column)], pa.int64())
+    # fetch's bookkeeping stays in metadata.parquet (datasets cannot hold phash, a uint64 above 2**63)
+    kept = table.drop_columns([c for c in _FETCH_INTERNALS if c in table.column_names])
+    full = kept.append_column("file_name", table.column("path")).append_column("label", labels)
+    features = {"label": {"_type": "ClassLabel", "names": names}, "file_name": {"_type": "Value", "dtype": "string"}}
+    written = []
+    for split in _ordered(facts):
+        part = full.filter(pc.equal(full.column("split"), split))
+        meta = dict(part.schema.metadata or {})
+        meta[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
+        write_table(part.replace_schema_metadata(meta), root / split_table_name(split))
+        written.append(split_table_name(split))
+    return written
+
+
+_HUB_DTYPES = {"int64": "int64", "int32": "int32", "uint64": "uint64", "double": "float64", "float": "float32",
+               "string": "string", "large_string": "string", "bool": "bool"}
+
+
+def _shard_features(facts: DatasetFacts) -> list[dict[str, Any]]:
+    """Return the hub features of a shard sample, typed from metadata.parquet.
+
+    Declared rather than inferred, so that every sample reads with the same types
+    (``phash`` is hex text in the sample's JSON).
+    """
+    shard = next((s for s in facts.col("shard") if s), None)
+    try:
+        with tarfile.open(facts.root / shard) as tar:  # type: ignore[operator]
+            member = next(m for m in tar if m.name.endswith(".json"))
+            keys = list(json.loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
+    except (OSError, StopIteration, TypeError, ValueError, tarfile.TarError):
+        return []
+    schema = facts.table.schema
+    struct = [{"name": k, "dtype": _HUB_DTYPES.get(str(schema.field(k).type), "string")
+               if k in schema.names and k != "phash" else "string"} for k in keys]  # phash: hex text there
+    return [{"name": "jpg", "dtype": "image"}, {"name": "json", "struct": struct},
+            {"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
+
+
+def _ordered(facts: DatasetFacts) -> list[str]:
+    """Return the dataset's split names, train first, as hubs list them."""
+    order = list(HUB_SPLITS)
+    return sorted((s for s, _ in facts.splits), key=lambda s: (order.index(s) if s in order else len(order), s))
+
+
+def _yaml(value: Any, indent: int = 0) -> list[str]:
+    """Return ``value`` (dicts, lists, scalars) as block YAML lines; scalars as JSON, which YAML reads."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines += [f"{pad}{key}:"] + _yaml(item, indent + 2)
+            else:
+                lines.append(f"{pad}{key}: {json.dumps(item)}")
+    else:
+        for item in value:
+            sub = _yaml(item, indent + 2) if isinstance(item, (dict, list)) else [f"{pad}  {json.dumps(item)}"]
+            lines.append(f"{pad}- {sub[0].lstrip()}")
+            lines += sub[1:]
+    return lines
+
+
+def front_matter(facts: DatasetFacts, title: str, split_tables: list[str]) -> list[str]:
+    """Return the card's YAML front matter lines (between ``---`` lines) for dataset hubs."""
+    meta: dict[str, Any] = {"license": facts.licence_hub}
+    if facts.licence_hub == "other":
+        meta["license_name"] = "mixed"
+        meta["license_link"] = "ATTRIBUTION.csv"
+    meta.update({
+        "pretty_name": title,
+        "task_categories": ["image-classification"],
+        "size_categories": [size_category(facts.images)],
+        "tags": ["biology", "biodiversity", "GBIF", "species", "gbifxdl"],
+    })  # fmt: skip
+    # datasets keys its cache by the config, not by the folder: the table's digest in the
+    # description keeps two datasets with the same card layout from sharing a cache
+    identity = f"gbifxdl dataset, metadata.parquet sha256 {facts.table_sha256[:16]}"
+    if facts.layout == "folders" and split_tables:
+        default = {
+            "config_name": "default", "default": True, "description": identity, "metadata_filenames": split_tables,
+            "data_files": [{"split": HUB_SPLITS.get(s, s), "path": [split_table_name(s), "images/*/*"]}
+                           for s in _ordered(facts)],
+        }  # fmt: skip
+    elif facts.layout == "folders":
+        default = {"config_name": "default", "default": True, "description": identity,
+                   "data_files": [{"split": "train", "path": "images/*/*"}]}
+    else:
+        default = {"config_name": "default", "default": True, "description": identity,
+                   "data_files": [{"split": "train", "path": "shards/*.tar"}]}
+        features = _shard_features(facts)
+        if features:
+            meta["dataset_info"] = {"features": features}
+    # one config only: datasets builds every config of a folder with the builder inferred for the default
+    meta["configs"] = [default]
+    return ["---"] + _yaml(meta) + ["---", ""]
