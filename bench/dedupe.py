@@ -24,7 +24,7 @@ Printed per threshold: recall over all same-photo pairs (original-copy and copy-
 the share of photos whose four images end in one group (what dedupe needs), and the
 false-positive rate over all pairs of images of different photos, and the share of images
 with at least one false match; for the old hash, the new one, and the new one confirmed by
-the 256-bit ``phash256`` within ``CONFIRM_THRESHOLD`` bits (what curation does); then a sweep
+the 128-bit colour hash ``chroma_hash`` within ``CONFIRM_THRESHOLD`` bits (what curation does); then a sweep
 of the confirming threshold at t=10, and the cost per image of ``phash`` and ``phashes``.
 """
 
@@ -178,9 +178,9 @@ def _distances(h: np.ndarray) -> np.ndarray:
     return out
 
 
-def _words(value: int) -> np.ndarray:
-    """Return a 256-bit hash as 4 uint64 words (as curation holds it)."""
-    return np.frombuffer(value.to_bytes(32, "big"), dtype=">u8").astype(np.uint64)
+def _words(value: int | None) -> np.ndarray:
+    """Return a chroma hash as 2 uint64 words (as curation holds it); a grey image's None as zeros."""
+    return np.frombuffer((value or 0).to_bytes(16, "big"), dtype=">u8").astype(np.uint64)
 
 
 def _evaluate(dist: np.ndarray, photo_of: np.ndarray, t: int, confirm: np.ndarray | None = None,
@@ -218,8 +218,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
-    routes = {"resize route (512 px)": {"old": [], "new": [], "256": [], **({"pdq": []} if pdqhash else {})},
-              "kept originals (DCT-scaled grey)": {"old": [], "new": [], "256": []}}
+    routes = {"resize route (512 px)": {"old": [], "new": [], "chroma": [], **({"pdq": []} if pdqhash else {})},
+              "kept originals (DCT-scaled decode)": {"old": [], "new": [], "chroma": []}}
     sample: list[Image.Image] = []  # kept for timing; the rest is hashed and dropped
     photo_of = []
     for p in range(args.photos):
@@ -228,15 +228,15 @@ def main() -> None:
             img = resized_pixels(data)
             if p < 5:  # the bench hashes exactly what fetch stores
                 stored = process_bytes(data, OPTIONS)[1]
-                assert hashing.phashes(img) == (stored.phash, stored.phash256), "bench and fetch disagree"
+                assert hashing.phashes(img) == (stored.phash, stored.chroma_hash), "bench and fetch disagree"
             if len(sample) < 300:
                 sample.append(img)
-            grey = hashing.jpeg_grey(data, 1)
+            grey = hashing.jpeg_small(data, 1)  # what fetch hashes for a kept JPEG
             for route, inputs in zip(routes.values(), (img, grey)):
                 route["old"].append(hashing.legacy_phash(inputs))
                 short, wide = hashing.phashes(inputs)
                 route["new"].append(short)
-                route["256"].append(_words(wide))
+                route["chroma"].append(_words(wide))
                 if "pdq" in route:
                     route["pdq"].append(_pdq(inputs))
             photo_of.append(p)
@@ -249,28 +249,31 @@ def main() -> None:
     for route, hashes in routes.items():
         d_old = _distances(np.array(hashes["old"], dtype=np.uint64))
         d_new = _distances(np.array(hashes["new"], dtype=np.uint64))
-        d_256 = _distances(np.stack(hashes["256"]))
+        d_chroma = _distances(np.stack(hashes["chroma"]))
+        grey = ~np.stack(hashes["chroma"]).any(axis=1)  # no chroma hash: phash alone, as curation does
+        d_chroma[grey, :] = 0
+        d_chroma[:, grey] = 0
         print(f"\n{route}\n{'t':>3}  old pHash (baseline): {cols}  | new pHash: {cols}  "
-              f"| new + phash256 <= {CONFIRM_THRESHOLD}: {cols}")
+              f"| new + chroma <= {CONFIRM_THRESHOLD}: {cols}")
         for t in (4, 6, 8, 10, 12):
             print(f"{t:>3}  {'':>22}{_evaluate(d_old, photo_of_arr, t)}  | {'':>11}{_evaluate(d_new, photo_of_arr, t)}"
-                  f"  | {'':>22}{_evaluate(d_new, photo_of_arr, t, d_256)}")
-        print(f"  confirming threshold at t=10 (phash256 <= T): {cols}")
-        for ct in (56, 60, 64, 68, 72, 76, 80):
-            print(f"  T={ct:<3}{'':>43}{_evaluate(d_new, photo_of_arr, 10, d_256, ct)}")
+                  f"  | {'':>22}{_evaluate(d_new, photo_of_arr, t, d_chroma)}")
+        print(f"  confirming threshold at t=10 (chroma_hash <= T): {cols}")
+        for ct in (12, 14, 16, 18, 20, 22, 24, 28, 32):
+            print(f"  T={ct:<3}{'':>43}{_evaluate(d_new, photo_of_arr, 10, d_chroma, ct)}")
         differ = photo_of_arr[:, None] != photo_of_arr[None, :]
         same = ~differ & np.triu(np.ones(differ.shape, dtype=bool), 1)  # each same-photo pair once
-        false_candidates = d_256[(d_new <= 10) & differ]
-        print(f"  different photos within 10 bits of phash: their phash256 distance is at least "
+        false_candidates = d_chroma[(d_new <= 10) & differ]
+        print(f"  different photos within 10 bits of phash: their chroma_hash distance is at least "
               f"{false_candidates.min() if false_candidates.size else '-'}; same-photo pairs within 10 bits: "
-              f"99th percentile {np.percentile(d_256[(d_new <= 10) & same], 99):.0f}")
+              f"99th percentile {np.percentile(d_chroma[(d_new <= 10) & same], 99):.0f}")
         if "pdq" in hashes:
             d_pdq = _distances(np.stack(hashes["pdq"]))
             for t in (31, 50, 70):
                 print(f"{t:>3}  {'PDQ (256 bits):':>22}{_evaluate(d_pdq, photo_of_arr, t)}")
     print(f"\ncost per image on the 512 px image ({len(sample)} images, best of 3): "
           f"old {_cost_ms(hashing.legacy_phash, sample):.3f} ms, new {_cost_ms(hashing.phash, sample):.3f} ms, "
-          f"new + phash256 (phashes) {_cost_ms(hashing.phashes, sample):.3f} ms"
+          f"new + chroma_hash (phashes) {_cost_ms(hashing.phashes, sample):.3f} ms"
           + (f", PDQ {_cost_ms(_pdq, sample[:100], 1):.3f} ms" if pdqhash else ""))
     print("recall: same-photo pairs within t bits; groups: photos whose 4 images form one group; "
           "false+: share of different-photo pairs within t, pairs: their count; "

@@ -74,11 +74,11 @@ def _groups(a: np.ndarray, b: np.ndarray) -> list[list[int]]:
     return sorted(g.tolist() for g in components(a, b))
 
 
-def test_a_64_bit_match_links_rows_only_when_their_256_bit_hashes_agree() -> None:
+def test_a_64_bit_match_links_rows_only_when_their_colour_hashes_agree() -> None:
     rng = np.random.default_rng(7)
-    photo_a, photo_b = rng.integers(0, 2**63, size=(2, 4), dtype=np.uint64)
-    near = np.array([(1 << 40) - 1, 0, 0, 0], dtype=np.uint64)  # 40 of 256 bits flipped: a copy
-    assert 40 <= CONFIRM_THRESHOLD
+    photo_a, photo_b = rng.integers(0, 2**63, size=(2, 2), dtype=np.uint64)
+    assert int(popcount64(photo_a ^ photo_b).sum()) > CONFIRM_THRESHOLD
+    near = np.array([(1 << CONFIRM_THRESHOLD) - 1, 0], dtype=np.uint64)  # a copy: as many bits off as allowed
     # rows 0-2: photo A and two copies; rows 3-5: photo B and two copies; all six share
     # one 64-bit value or one a bit away (a chance collision of two different photos)
     values = np.array([8, 8, 9, 8, 9, 8], dtype=np.uint64) | np.uint64(1 << 63)
@@ -86,14 +86,14 @@ def test_a_64_bit_match_links_rows_only_when_their_256_bit_hashes_agree() -> Non
     rows = np.arange(6)
     assert _groups(*phash_edges(values, rows, 10)) == [[0, 1, 2, 3, 4, 5]]  # the 64-bit hash alone
     assert _groups(*phash_edges(values, rows, 10, confirm=confirm)) == [[0, 1, 2], [3, 4, 5]]
-    # rows without the 256-bit hash (all zero: fetched before it) are linked on the 64-bit hash alone
+    # rows without the colour hash (all zero: grey, or fetched before it) are linked on the 64-bit hash alone
     confirm[5] = 0
     assert _groups(*phash_edges(values, rows, 10, confirm=confirm)) == [[0, 1, 2, 3, 4, 5]]
 
 
 def test_confirmation_with_no_candidates_and_with_an_explicit_validity_mask() -> None:
     values = np.array([0, 0xFFFF, 0xFFFF << 32], dtype=np.uint64) | np.uint64(1 << 63)  # 16+ bits apart
-    confirm = np.zeros((3, 4), dtype=">u8")  # big-endian words, as curation reads them from Arrow
+    confirm = np.zeros((3, 2), dtype=">u8")  # big-endian words, as curation reads them from Arrow
     a, b = phash_edges(values, np.arange(3), 4, confirm=confirm)
     assert not len(a) and not len(b)
     values[1] = values[0]

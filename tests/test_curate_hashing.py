@@ -114,10 +114,10 @@ def test_curation_keeps_one_copy_of_each_photo(tmp_path: Path) -> None:
     assert summary.removed_total == {"near_duplicate": 3 * len(PHOTOS)}
 
 
-# --- the confirming 256-bit hash (phash256) ---------------------------------------------------
+# --- the confirming colour hash (chroma_hash) ----------------------------------------------------
 
 def _wide(data: bytes) -> int:
-    return process_bytes(data, FETCH)[1].phash256
+    return process_bytes(data, FETCH)[1].chroma_hash
 
 
 WIDE = [[_wide(d) for d in group] for group in PHOTOS[:4]]
@@ -128,14 +128,17 @@ def _bits_apart(a: int, b: int) -> int:
 
 
 def test_fetch_stores_a_confirming_hash_that_copies_share_and_other_photos_do_not() -> None:
-    assert all(0 < h < 2**256 for group in WIDE for h in group)
+    assert all(0 < h < 2**128 for group in WIDE for h in group)
     assert max(_bits_apart(g[0], h) for g in WIDE for h in g[1:]) <= CONFIRM_THRESHOLD
     firsts = [g[0] for g in WIDE]
     assert min(_bits_apart(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:]) > CONFIRM_THRESHOLD
     # the kept-original route stores it too, and phashes() is exactly the two hashes
     kept = process_bytes(PHOTOS[0][0], ProcessOptions())[1]
-    grey = hashing.jpeg_grey(PHOTOS[0][0], 1)
-    assert (kept.phash, kept.phash256) == hashing.phashes(grey) == (hashing.phash(grey), hashing.phash256(grey))
+    small = hashing.jpeg_small(PHOTOS[0][0], 1)
+    assert (kept.phash, kept.chroma_hash) == hashing.phashes(small) == (hashing.phash(small), hashing.chroma_hash(small))
+    # grey pixels have no colour hash (curation then relies on phash alone)
+    assert hashing.chroma_hash(np.asarray(_photo(0).convert("L").convert("RGB"))) is None
+    assert process_bytes(_jpeg(_photo(0).convert("L"), 90), FETCH)[1].chroma_hash is None
 
 
 def _colliding_dataset(root: Path, with_wide: bool) -> Path:
@@ -146,38 +149,38 @@ def _colliding_dataset(root: Path, with_wide: bool) -> Path:
             written, processed = process_bytes(data, FETCH)
             rows.append(Row(100 * p + k, 1, written))
             short.append(int(HASHES[p - p % 2, 0]) if p % 2 else processed.phash)  # a chance collision
-            wide.append(processed.phash256.to_bytes(32, "big") if with_wide else None)
+            wide.append(processed.chroma_hash.to_bytes(16, "big") if with_wide else None)
     write_dataset(root, rows, orphans=False)
     table = pq.read_table(root / "metadata.parquet")
     table = table.set_column(table.schema.get_field_index("phash"), "phash", pa.array(short, pa.uint64()))
-    pq.write_table(table.append_column("phash256", pa.array(wide, pa.binary(32))), root / "metadata.parquet")
+    pq.write_table(table.append_column("chroma_hash", pa.array(wide, pa.binary(16))), root / "metadata.parquet")
     return root
 
 
-def test_distinct_photos_colliding_on_the_64_bit_hash_are_kept_when_the_256_bit_hash_disagrees(tmp_path: Path) -> None:
+def test_distinct_photos_colliding_on_the_64_bit_hash_are_kept_when_the_colour_hash_disagrees(tmp_path: Path) -> None:
     summary = curate(_colliding_dataset(tmp_path / "ds", with_wide=True), card=False)
     # every photo keeps one image; its three copies still go
     assert summary.kept == 4
     assert summary.removed_total == {"near_duplicate": 12}
 
 
-def test_rows_without_the_256_bit_hash_fall_back_to_the_64_bit_hash(tmp_path: Path) -> None:
-    # a dataset fetched before phash256 (null there): the collision merges the two photos, as before
+def test_rows_without_the_colour_hash_fall_back_to_the_64_bit_hash(tmp_path: Path) -> None:
+    # a dataset fetched before chroma_hash (null there): the collision merges the two photos, as before
     summary = curate(_colliding_dataset(tmp_path / "ds", with_wide=False), card=False)
     assert summary.kept == 2
     assert summary.removed_total == {"near_duplicate": 14}
 
 
-def test_resume_state_round_trips_the_256_bit_hash_and_reads_old_units_as_null(tmp_path: Path) -> None:
+def test_resume_state_round_trips_the_colour_hash_and_reads_old_units_as_null(tmp_path: Path) -> None:
     state = FetchState(tmp_path, FetchSettings())
     wide = WIDE[0][1]
-    state.write_unit(0, [{"outcome": "ok", "phash": 1 << 63, "phash256": wide}, {"outcome": "http_error"}])
+    state.write_unit(0, [{"outcome": "ok", "phash": 1 << 63, "chroma_hash": wide}, {"outcome": "http_error"}])
     table = state.read_unit(0)
-    assert table.schema.field("phash256").type == pa.binary(32)
-    assert table.column("phash256").to_pylist() == [wide.to_bytes(32, "big"), None]
-    assert [r["phash256"] for r in state.ok_rows(0)] == [wide]  # back to the int journal lines hold (JSON)
+    assert table.schema.field("chroma_hash").type == pa.binary(16)
+    assert table.column("chroma_hash").to_pylist() == [wide.to_bytes(16, "big"), None]
+    assert [r["chroma_hash"] for r in state.ok_rows(0)] == [wide]  # back to the int journal lines hold (JSON)
     json.dumps(state.ok_rows(0))
     # a unit finished before the column existed reads with nulls there
-    pq.write_table(table.drop_columns(["phash256"]), state.unit_path(1))
-    assert state.read_unit(1).column("phash256").to_pylist() == [None, None]
-    assert state.ok_rows(1)[0]["phash256"] is None
+    pq.write_table(table.drop_columns(["chroma_hash"]), state.unit_path(1))
+    assert state.read_unit(1).column("chroma_hash").to_pylist() == [None, None]
+    assert state.ok_rows(1)[0]["chroma_hash"] is None

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from gbifxdl.errors import FetchError, StateError
+from gbifxdl.curate._dedupe import CONFIRM_THRESHOLD
 from gbifxdl.fetch import FetchSettings, fetch
 from gbifxdl.testing.image_hosts import ImageHosts, write_selection
 
@@ -19,7 +20,7 @@ FAST = FetchSettings(resize=96, retry_backoff=0.05, workers=0, shard_size=16)
 
 METADATA_COLUMNS = ["outcome", "error", "attempts", "http_status", "host", "path", "shard", "key",
                     "orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash", "fetched_url",
-                    "phash256"]
+                    "chroma_hash"]
 
 # fault kind -> (outcome, attempts) expected with FAST settings (max_attempts 3); a 429/503
 # uses up no attempt while its host serves other requests
@@ -84,8 +85,8 @@ def test_same_image_under_two_urls_gets_the_same_hashes(hosts: ImageHosts, tmp_p
     assert a["sha256"] == b["sha256"] and a["pixel_hash"] == b["pixel_hash"]
     assert a["path"].startswith("images/unlabeled/") and c["path"].startswith("images/3/")
     assert bin(a["phash"] ^ c["phash"]).count("1") <= 8
-    wide_a, wide_c = (int.from_bytes(r["phash256"], "big") for r in (a, c))  # the confirming hash agrees too
-    assert wide_a == int.from_bytes(b["phash256"], "big") and bin(wide_a ^ wide_c).count("1") <= 68
+    wide_a, wide_c = (int.from_bytes(r["chroma_hash"], "big") for r in (a, c))  # the confirming hash agrees too
+    assert wide_a == int.from_bytes(b["chroma_hash"], "big") and bin(wide_a ^ wide_c).count("1") <= CONFIRM_THRESHOLD
 
 
 def test_webdataset_shards_are_readable_and_match_the_metadata(hosts: ImageHosts, tmp_path: Path) -> None:

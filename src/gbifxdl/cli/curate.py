@@ -33,6 +33,8 @@ def _fractions(text: str) -> tuple[float, float, float]:
               help="Also remove resized or re-encoded copies (perceptual hash).")
 @click.option("--phash-threshold", default=10, show_default=True, type=click.IntRange(0, 32),
               help="Largest Hamming distance between perceptual hashes of near duplicates.")
+@click.option("--chroma-threshold", default=20, show_default=True, type=click.IntRange(0, 128),
+              help="...and between their colour hashes, which confirm each pair (128: no confirmation).")
 @click.option("--n-split", default=5, show_default=True, type=click.IntRange(1), help="Folds of the `set` column.")
 @click.option("--ood-th", default=5, show_default=True, type=click.IntRange(0),
               help="Classes with at most this many images (and at most half the median class size) become test_ood.")

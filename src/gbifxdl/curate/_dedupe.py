@@ -9,12 +9,12 @@ neighbours) finds every such pair without comparing all pairs. ``m`` is chosen f
 table size so the work stays near-linear: ``t + 1`` exact bands for small tables, fewer
 wider bands for large ones, where exact bands would collide by chance too often.
 
-A 64-bit match is only a candidate: where both rows have the 256-bit confirming hash
-(``phash256``), the pair links only if those are within ``CONFIRM_THRESHOLD`` bits too. At
-threshold 10 the 64-bit hash alone matches about 3 in 10,000 pairs of different photos,
-which at 100,000 images gives every image dozens of false matches; confirmed, none was
-seen among millions of pairs (bench/dedupe.py). Rows without it (fetched before it
-existed) are linked on the 64-bit hash alone.
+A 64-bit match is only a candidate: where both rows have the 128-bit colour hash
+(``chroma_hash``, see ``gbifxdl.fetch.hashing``), the pair links only if those are within
+``CONFIRM_THRESHOLD`` bits too. At threshold 10 the 64-bit hash alone matches about 3 in
+10,000 pairs of different photos, which at 100,000 images gives every image dozens of
+false matches; bench/dedupe.py measures the confirmed rate. Rows without it (grey
+images, datasets fetched before it existed) are linked on the 64-bit hash alone.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 _BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pairs
-# the largest 256-bit distance that confirms a 64-bit candidate: chosen by bench/dedupe.py
-# (same-photo candidate pairs: 99% within it; different photos: none seen that close)
-CONFIRM_THRESHOLD = 68
+# the largest chroma-hash distance (of 128 bits) that confirms a 64-bit candidate: chosen by
+# bench/dedupe.py (its sweep shows recall and false matches around it)
+CONFIRM_THRESHOLD = 20
 _MEMBERS_PAIRED = 16  # rows sharing one 64-bit value: each is confirmed against at most this many
 
 
@@ -303,7 +303,7 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
 
     Hashes of the two definitions (told apart by the top bit, see
     ``gbifxdl.fetch.hashing``) are never linked to each other. ``confirm``, when given, holds
-    each row's 256-bit hash as 4 uint64 words (shape (n, 4); absent where ``has_confirm`` is
+    each row's chroma hash as uint64 words (shape (n, 2); absent where ``has_confirm`` is
     False, or else where all zero): an edge between two rows that both have one stays only if
     those are within ``confirm_threshold``.
     """
@@ -317,7 +317,7 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
     pairs = pairs[((uniq[pairs[:, 0]] ^ uniq[pairs[:, 1]]) >> np.uint64(63)) == 0]
     if confirm is None:
         return np.concatenate([same[linked], rep[pairs[:, 0]]]), np.concatenate([rows[linked], rep[pairs[:, 1]]])
-    # a candidate that the 256-bit hashes reject may hide a pair they accept (two photos
+    # a candidate that the chroma hashes reject may hide a pair they accept (two photos
     # sharing a 64-bit value, each with its copies): candidates are pairs of rows, not of values
     ea, eb = _equal_key_pairs(values[rows], _MEMBERS_PAIRED)
     order = np.argsort(inverse, kind="stable")
@@ -336,7 +336,7 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
 
 def confirmed(a: np.ndarray, b: np.ndarray, confirm: np.ndarray, threshold: int,
               has_confirm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return the edges ``a[k]``-``b[k]`` that the 256-bit hashes ``confirm`` (n, 4) do not contradict.
+    """Return the edges ``a[k]``-``b[k]`` that the confirming hashes ``confirm`` (n, words) do not contradict.
 
     An edge stays when the two hashes are within ``threshold`` bits, or when either row
     has none (``has_confirm`` False, or without it all-zero words: fetched before the hash existed).

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 
+from gbifxdl._io import sha256_file
 from gbifxdl.errors import CurateError
 
 IMAGES = "images"
@@ -95,7 +96,7 @@ def check_files(
             with open(path, "rb") as fp:
                 if not _header_ok(fp):
                     problems[i] = UNREADABLE
-                elif digests is not None and digests[i] and _sha256(path) != digests[i]:
+                elif digests is not None and digests[i] and sha256_file(path) != digests[i]:
                     problems[i] = CHANGED
         except OSError:
             problems[i] = UNREADABLE
@@ -117,14 +118,6 @@ def _key_ext(name: str) -> tuple[str, str]:
 
 
 _HEADER_BYTES = 1 << 17  # enough for any image header, even after a large EXIF block
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def index_shard(path: Path, check: bool = True, digest: bool = False) -> ShardIndex | None:

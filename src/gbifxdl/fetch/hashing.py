@@ -8,10 +8,13 @@ marks this definition, so curation can tell it from the hashes of datasets fetch
 before it (``legacy_phash``, whose top bit is always 0, which sampled the nearest pixel
 of a 128x128 grid and was unstable across resolutions).
 
-``phash256`` confirms it: from the same 32x32 grid, the 16x16 lowest DCT frequencies
-split at their median (256 bits). A 64-bit hash within a few bits of another is a
-candidate; curation removes it only if the 256-bit hashes agree too (``phashes``
-computes both for the cost of one).
+``chroma_hash`` confirms it with what ``phash`` never sees, colour: of the Cb and Cr planes
+area-averaged to 32x32, the 8x8 lowest DCT frequencies split at their median, and the sign
+of each plane's mean (128 bits). Two different photos that meet by chance in ``phash``
+(the same layout of light and dark) rarely have the same layout of colour too; a copy
+keeps both. Curation removes a ``phash`` match only if the chroma hashes agree as well
+(bench/dedupe.py measures it). ``phashes`` computes both from the same pixels. Grey
+images get no chroma hash (its bits would be noise): curation relies on ``phash`` for them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-__all__ = ["PHASH_VERSION_BIT", "is_legacy", "jpeg_grey", "legacy_phash", "phash", "phash256", "phashes"]
+__all__ = ["CHROMA_MIN_SPREAD", "PHASH_VERSION_BIT", "chroma_hash", "is_legacy", "jpeg_grey", "jpeg_small",
+           "legacy_phash", "phash", "phashes"]
 
 PHASH_VERSION_BIT = 1 << 63  # set in every `phash`, clear in every `legacy_phash`
 _SIDE = 32  # the greyscale grid the DCT runs on
@@ -35,7 +39,10 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 
 _DCT8x32 = _dct_matrix(_SIDE)[:8]  # the 8 lowest frequencies of a 32-point DCT-II
-_DCT16x32 = _dct_matrix(_SIDE)[:16]  # the 16 lowest: the confirming hash's
+# below this standard deviation (in 0..255 levels) of both chroma planes over the 32x32 grid
+# an image is grey: its chroma bits would be JPEG noise, so it gets no chroma hash
+CHROMA_MIN_SPREAD = 1.0
+_TO_CHROMA = np.array([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # ITU-R 601 Cb, Cr
 
 
 def _bits(grey32: np.ndarray) -> np.ndarray:
@@ -44,18 +51,21 @@ def _bits(grey32: np.ndarray) -> np.ndarray:
     return block > np.sort(block[1:])[31]  # the median of the 63 non-DC values is the 32nd
 
 
+def _image(pixels: np.ndarray | Image.Image) -> Image.Image:
+    return pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
+
+
 def _grey(pixels: np.ndarray | Image.Image) -> Image.Image:
-    img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.ascontiguousarray(pixels))
+    img = _image(pixels)
     return img if img.mode == "L" else img.convert("L")
 
 
-def _grid(pixels: np.ndarray | Image.Image) -> np.ndarray:
-    """Return the 32x32 area-averaged greyscale grid both hashes are computed on."""
-    grey = _grey(pixels)
-    factor = min(grey.size) // (8 * _SIDE)
+def _grid(img: Image.Image) -> np.ndarray:
+    """Return the 32x32 area average of one band (any size above 512 px first reduced, see ``phash``)."""
+    factor = min(img.size) // (8 * _SIDE)
     if factor >= 2:
-        grey = grey.reduce(factor)
-    return np.asarray(grey.resize((_SIDE, _SIDE), Image.BOX), dtype=np.float64)
+        img = img.reduce(factor)
+    return np.asarray(img.resize((_SIDE, _SIDE), Image.BOX), dtype=np.float64)
 
 
 def _phash64(grid: np.ndarray) -> int:
@@ -64,11 +74,21 @@ def _phash64(grid: np.ndarray) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def _phash256(grid: np.ndarray) -> int:
-    block = (_DCT16x32 @ grid @ _DCT16x32.T).ravel()
-    bits = block > np.median(block[1:])  # the DC carries only brightness: left out of the median
-    bits[0] = True
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+def _chroma(img: Image.Image) -> int | None:
+    if img.mode not in ("RGB", "YCbCr"):
+        return None  # greyscale pixels: no colour to hash
+    # chroma is an affine function of RGB, so averaging RGB first gives the same 32x32 planes
+    # (in floats, unrounded) for a third of the work of converting every pixel
+    rgb = _grid(img if img.mode == "RGB" else img.convert("RGB")) @ _TO_CHROMA.T
+    grids = [rgb[:, :, 0] + 128, rgb[:, :, 1] + 128]  # Cb, Cr
+    if max(grid.std() for grid in grids) < CHROMA_MIN_SPREAD:
+        return None  # grey in colour's clothing (a scan, a monochrome camera)
+    bits = []
+    for grid in grids:
+        block = (_DCT8x32 @ grid @ _DCT8x32.T).ravel()
+        ac = block[1:] > np.sort(block[1:])[31]
+        bits.append(np.concatenate([[grid.mean() > 128], ac]))  # the mean's side of neutral, then 63 AC bits
+    return int.from_bytes(np.packbits(np.concatenate(bits)).tobytes(), "big")
 
 
 def phash(pixels: np.ndarray | Image.Image) -> int:
@@ -81,24 +101,24 @@ def phash(pixels: np.ndarray | Image.Image) -> int:
     least 256 px (as accurate, much cheaper); a smaller factor is not: its partial edge
     cells weigh as much as whole ones, and cost up to 8 bits between two resolutions.
     """
-    return _phash64(_grid(pixels))
+    return _phash64(_grid(_grey(pixels)))
 
 
-def phash256(pixels: np.ndarray | Image.Image) -> int:
-    """Return the 256-bit confirming hash (an int below 2**256; compare by Hamming distance).
+def chroma_hash(pixels: np.ndarray | Image.Image) -> int | None:
+    """Return the 128-bit colour hash of RGB pixels (an int below 2**128), or None for grey ones.
 
-    The same 32x32 grid as ``phash``; of its DCT's top-left 16x16 block one bit per
-    coefficient, above the median of the 255 non-DC ones (bit 255, the DC's, is always 1).
-    Three quarters of its bits are frequencies ``phash`` does not see, so two different
-    photos that meet by chance in ``phash`` rarely meet here too.
+    For the Cb, then the Cr plane (ITU-R 601), area-averaged to 32x32 like ``phash``: one
+    bit for the plane's mean above neutral (128), then the 63 non-DC coefficients of its
+    8x8 lowest DCT frequencies, each above their median. None when neither plane varies by
+    ``CHROMA_MIN_SPREAD`` levels (its bits would be noise): curation then relies on ``phash``.
     """
-    return _phash256(_grid(pixels))
+    return _chroma(_image(pixels))
 
 
-def phashes(pixels: np.ndarray | Image.Image) -> tuple[int, int]:
-    """Return (``phash``, ``phash256``) of the pixels: one grid, two small matrix products."""
-    grid = _grid(pixels)
-    return _phash64(grid), _phash256(grid)
+def phashes(pixels: np.ndarray | Image.Image) -> tuple[int, int | None]:
+    """Return (``phash``, ``chroma_hash``) of the same pixels."""
+    img = _image(pixels)
+    return _phash64(_grid(_grey(img))), _chroma(img)
 
 
 def is_legacy(value: int) -> bool:
@@ -129,15 +149,28 @@ def jpeg_grey(data: bytes, orientation: int) -> np.ndarray:
     # 32x32 grid needs no more detail
     grey = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=64, min_height=64)
     grey = grey[:, :, 0] if grey.ndim == 3 else grey
-    return _oriented(grey, orientation)
+    return apply_orientation(grey, orientation)
 
 
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
+def jpeg_small(data: bytes, orientation: int) -> np.ndarray:
+    """Return a small (>= 64 px) RGB decode of a JPEG, as displayed: both hashes' input for a kept JPEG.
+
+    Greyscale JPEGs give greyscale pixels (2-D).
+    """
+    # decoded in the DCT at reduced scale, like ``jpeg_grey``: the colour costs little there
+    if simplejpeg.decode_jpeg_header(data)[2] == "Gray":
+        return jpeg_grey(data, orientation)
+    return apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=64, min_height=64), orientation)
 
 
-def _oriented(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    method = _TRANSPOSE.get(orientation)
+# EXIF orientation -> the transposition that shows the image as displayed
+ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                         4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                         6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                         8: Image.Transpose.ROTATE_90}
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Return ``pixels`` as displayed under EXIF ``orientation`` (no copy for the identity)."""
+    method = ORIENTATION_TRANSPOSE.get(orientation)
     return pixels if method is None else np.asarray(Image.fromarray(pixels).transpose(method))

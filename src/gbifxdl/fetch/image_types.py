@@ -36,7 +36,7 @@ class Processed:
     sha256: str
     pixel_hash: str | None     # None unless asked for (kept originals, ``pixel_hash=True``)
     phash: int | None
-    phash256: int | None = None  # the confirming 256-bit hash (an int below 2**256), see fetch.hashing
+    chroma_hash: int | None = None  # the 128-bit colour hash confirming phash (None: grey), see fetch.hashing
 
 
 class ImageFault(Exception):

@@ -16,7 +16,7 @@ Widths and heights are as displayed (after EXIF orientation). The two pixel hash
   re-encoded image the encoder is deterministic, so its ``sha256`` stands for its pixels.
 - ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the final pixels (of a
   DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance; and
-  ``phash256``, its 256-bit confirming hash from the same grid (see :func:`phashes`).
+  ``chroma_hash``, the 128-bit colour hash that confirms it (see :func:`phashes`).
 
 A kept original is validated by decoding it whole: a JPEG in the DCT at reduced scale
 (every byte of its entropy-coded data is read; libjpeg-turbo's warnings of corrupt or
@@ -34,7 +34,8 @@ from PIL import Image
 
 from gbifxdl._io import write_file
 from gbifxdl.fetch.image_types import ImageFault, Processed, ProcessOptions
-from gbifxdl.fetch.hashing import jpeg_grey, phash, phashes  # noqa: F401  (phash: re-exported)
+from gbifxdl.fetch.hashing import (  # noqa: F401  (phash: re-exported)
+    ORIENTATION_TRANSPOSE, apply_orientation, jpeg_small, phash, phashes)
 
 # we check pixel counts ourselves, before decoding, with our own limit
 Image.MAX_IMAGE_PIXELS = None
@@ -153,13 +154,13 @@ def _jpeg_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]
     tw, th = target_size(width, height, options.resize, options.resize_mode)
     if not options.reencode:
         # the DCT-scaled decode reads (and, strict, validates) every byte of the entropy-coded
-        # data like a full one, but makes a few thousand pixels, not millions: the pHash's input
-        grey = jpeg_grey(data, orientation)
+        # data like a full one, but makes a few thousand pixels, not millions: the hashes' input
+        small = jpeg_small(data, orientation)
         pixel_hash = None
         if options.pixel_hash:
-            pixel_hash = _pixel_hash(_apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation))
+            pixel_hash = _pixel_hash(apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation))
         shown = _oriented(width, height, orientation)
-        return data, _measure(data, "jpg", shown, shown, pixel_hash, phashes(grey))
+        return data, _measure(data, "jpg", shown, shown, pixel_hash, phashes(small))
     # fast chroma upsampling: the box resample and the 4:2:0 encode that follow average
     # chroma again, so the fancy filter would buy nothing visible
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th, fastupsample=True)
@@ -211,23 +212,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
-
-
 def _transpose(img: Image.Image, orientation: int) -> Image.Image:
     """Return ``img`` as displayed under EXIF ``orientation``."""
-    method = _TRANSPOSE.get(orientation)
+    method = ORIENTATION_TRANSPOSE.get(orientation)
     return img if method is None else img.transpose(method)
-
-
-def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Return ``pixels`` as displayed (no copy when the orientation is the identity)."""
-    if orientation not in _TRANSPOSE:
-        return pixels
-    return np.asarray(_transpose(Image.fromarray(pixels), orientation))
 
 
 def _oriented(width: int, height: int, orientation: int) -> tuple[int, int]:
@@ -256,4 +244,4 @@ def _measure(out: bytes, ext: str, original: tuple[int, int], final: tuple[int, 
              perceptual: tuple[int, int]) -> Processed:
     return Processed(ext=ext, orig_width=original[0], orig_height=original[1], width=final[0], height=final[1],
                      bytes=len(out), sha256=hashlib.sha256(out).hexdigest(), pixel_hash=pixel_hash,
-                     phash=perceptual[0], phash256=perceptual[1])
+                     phash=perceptual[0], chroma_hash=perceptual[1])

@@ -36,9 +36,9 @@ RESULT_SCHEMA = pa.schema([
     # the URL whose answer the row holds: a smaller rendition of `identifier`, or it
     # (absent from state written before it existed: read as null)
     ("fetched_url", pa.string()),
-    # the 256-bit hash confirming a `phash` match (fetch.hashing.phash256), 32 bytes big-endian
-    # (absent from state written before it existed: read as null; curation then uses phash alone)
-    ("phash256", pa.binary(32)),
+    # the 128-bit colour hash confirming a `phash` match (fetch.hashing.chroma_hash), 16 bytes
+    # big-endian; null for grey images and in state written before it existed (read as null)
+    ("chroma_hash", pa.binary(16)),
 ])
 RESULT_COLUMNS = tuple(RESULT_SCHEMA.names)
 
@@ -133,7 +133,8 @@ class FetchState:
 
     def write_unit(self, unit: int, rows: list[dict[str, Any]]) -> None:
         """Write a finished unit's result rows atomically, then drop its journal and spool."""
-        records = [{k: r.get(k) for k in RESULT_COLUMNS} | {"phash256": _hash_bytes(r.get("phash256"))} for r in rows]
+        records = [{k: r.get(k) for k in RESULT_COLUMNS} | {"chroma_hash": _hash_bytes(r.get("chroma_hash"))}
+                   for r in rows]
         table = pa.Table.from_pylist(records, schema=RESULT_SCHEMA)
         path = self.unit_path(unit)
         with atomic_path(path) as tmp:
@@ -153,8 +154,8 @@ class FetchState:
     def ok_rows(self, unit: int) -> list[dict[str, Any]]:
         """Return a finished unit's ok rows, each with its row number ``i`` in the unit."""
         rows = self.read_unit(unit).to_pylist()
-        # phash256 back to an int, as journal lines (JSON) and fetch's rows hold it
-        return [dict(r, i=i, phash256=_hash_int(r["phash256"])) for i, r in enumerate(rows)
+        # chroma_hash back to an int, as journal lines (JSON) and fetch's rows hold it
+        return [dict(r, i=i, chroma_hash=_hash_int(r["chroma_hash"])) for i, r in enumerate(rows)
                 if r["outcome"] == "ok"]
 
     def reopen(self, unit: int, ok_rows: list[dict[str, Any]]) -> None:
@@ -170,7 +171,7 @@ class FetchState:
 
 
 def _hash_bytes(value: int | None) -> bytes | None:
-    return None if value is None else value.to_bytes(32, "big")
+    return None if value is None else value.to_bytes(16, "big")
 
 
 def _hash_int(value: bytes | None) -> int | None:

@@ -124,8 +124,8 @@ class WebDatasetWriter:
                     # 16 hex digits: as a JSON number it passes 2**63, which int64 readers
                     # (Hugging Face datasets among them) cannot hold
                     sample["phash"] = f"{sample['phash']:016x}"
-                if sample["phash256"] is not None:
-                    sample["phash256"] = f"{sample['phash256']:064x}"
+                if sample["chroma_hash"] is not None:
+                    sample["chroma_hash"] = f"{sample['chroma_hash']:032x}"
                 _add(tar, f"{key}.{ext}", data)
                 _add(tar, f"{key}.json", json.dumps(sample, default=str, sort_keys=True).encode())
                 size += len(data)
@@ -159,7 +159,8 @@ class WebDatasetWriter:
             path.unlink(missing_ok=True)
 
 
-_SAMPLE_FIELDS = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash", "phash256")
+_SAMPLE_FIELDS = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash",
+                  "chroma_hash")
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -11,14 +11,13 @@ Written with the standard library only; ``mlcroissant`` reads and validates it o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from gbifxdl import __version__
-from gbifxdl._io import write_text_atomic
+from gbifxdl._io import sha256_file, write_text_atomic
 from gbifxdl._meta import HOMEPAGE
 from gbifxdl.publish.facts import TAXON_RANKS, DatasetFacts, dataset_facts
 
@@ -44,14 +43,6 @@ _TEXT = ("scientificName", "taxonRank", "basisOfRecord", "countryCode", "eventDa
 _INTEGER = ("gbifID",) + tuple(f"{r}Key" for r in TAXON_RANKS) + ("taxonKey", "acceptedTaxonKey")
 _FLOAT = ("decimalLatitude", "decimalLongitude")
 _LICENCE_URLS = {"cc0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/"}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _licence_url(hub: str) -> str:
@@ -84,7 +75,7 @@ def _distribution(facts: DatasetFacts) -> list[dict[str, Any]]:
     shards = sorted({s for s in facts.col("shard") if s})
     for shard in shards:
         files.append({"@type": "cr:FileObject", "@id": shard, "name": shard, "contentUrl": shard,
-                      "encodingFormat": "application/x-tar", "sha256": _sha256(root / shard)})  # fmt: skip
+                      "encodingFormat": "application/x-tar", "sha256": sha256_file(root / shard)})  # fmt: skip
     files.append({
         "@type": "cr:FileSet", "@id": "image-files", "name": "image-files",
         "description": "The images inside the WebDataset shards (<key>.jpg next to <key>.json).",

@@ -7,7 +7,6 @@ one was registered, from ``.gbifxdl/derived.json`` (written by :func:`gbifxdl.pu
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from collections import Counter
@@ -17,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from gbifxdl._io import sha256_file
 from gbifxdl.curate.toolkit import METADATA, column_or_nulls, provenance, read_table
 
 DERIVED_STATE = Path(".gbifxdl") / "derived.json"
@@ -121,11 +121,7 @@ class DatasetFacts:
     @functools.cached_property
     def table_sha256(self) -> str:
         """Return the sha256 of ``metadata.parquet``: the identity of this version of the dataset."""
-        digest = hashlib.sha256()
-        with open(self.root / METADATA, "rb") as fp:
-            for block in iter(lambda: fp.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(self.root / METADATA)
 
 
 def dataset_facts(dataset_dir: str | Path, table: pa.Table | None = None) -> DatasetFacts:
