@@ -10,33 +10,20 @@ import click
 from gbifxdl.errors import ConfigError
 
 
-def _per_host(values: tuple[str, ...]) -> tuple[int | None, tuple[tuple[str, int], ...]]:
-    default: int | None = None
-    overrides: list[tuple[str, int]] = []
+def _per_host(values: tuple[str, ...], option: str = "--per-host", kind: type = int,
+              example: str = "8") -> tuple[Any, tuple[tuple[str, Any], ...]]:
+    """Return (the value for every host or None, (host, value) overrides) from ``N`` and ``HOST=N`` items."""
+    default = None
+    overrides: list[tuple[str, Any]] = []
     for value in values:
         host, sep, number = value.rpartition("=")
         try:
-            n = int(number)
+            n = kind(number)
         except ValueError:
-            raise ConfigError(f"--per-host {value!r}: give a number (8) or HOST=NUMBER (example.org=4)") from None
-        if sep:
-            overrides.append((host.lower(), n))
-        else:
-            default = n
-    return default, tuple(overrides)
-
-
-def _per_host_rate(values: tuple[str, ...]) -> tuple[float | None, tuple[tuple[str, float], ...]]:
-    default: float | None = None
-    overrides: list[tuple[str, float]] = []
-    for value in values:
-        host, sep, number = value.rpartition("=")
-        try:
-            n = float(number)
-        except ValueError:
-            n = 0.0
+            n = 0
         if not n > 0:
-            raise ConfigError(f"--per-host-rate {value!r}: give requests per second (5) or HOST=N (example.org=0.5)")
+            raise ConfigError(f"{option} {value!r}: give a positive number ({example}) or HOST=NUMBER "
+                              f"(example.org={example})")
         if sep:
             overrides.append((host.lower(), n))
         else:
@@ -117,7 +104,7 @@ def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_age
     default, overrides = _per_host(per_host)
     if user_agent:
         options["user_agent"] = user_agent
-    options["per_host_rate"], options["per_host_rate_overrides"] = _per_host_rate(per_host_rate)
+    options["per_host_rate"], options["per_host_rate_overrides"] = _per_host(per_host_rate, "--per-host-rate", float, "5")
     options["host_deadline"] = _duration(host_deadline)
     settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
     if settings.uses_processes:
