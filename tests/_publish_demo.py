@@ -6,8 +6,10 @@ loaders (datasets, mlcroissant) are shown to work offline.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +22,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # mlcroissant caches extracted shards by their (relative) path: one cache for this test session
-os.environ.setdefault("CROISSANT_CACHE", tempfile.mkdtemp(prefix="croissant-cache-"))
+if "CROISSANT_CACHE" not in os.environ:
+    os.environ["CROISSANT_CACHE"] = tempfile.mkdtemp(prefix="croissant-cache-")
+    atexit.register(shutil.rmtree, os.environ["CROISSANT_CACHE"], ignore_errors=True)
 
 
 def build_demo(path: Path, layout: str, occurrences: int = 120) -> Path:
