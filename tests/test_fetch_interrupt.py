@@ -23,27 +23,9 @@ from gbifxdl.testing.image_hosts import ImageHosts
 from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif
 from gbifxdl.testing._images import write_selection
 
+from _process_group import fetched_rows, group_ends
+
 ONE_LINE = "Interrupted; nothing done so far is lost. Run the same command again to continue."
-
-
-def _fetched_rows(dataset: Path) -> int:
-    state = dataset / ".gbifxdl" / "fetch"
-    if not state.is_dir():
-        return 0
-    done = sum(pq.read_metadata(p).num_rows for p in state.glob("unit-*.parquet"))
-    return done + sum(len(p.read_text().splitlines()) for p in state.glob("unit-*.jsonl"))
-
-
-def _group_gone(pgid: int, timeout: float = 15) -> bool:
-    """Return whether every process of group ``pgid`` has ended within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _interrupt_when(cmd: list[str], env: dict[str, str], moment: Callable[[], bool]) -> tuple[int, str]:
@@ -62,7 +44,7 @@ def _interrupt_when(cmd: list[str], env: dict[str, str], moment: Callable[[], bo
             before = os.fstat(stderr.fileno()).st_size
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(60)
-            assert _group_gone(proc.pid), "worker processes outlived the interrupted command"
+            assert group_ends(proc.pid, 15), "worker processes outlived the interrupted command"
             stderr.seek(before)
             return proc.returncode, stderr.read().decode()
         finally:
@@ -84,14 +66,14 @@ def test_ctrl_c_during_fetch_prints_one_line_and_the_same_command_finishes(tmp_p
         sel = write_selection(tmp_path / "sel.parquet", [hosts.photo_url(i, i % 3) for i in range(n)])
         out = tmp_path / "out"
         cmd = _cli("fetch", str(sel), "-o", str(out), "--resize", "128", "--shard-size", "40", *extra)
-        code, err = _interrupt_when(cmd, env, lambda: _fetched_rows(out) >= 20)
+        code, err = _interrupt_when(cmd, env, lambda: fetched_rows(out) >= 20)
         assert code == 130, err
         if "--quiet" in extra:
             assert err == ONE_LINE + "\n", repr(err)
         else:  # the progress bar's last redraw, ended by its newline, then the one line
             assert err.endswith(ONE_LINE + "\n"), repr(err)
             assert all(part.startswith("fetch:") for part in err[:-len(ONE_LINE) - 1].split("\r") if part), repr(err)
-        assert _fetched_rows(out) < n  # it was interrupted mid-way
+        assert fetched_rows(out) < n  # it was interrupted mid-way
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     table = pq.read_table(out / "metadata.parquet")
@@ -124,7 +106,7 @@ def test_ctrl_c_during_run_prints_one_line_and_the_same_command_finishes(tmp_pat
                "HOME": str(home), "GBIF_USER": DEMO_USER, "GBIF_PWD": DEMO_PASSWORD,
                "GBIF_EMAIL": "demo@example.org", "GBIF_API_URL": local.api_url}
         cmd = _cli("run", "--taxon", "Nymphalidae", "--config", str(config), "-o", str(out), "--no-progress")
-        code, err = _interrupt_when(cmd, env, lambda: _fetched_rows(out) >= 10)
+        code, err = _interrupt_when(cmd, env, lambda: fetched_rows(out) >= 10)
         assert code == 130 and err == ONE_LINE + "\n", repr(err)
         done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr

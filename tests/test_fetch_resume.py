@@ -19,6 +19,8 @@ import gbifxdl
 from gbifxdl.fetch import FetchSettings, fetch
 from gbifxdl.testing.image_hosts import ImageHosts, write_selection
 
+from _process_group import group_ends
+
 SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 N_IMAGES = 120
 KILL_AT = (5, 40, 80)  # images written (at their final place) when the process is killed
@@ -69,7 +71,7 @@ def test_sigkill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_p
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             if kill_at == KILL_AT[0]:
-                assert _group_ends(proc.pid), "worker processes outlived the killed command"
+                assert group_ends(proc.pid, 10), "worker processes outlived the killed command"
             _reap(proc)
             for key in written_keys(out):
                 written.setdefault(key, hosts.requests_for(hash_to_url[key]))
@@ -87,18 +89,6 @@ def test_sigkill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_p
     assert got.equals(want)
     assert outputs(out) == outputs(reference)
     assert not list(out.rglob("*.tmp-*"))
-
-
-def _group_ends(pgid: int, timeout: float = 10.0) -> bool:
-    """Return whether every process of the killed command's session exits by itself."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:

@@ -24,6 +24,8 @@ import pytest
 
 from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif
 
+from _process_group import fetched_rows
+
 CONFIG = """
 [wait]
 min_interval = 0.2
@@ -78,19 +80,10 @@ def _images(dataset: Path) -> set[str]:
     return {p.stem for p in (dataset / "images").rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
-def _fetched_rows(dataset: Path) -> int:
-    """Count the rows fetch has finished: its journals and finished units (either layout)."""
-    state = dataset / ".gbifxdl" / "fetch"
-    if not state.is_dir():
-        return 0
-    done = sum(pq.read_metadata(p).num_rows for p in state.glob("unit-*.parquet"))
-    return done + sum(len(p.read_text().splitlines()) for p in state.glob("unit-*.jsonl"))
-
-
 def _fraction_fetched(share: float) -> Callable[[Path], bool]:
     def check(d: Path) -> bool:
         selection = d / "selection.parquet"
-        return selection.exists() and _fetched_rows(d) >= share * pq.read_metadata(selection).num_rows
+        return selection.exists() and fetched_rows(d) >= share * pq.read_metadata(selection).num_rows
 
     return check
 
@@ -103,7 +96,7 @@ KILL_MOMENTS: list[tuple[str, Callable[[Path], bool]]] = [
     ("archive arriving", lambda d: (d / "archive").is_dir() and any((d / "archive").iterdir())),
     ("archive complete", lambda d: any((d / "archive").glob("*.zip"))),
     ("selection written", lambda d: (d / "selection.parquet").exists()),
-    ("first images", lambda d: _fetched_rows(d) >= 1),
+    ("first images", lambda d: fetched_rows(d) >= 1),
     ("a quarter fetched", _fraction_fetched(0.25)),
     ("two thirds fetched", _fraction_fetched(0.66)),
     ("fetch complete", lambda d: (d / "metadata.parquet").exists()),
