@@ -91,7 +91,7 @@ def stage_fetch(settings: RunSettings, state: RunState, dataset: Path, *, progre
     """Download and process every selected image."""
     from gbifxdl.fetch import fetch
 
-    fetch(dataset / SELECTION, dataset, settings.fetch, progress=progress)
+    fetch(dataset / SELECTION, dataset, settings.fetch, progress=progress, cluster=settings.cluster)
 
 
 def stage_curate(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:

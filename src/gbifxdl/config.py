@@ -62,6 +62,13 @@ class SourceOptions:
 SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(SourceOptions))
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    """The ``[cluster]`` keys: where the fetch runs (nothing: this machine, without Dask)."""
+
+    address: str | None = None  # "local:N" (N workers here) or a Dask scheduler, "tcp://HOST:8786"
+
+
 def stage_classes() -> dict[str, type]:
     """Return {section: settings dataclass} of the stage sections, in pipeline order."""
     from gbifxdl.curate import CurateSettings
@@ -74,7 +81,7 @@ def stage_classes() -> dict[str, type]:
 
 def section_classes() -> dict[str, type]:
     """Return {section: dataclass} of every part of the file, the top level included."""
-    return {TOP: TopOptions, "source": SourceOptions, **stage_classes()}
+    return {TOP: TopOptions, "source": SourceOptions, "cluster": ClusterOptions, **stage_classes()}
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ RUN_OPTIONS: dict[str, Binding] = {
     "connections": Binding((("fetch", "connections"),)),
     "per_host": Binding((("fetch", "per_host"),)),
     "seed": Binding((("select", "seed"), ("curate", "seed"))),
+    "cluster": Binding((("cluster", "address"),)),
     "no_report": Binding(((TOP, "report"),), lambda no_report: not no_report),
 }  # fmt: skip
 CLI_ONLY = frozenset({"config_path", "allow_changed_settings", "no_progress"})

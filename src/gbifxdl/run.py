@@ -74,6 +74,9 @@ class RunSettings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     curate: CurateSettings = field(default_factory=CurateSettings)
     report: bool = True
+    # where the fetch runs: "local:N" or a Dask scheduler's address (None: here, without Dask);
+    # it changes no output, so a run may go on with another one
+    cluster: str | None = None
 
     def fingerprint(self) -> dict[str, str]:
         """Give one digest per stage of the settings that decide its output (speed settings excluded)."""

@@ -34,7 +34,7 @@ from gbifxdl._store_base import TEMP_MARK, Store, check_key, is_temporary, redac
 from gbifxdl._store_local import LocalStore
 from gbifxdl.errors import StorageError
 
-__all__ = ["Store", "LocalStore", "open_store", "redact_url", "is_temporary", "check_key", "temp_name",
+__all__ = ["Store", "LocalStore", "open_store", "local_target", "redact_url", "is_temporary", "check_key", "temp_name",
            "TEMP_MARK", "StorageError"]
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
@@ -65,6 +65,18 @@ def open_store(target: str | Path, *, storage_options: Mapping[str, Any] | None 
     if check:
         store.check()
     return store
+
+
+def local_target(target: str | Path) -> Path | None:
+    """Return the local folder ``target`` names (a path or ``file://`` URL), or None for a remote URL."""
+    if isinstance(target, Path):
+        return target
+    match = _URL.match(target)
+    if not match:
+        return Path(target)
+    if match.group(1).lower() == "file":
+        return Path(_file_url_path(target))
+    return None
 
 
 def _file_url_path(url: str) -> str:

@@ -50,8 +50,11 @@ INT = click.IntRange(min=1)
 
 @click.command("fetch")
 @click.argument("selection", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (images or shards, metadata.parquet, fetch.log).")
+@click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URL",
+              help="Output folder (images or shards, metadata.parquet, fetch.log), or a store: s3://bucket/prefix, "
+                   "gs://..., sftp://user@host/path, file://... (credentials from the usual places, never options).")
+@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:8786",
+              help="Fetch on a Dask cluster: N local workers, or a running scheduler (pip install 'gbifxdl[dask]').")
 @click.option("--layout", type=click.Choice(["folders", "webdataset"]), default="folders", show_default=True,
               help="Species folders images/<class>/<url_hash>.jpg, or WebDataset tar shards.")
 @click.option("--resize", type=INT, default=None, help="Shrink the longest side to N pixels (never enlarges).")
@@ -92,8 +95,8 @@ INT = click.IntRange(min=1)
 @click.option("--user-agent", default=None, help="User-Agent header (default names gbifxdl, its version and URL).")
 @click.option("--retry-failed", is_flag=True, help="Try again the images that failed in an earlier run.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_agent: str | None, quiet: bool,
-          per_host_rate: tuple[str, ...], host_deadline: str, **options: Any) -> None:
+def fetch(selection: Path, output_dir: str, per_host: tuple[str, ...], user_agent: str | None, quiet: bool,
+          per_host_rate: tuple[str, ...], host_deadline: str, cluster: str | None, **options: Any) -> None:
     """Download, process and write every image of SELECTION (a Parquet from `gbifxdl select`).
 
     Resumable: run the same command again after an interruption; finished images are
@@ -107,10 +110,14 @@ def fetch(selection: Path, output_dir: Path, per_host: tuple[str, ...], user_age
     options["per_host_rate"], options["per_host_rate_overrides"] = _per_host(per_host_rate, "--per-host-rate", float, "5")
     options["host_deadline"] = _duration(host_deadline)
     settings = FetchSettings(per_host=default or 8, per_host_overrides=overrides, **options)
-    if settings.uses_processes:
+    if cluster is not None:
+        from gbifxdl.fetch.cluster import parse_cluster
+
+        parse_cluster(cluster)
+    elif settings.uses_processes:
         from gbifxdl.fetch.workers import start_fork_server
 
         start_fork_server()  # the workers' imports then run beside the pipeline's
     from gbifxdl.fetch import fetch as run_fetch
 
-    run_fetch(selection, output_dir, settings, progress=not quiet)
+    run_fetch(selection, output_dir, settings, progress=not quiet, cluster=cluster)

@@ -45,6 +45,8 @@ def _query_options(f: Any) -> Any:
 @click.option("--jpeg-quality", type=int)
 @click.option("--connections", type=int, help="Global connection limit.")
 @click.option("--per-host", type=int, help="Connections per image host.")
+@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:8786",
+              help="Fetch on a Dask cluster: N local workers, or a running scheduler (pip install 'gbifxdl[dask]').")
 @click.option("--seed", type=int, help="Seed of every random choice (caps, splits).")
 @click.option("--no-report", is_flag=True, help="Skip the dataset card and HTML report.")
 @click.option("--allow-changed-settings", is_flag=True, help="Continue a dataset with new settings, redoing the stages they affect.")
@@ -86,7 +88,7 @@ def merged_options(ctx: click.Context) -> dict[str, Any]:
 
 def settings_from_context(ctx: click.Context) -> Any:
     """Return the RunSettings that the command line, the configuration file and the defaults give."""
-    from gbifxdl.config import RUN_OPTIONS, SourceOptions, build_section, stage_classes
+    from gbifxdl.config import RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes
     from gbifxdl._config_types import show
     from gbifxdl.run import RunSettings, SourceSettings
 
@@ -120,7 +122,13 @@ def settings_from_context(ctx: click.Context) -> Any:
     )
     source.kind()  # exactly one source, said clearly now rather than later
     _check_source(source)
-    return RunSettings(output=str(output), source=source, report=merged.get("report", True), **staged)
+    cluster = build_section(ClusterOptions, merged.get("cluster", {}), section="cluster", origin=origin_in("cluster"))
+    if cluster.address is not None:
+        from gbifxdl.fetch.cluster import parse_cluster
+
+        parse_cluster(cluster.address)  # a bad value is said now, not after the download
+    return RunSettings(output=str(output), source=source, report=merged.get("report", True),
+                       cluster=cluster.address, **staged)
 
 
 def _check_source(source: Any) -> None:

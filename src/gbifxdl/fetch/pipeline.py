@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,9 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from gbifxdl._io import atomic_path
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch._host_stats import trace_config, write_host_stats
 from gbifxdl.fetch.download import make_session
@@ -30,27 +27,38 @@ from gbifxdl.fetch.image_types import ProcessOptions, fault_of
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, FetchState, input_fingerprint, iter_units
+from gbifxdl.fetch._results import assemble, summarise
+from gbifxdl.fetch.shards import RESULT_COLUMNS, FetchState, input_fingerprint, iter_units
 from gbifxdl.fetch.workers import WorkerPool, start_fork_server
 from gbifxdl.fetch.writers import make_writer
-from gbifxdl._meta import PROVENANCE_KEY
+from gbifxdl.store import local_target
 
 
 def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings = FetchSettings(),
-          *, progress: bool = True) -> FetchSummary:
+          *, progress: bool = True, cluster: str | None = None,
+          storage_options: dict[str, Any] | None = None) -> FetchSummary:
     """Return the summary of fetching every row of ``selection`` into ``output_dir``.
 
     Resumable: run it again after any interruption and it finishes the work without
     downloading again what was written. Writes ``output_dir/metadata.parquet``.
+    ``output_dir`` may also be an fsspec URL (``s3://bucket/prefix``, ``gs://...``,
+    ``sftp://user@host/path``, ``file://...``): each unit's files go there as it finishes.
+    ``cluster`` (``"local:N"``, or a Dask scheduler's address such as ``tcp://host:8786``)
+    spreads the units over a Dask cluster (the ``dask`` extra); without it Dask is not imported.
     """
+    out_dir = local_target(output_dir)
+    if cluster is not None or out_dir is None:
+        from gbifxdl.fetch.scaleout import fetch_scaled
+
+        return fetch_scaled(selection, str(output_dir), settings, progress=progress, cluster=cluster,
+                            storage_options=storage_options)
     selection = Path(selection)
-    out_dir = Path(output_dir)
     if not selection.is_file():
         raise FetchError(f"selection {selection} not found; make one with `gbifxdl select`")
     fingerprint, schema = input_fingerprint(selection, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = FetchState(out_dir, settings)
-    lock = _lock(state.dir / "lock")
+    lock = lock_folder(state.dir / "lock")
     handler = open_log(out_dir)
     started = time.monotonic()
     try:
@@ -66,22 +74,12 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
         pending = [u for u in range(n_units) if not state.unit_done(u)]
         metadata = out_dir / "metadata.parquet"
         if not pending and metadata.exists():
-            summary = _summarise(metadata, 0, time.monotonic() - started)
-            message = (f"Nothing to do: all {total} rows were already fetched, {summary.ok} ok and "
-                       f"{summary.failed} failed ({metadata})."
-                       + (" Use --retry-failed to try the failed ones again." if summary.failed else ""))
-            log.info("%s", message)
-            if progress:
-                print(message)
-            return summary
+            return _nothing_to_do(summarise(metadata, 0, time.monotonic() - started), progress)
         done_rows = (n_units - len(pending)) * settings.shard_size
-        run = _Run(selection, out_dir, settings, state, writer, set(pending), total, schema)
-        if settings.uses_processes:
-            start_fork_server()  # before the policy changes: the workers inherit the server's
-        with batch_scheduled():
-            fetched_now = run_loop(run.main(Progress(total, min(done_rows, total), progress)))
-        _assemble(selection, state, schema, settings, metadata)
-        summary = _summarise(metadata, fetched_now, time.monotonic() - started)
+        run = UnitRun(selection, out_dir, settings, state, writer, set(pending), schema)
+        fetched_now = run.run(Progress(total, min(done_rows, total), progress))
+        assemble(selection, state.read_unit, schema, settings, metadata)
+        summary = summarise(metadata, fetched_now, time.monotonic() - started)
         summary.hosts = write_host_stats(state.dir / "hosts.json", run.scheduler.stats())
         log.info("%s", summary.format())
         if progress:
@@ -92,7 +90,18 @@ def fetch(selection: str | Path, output_dir: str | Path, settings: FetchSettings
         os.close(lock)
 
 
-def _lock(path: Path) -> int:
+def _nothing_to_do(summary: FetchSummary, progress: bool) -> FetchSummary:
+    message = (f"Nothing to do: all {summary.total} rows were already fetched, {summary.ok} ok and "
+               f"{summary.failed} failed ({summary.metadata_path})."
+               + (" Use --retry-failed to try the failed ones again." if summary.failed else ""))
+    log.info("%s", message)
+    if progress:
+        print(message)
+    return summary
+
+
+def lock_folder(path: Path) -> int:
+    """Return the descriptor of the lock that keeps a second fetch out of one folder."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -126,23 +135,38 @@ class _Unit:
     closing: bool = False
 
 
-class _Run:
+class UnitRun:
+    """Fetches units of a selection with one engine: downloads, workers, writers, journal."""
+
     def __init__(self, selection: Path, out_dir: Path, settings: FetchSettings, state: FetchState,
-                 writer: Any, pending: set[int], total: int, schema: pa.Schema) -> None:
+                 writer: Any, pending: set[int], schema: pa.Schema, *, unit_base: int = 0,
+                 sink: Any = None, gate: Any = None) -> None:
         self.selection = selection
         self.out_dir = out_dir
         self.settings = settings
         self.state = state
         self.writer = writer
         self.pending = pending
-        self.total = total
+        # the number of the selection's first unit (a cluster task's rows are one unit of many)
+        self.unit_base = unit_base
+        # where finished units go next (a store; see fetch.scaleout), and what admits each
+        # request to a host (the cluster's shared limits; default: this process's own)
+        self.sink = sink
+        self.gate = gate
         self.has_hash = "url_hash" in schema.names
         self.has_class = settings.class_column in schema.names
         self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
                                       settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
         self.handled = 0
 
-    async def main(self, progress: Progress) -> int:
+    def run(self, progress: Any) -> int:
+        """Return how many rows this run finished; ``progress`` is told of every one."""
+        if self.settings.uses_processes:
+            start_fork_server()  # before the policy changes: the workers inherit the server's
+        with batch_scheduled():
+            return int(run_loop(self.main(progress)))
+
+    async def main(self, progress: Any) -> int:
         settings = self.settings
         workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
         self.pool: Executor | None = None
@@ -167,7 +191,7 @@ class _Run:
                 # their stderr (native decoders' warnings) goes to the log, not the terminal
                 self.workers = WorkerPool(workers, self.options, self.out_dir / "fetch.log")
             async with make_session(settings, [trace_config(lambda host: self.scheduler.stats_of(host))]) as session:
-                self.scheduler = Scheduler(session, settings)
+                self.scheduler = Scheduler(session, settings, gate=self.gate)
                 try:
                     await self._feed()
                     while self.tasks:
@@ -178,6 +202,8 @@ class _Run:
                     await self._cancel_rows()
         finally:
             progress.close()
+            if hasattr(progress, "aclose"):
+                await progress.aclose()  # a cluster worker's last reports to its scheduler
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
             if self.workers is not None:
@@ -204,12 +230,14 @@ class _Run:
     async def _feed(self) -> None:
         columns = None if self.settings.layout == "webdataset" else self._columns()
         for number, table in iter_units(self.selection, self.settings.shard_size, columns):
+            number += self.unit_base
             if number not in self.pending:
                 continue
             rows = table.to_pylist()
             unit = _Unit(number, rows, None)
             for i, entry in self.state.read_journal(number).items():
-                if entry["outcome"] != "ok" or self.writer.valid(number, entry):
+                if (entry["outcome"] != "ok" or self.writer.valid(number, entry)
+                        or (self.sink is not None and self.sink.holds(entry))):
                     unit.results[i] = entry
             unit.journal = self.state.open_journal(number)
             for i, row in enumerate(rows):
@@ -317,6 +345,8 @@ class _Run:
         entries = [unit.results[i] for i in range(len(unit.rows))]
         self.writer.close_unit(unit.number, entries, unit.rows)
         self.state.write_unit(unit.number, entries)
+        if self.sink is not None:
+            self.sink.unit_closed(self.state, unit.number)
 
 
 def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:
@@ -353,44 +383,3 @@ _MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", 
 
 def _empty_entry() -> dict[str, Any]:
     return {k: None for k in RESULT_COLUMNS}
-
-
-def _assemble(selection: Path, state: FetchState, schema: pa.Schema, settings: FetchSettings, out: Path) -> None:
-    """Write metadata.parquet: every input row in order, with its result columns (atomic)."""
-    keep = [n for n in schema.names if n not in RESULT_COLUMNS]
-    fields = [schema.field(n) for n in keep] + list(RESULT_SCHEMA)
-    meta = dict(schema.metadata or {})
-    provenance: dict[str, Any] = {}
-    if PROVENANCE_KEY in meta:
-        try:
-            provenance = json.loads(meta[PROVENANCE_KEY])
-        except ValueError:
-            provenance = {}
-    provenance["fetch_settings"] = settings.to_json()
-    meta = {k: v for k, v in meta.items() if k != b"ARROW:schema"}
-    meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
-    out_schema = pa.schema(fields, metadata=meta)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, out_schema) as pw:
-        for number, table in iter_units(selection, settings.shard_size, keep):
-            results = state.read_unit(number)
-            arrays = [table.column(n) for n in keep] + [results.column(n) for n in RESULT_COLUMNS]
-            pw.write_table(pa.Table.from_arrays(arrays, schema=out_schema))
-
-
-def _summarise(metadata: Path, fetched_now: int, seconds: float) -> FetchSummary:
-    table = pq.read_table(metadata, columns=["outcome", "host", "bytes"])
-    summary = FetchSummary(metadata_path=str(metadata), total=table.num_rows, fetched_now=fetched_now,
-                           seconds=seconds)
-    summary.outcomes = Counter(dict(zip(*_value_counts(table.column("outcome")))))
-    summary.bytes_written = int(pc.sum(table.column("bytes")).as_py() or 0)
-    failed = table.filter(pc.not_equal(table.column("outcome"), "ok"))
-    by_host: dict[str, Counter[str]] = {}
-    for host, outcome in zip(failed.column("host").to_pylist(), failed.column("outcome").to_pylist()):
-        by_host.setdefault(host or "(no host)", Counter())[outcome] += 1
-    summary.failures_by_host = by_host
-    return summary
-
-
-def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    counts = pc.value_counts(column)
-    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()

@@ -39,6 +39,17 @@ class Progress:
             rate = self.bytes / max(now - self._start, 1e-6) / 1e6
             self._bar.set_postfix_str(f"ok {self.ok}, failed {self.failed}, {rate:.1f} MB/s", refresh=False)
 
+    def add(self, ok: int, failed: int, nbytes: int) -> None:
+        """Count many finished rows at once (a cluster's workers report in batches)."""
+        self.ok += ok
+        self.failed += failed
+        self.bytes += nbytes
+        if self._bar is None or not ok + failed:
+            return
+        self._bar.update(ok + failed)
+        rate = self.bytes / max(time.monotonic() - self._start, 1e-6) / 1e6
+        self._bar.set_postfix_str(f"ok {self.ok}, failed {self.failed}, {rate:.1f} MB/s", refresh=False)
+
     def close(self) -> None:
         """Remove the bar."""
         if self._bar is not None:

@@ -19,6 +19,7 @@ import contextlib
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass, replace
 
 import aiohttp
@@ -100,8 +101,12 @@ class Fetched:
 class Scheduler:
     """Downloads images politely: per-host concurrency and rate, pauses, retries, renditions."""
 
-    def __init__(self, session: aiohttp.ClientSession, settings: FetchSettings) -> None:
+    def __init__(self, session: aiohttp.ClientSession | None, settings: FetchSettings, *,
+                 gate: Callable[..., Any] | None = None) -> None:
         self.session = session
+        # makes what holds a request back until its hosts allow it: this process's limiters
+        # by default; on a cluster, the limiters every worker shares (fetch.cluster)
+        self.gate = gate or _Gate
         self.settings = settings
         self.hosts: dict[str, HostLimiter] = {}
         self._rates = dict(settings.per_host_rate_overrides)
@@ -180,7 +185,7 @@ class Scheduler:
         while the host serves others.
         """
         settings = self.settings
-        gate = _Gate(self, before_request)
+        gate = self.gate(self, before_request)
         result = Attempt(None, "connection", "not attempted")
         attempts = failed = throttled = 0
         host = host_of(url)

@@ -1,0 +1,154 @@
+"""Finished units on their way to a store: the journal of a fetch whose output is not local.
+
+A unit is fetched into a local staging folder by the usual engine; once it is finished
+(:meth:`StoreSink.unit_closed`) its result rows go to the store as
+``.gbifxdl/fetch/unit-NNNNNN.uploading.parquet``, then its files (images, or its shard),
+then the same rows as ``unit-NNNNNN.parquet``: the mark that the unit is done, written
+last. Every put is atomic (see :mod:`gbifxdl.store`), so whatever stops a machine, the
+store holds whole files only, and any machine that can read the store can resume:
+
+- a unit with its ``.parquet`` is done, never fetched again;
+- a unit with only its ``.uploading.parquet`` was cut while its files went up: the images
+  already in the store (at their path, with their size) are kept, the rest fetched again
+  (a shard is one put: it is there or the unit is fetched again);
+- any other unit is fetched from the start.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gbifxdl.errors import StateError, StorageError
+from gbifxdl.fetch.settings import FetchSettings
+from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState
+from gbifxdl.store import Store
+
+STATE_DIR = ".gbifxdl/fetch"
+STATE_KEY = f"{STATE_DIR}/state.json"
+_UNIT = re.compile(r"unit-(\d{6,})\.parquet$")
+# puts of one unit's images at once: object stores answer each in tens of milliseconds
+PUT_THREADS = 16
+
+
+def unit_key(unit: int) -> str:
+    """Return the store key of a finished unit's result rows."""
+    return f"{STATE_DIR}/unit-{unit:06d}.parquet"
+
+
+def uploading_key(unit: int) -> str:
+    """Return the store key of the result rows of a unit whose files are going up."""
+    return f"{STATE_DIR}/unit-{unit:06d}.uploading.parquet"
+
+
+def check_state(store: Store, fingerprint: dict[str, Any], settings: FetchSettings) -> bool:
+    """Record or compare the run's fingerprint in the store; return True when resuming there."""
+    wanted = {"input": fingerprint, "settings": settings.output_fingerprint()}
+    try:
+        saved = json.loads(store.read_bytes(STATE_KEY))
+    except FileNotFoundError:
+        store.put_bytes(STATE_KEY, json.dumps(wanted, indent=1, default=str).encode())
+        return False
+    where = store.describe()
+    if saved["input"] != wanted["input"]:
+        raise StateError(f"{where} holds a fetch of another selection ({saved['input']}); "
+                         "use another output, or delete this one to start over")
+    diff = {k: (v, wanted["settings"].get(k)) for k, v in saved["settings"].items() if wanted["settings"].get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise StateError(f"{where} was fetched with other settings ({detail}); run again with the same "
+                         "settings, or use another output")
+    return True
+
+
+class StoreSink:
+    """Sends each finished unit of a staging folder to the store; tells which units are done there."""
+
+    def __init__(self, store: Store, settings: FetchSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.held: set[str] = set()  # image paths already in the store (a cut upload's)
+
+    def done_units(self) -> set[int]:
+        """Return the units the store holds finished (one listing)."""
+        done = set()
+        for key in self.store.list_sizes(STATE_DIR):
+            m = _UNIT.search(key)
+            if m and not key.endswith(".uploading.parquet"):
+                done.add(int(m.group(1)))
+        return done
+
+    def read_unit(self, unit: int) -> pa.Table:
+        """Return a finished unit's result rows from the store."""
+        return _result_table(self.store.read_bytes(unit_key(unit)))
+
+    def holds(self, entry: dict[str, Any]) -> bool:
+        """Return whether a journalled image is already in the store (so it is not fetched again)."""
+        return entry.get("path") in self.held
+
+    def unit_closed(self, state: FetchState, unit: int) -> None:
+        """Put a unit finished in ``state``'s folder into the store; its local files go."""
+        rows = state.unit_path(unit).read_bytes()
+        table = _result_table(rows)
+        self.store.put_bytes(uploading_key(unit), rows)
+        if self.settings.layout == "webdataset":
+            names = sorted({s for s in table.column("shard").to_pylist() if s})
+        else:
+            ok = [o == "ok" for o in table.column("outcome").to_pylist()]
+            names = [p for p, good in zip(table.column("path").to_pylist(), ok) if good and p]
+        with ThreadPoolExecutor(min(PUT_THREADS, max(1, len(names)))) as pool:
+            list(pool.map(lambda name: self._put(state.out_dir, name), names))
+        self.store.put_bytes(unit_key(unit), rows)
+        self.store.remove(uploading_key(unit))
+
+    def _put(self, base: Path, name: str) -> None:
+        local = base / name
+        if local.exists():
+            self.store.put_file(local, name)
+        elif name not in self.held and not self.store.exists(name):
+            raise StorageError(f"{local} vanished before it reached {self.store.describe(name)}; "
+                               "run the same command again: the unit is fetched again")
+
+    def recover(self, state: FetchState, unit: int) -> bool:
+        """Take up a unit whose upload was cut; return True when that finished it.
+
+        Images the store already holds are journalled in ``state`` (and remembered in
+        :attr:`held`) so that only the missing ones are fetched again.
+        """
+        try:
+            rows = self.store.read_bytes(uploading_key(unit))
+        except FileNotFoundError:
+            return False
+        table = _result_table(rows)
+        entries = table.to_pylist()
+        if self.settings.layout == "webdataset":
+            shards = {e["shard"] for e in entries if e["shard"]}
+            if all(self.store.exists(s) for s in shards):
+                self.store.put_bytes(unit_key(unit), rows)
+                self.store.remove(uploading_key(unit))
+                return True
+            return False
+        ok = [(i, e) for i, e in enumerate(entries) if e["outcome"] == "ok" and e["path"]]
+        with ThreadPoolExecutor(PUT_THREADS) as pool:
+            sizes = list(pool.map(lambda ie: self.store.size(ie[1]["path"]), ok))
+        present = {i for (i, e), size in zip(ok, sizes) if size == e["bytes"]}
+        self.held.update(entries[i]["path"] for i in present)
+        keep = [dict(e, i=i, chroma_hash=_int(e["chroma_hash"])) for i, e in enumerate(entries)
+                if e["outcome"] != "ok" or i in present]
+        state.reopen(unit, keep)
+        return False
+
+
+def _result_table(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data)).cast(RESULT_SCHEMA)
+
+
+def _int(value: bytes | None) -> int | None:
+    return None if value is None else int.from_bytes(value, "big")

@@ -1,0 +1,240 @@
+"""The fetch on a Dask cluster: units go to the workers, each runs the single-machine engine.
+
+The client reads the selection a unit at a time and submits each unfinished unit (its
+rows travel with the task) to the cluster, a few per worker at most; a worker fetches
+the unit into its staging folder with the usual engine (async downloads, its own image
+processes), asking the scheduler's :mod:`~gbifxdl.fetch._shared_limits` before each
+request, and puts the finished unit into the store (:mod:`~gbifxdl.fetch._sink`). A unit
+whose worker dies is run again elsewhere by Dask, skipping what reached the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gbifxdl.errors import ConfigError, FetchError
+from gbifxdl.fetch.progress import Progress, log
+from gbifxdl.fetch.settings import FetchSettings
+from gbifxdl.fetch.shards import iter_units
+
+UNITS_PER_WORKER = 2  # units queued on each worker: the next one starts as one ends
+POLL = 0.5            # seconds between progress polls
+MAX_RESUBMITS = 3     # a unit whose workers keep dying (KilledWorker) is submitted again this often
+
+
+def parse_cluster(value: str) -> tuple[str, int | str]:
+    """Return ("local", N) for ``local:N`` or ("address", ADDRESS) for a scheduler address; raise on others."""
+    text = value.strip()
+    if text.startswith("local"):
+        rest = text[len("local"):]
+        n = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+        if n == "":
+            return "local", os.cpu_count() or 1
+        if n.isdigit() and int(n) >= 1:
+            return "local", int(n)
+    elif "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
+        return "address", text
+    raise ConfigError(f"cluster {value!r}: expected local:N (N workers here) or a Dask scheduler address "
+                      "such as tcp://HOST:8786")
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """What a worker needs to fetch one unit: its rows, where they go, and how."""
+
+    run_id: str
+    unit: int
+    rows: pa.Table
+    target: str
+    storage_options: dict[str, Any] | None
+    settings: FetchSettings
+
+
+def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, Any] | None,
+                     settings: FetchSettings, pending: set[int], schema: pa.Schema, cluster: str,
+                     bar: Progress, progress: bool) -> tuple[int, list[Any]]:
+    """Fetch the ``pending`` units on ``cluster``; return the rows fetched and the hosts' stats."""
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("--cluster needs Dask's distributed scheduler: pip install 'gbifxdl[dask]'") from None
+    from gbifxdl.fetch._shared_limits import SharedLimits, snapshot
+
+    kind, where = parse_cluster(cluster)
+    run_id = uuid.uuid4().hex[:12]
+    with _client(distributed, kind, where) as client:
+        link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
+        if progress:
+            print(f"Dask cluster {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers"
+                  + (f", dashboard {link}" if link else ""))
+        client.register_plugin(SharedLimits(run_id, settings))
+        try:
+            return _drive(distributed, client, run_id, selection, target, storage_options, settings, pending,
+                          bar, snapshot)
+        finally:
+            with contextlib.suppress(Exception):
+                client.unregister_scheduler_plugin(f"gbifxdl-limits-{run_id}")
+
+
+@contextlib.contextmanager
+def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
+    if kind == "local":
+        # loopback only; one thread per worker process: each runs its own engine and image processes
+        with distributed.LocalCluster(n_workers=int(where), threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                      silence_logs=40) as local, distributed.Client(local) as client:
+            yield client
+        return
+    try:
+        client = distributed.Client(str(where), timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise FetchError(f"cannot reach the Dask scheduler at {where} ({exc}); start it with `dask scheduler` "
+                         "or check --cluster") from None
+    with client:
+        yield client
+
+
+def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: str,
+           storage_options: dict[str, Any] | None, settings: FetchSettings, pending: set[int], bar: Progress,
+           snapshot: Any) -> tuple[int, list[Any]]:
+    units = ((n, t) for n, t in iter_units(selection, settings.shard_size) if n in pending)
+    running: dict[Any, UnitJob] = {}
+    resubmits: dict[int, int] = {}
+    shown = [0, 0, 0]
+    fetched = 0
+    hosts: list[Any] = []
+    done = distributed.as_completed()
+
+    def submit(job: UnitJob) -> None:
+        future = client.submit(fetch_unit, job, key=f"gbifxdl-unit-{run_id}-{job.unit}-{resubmits.get(job.unit, 0)}",
+                               pure=False, retries=2)
+        running[future] = job
+        done.add(future)
+
+    def top_up() -> None:
+        slots = UNITS_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+        while len(running) < slots:
+            nxt = next(units, None)
+            if nxt is None:
+                return
+            submit(UnitJob(run_id, nxt[0], nxt[1], target, storage_options, settings))
+
+    def show() -> None:
+        nonlocal hosts
+        snap = client.run_on_scheduler(snapshot, run_id=run_id)
+        hosts = snap["hosts"] or hosts
+        now = snap["totals"]
+        bar.add(max(0, now[0] - shown[0]), max(0, now[1] - shown[1]), max(0, now[2] - shown[2]))
+        shown[:] = [max(a, b) for a, b in zip(shown, now)]
+
+    top_up()
+    last = time.monotonic()
+    while running:
+        for future in done.next_batch(block=False) or []:
+            job = running.pop(future)
+            try:
+                result = future.result()
+            except distributed.KilledWorker:
+                resubmits[job.unit] = resubmits.get(job.unit, 0) + 1
+                if resubmits[job.unit] > MAX_RESUBMITS:
+                    raise FetchError(f"unit {job.unit} killed {MAX_RESUBMITS + 1} workers in a row (out of memory?); "
+                                     "see the workers' logs, then run the same command again") from None
+                log.warning("unit %d lost its worker; submitted again", job.unit)
+                submit(job)
+                continue
+            fetched += result["fetched"]
+        top_up()
+        if time.monotonic() - last >= POLL or not running:
+            last = time.monotonic()
+            show()
+        if running:
+            time.sleep(0.05)
+    return fetched, hosts
+
+
+def fetch_unit(job: UnitJob) -> dict[str, int]:
+    """Fetch one unit on this worker into the store; return its counts (runs in a Dask worker)."""
+    from distributed import get_worker
+
+    from gbifxdl.fetch._shared_limits import WorkerSide
+    from gbifxdl.fetch._sink import StoreSink, unit_key
+    from gbifxdl.fetch.pipeline import UnitRun, lock_folder
+    from gbifxdl.fetch.scaleout import prepare_staging, staging_dir, upload_finished
+    from gbifxdl.fetch.shards import input_fingerprint
+    from gbifxdl.fetch.writers import make_writer
+    from gbifxdl.store import open_store
+
+    settings = job.settings
+    with open_store(job.target, storage_options=job.storage_options) as store:
+        sink = StoreSink(store, settings)
+        if store.exists(unit_key(job.unit)):
+            return _counts(sink.read_unit(job.unit), fetched=0)
+        folder = staging_dir(job.target, "units", f"unit-{job.unit:06d}")
+        rows = folder / "rows.parquet"
+        if not rows.exists():  # a unit taken up again on this machine keeps its journal
+            buffer = io.BytesIO()
+            pq.write_table(job.rows, buffer)
+            tmp = folder / f"rows.parquet.tmp-{os.getpid()}"
+            tmp.write_bytes(buffer.getvalue())
+            os.replace(tmp, rows)
+        fingerprint, schema = input_fingerprint(rows, settings)
+        state = prepare_staging(folder, fingerprint, settings)
+        lock = lock_folder(state.dir / "lock")
+        try:
+            state.remove_temporaries()
+            writer = make_writer(folder, settings, state)
+            writer.cleanup()
+            fetched = 0
+            if upload_finished(state, sink, {job.unit}):
+                worker = get_worker()
+                owner = f"{worker.address}|{job.unit}|{uuid.uuid4().hex[:8]}"
+                side = WorkerSide(worker.scheduler.address, worker.connection_args, job.run_id, job.unit, owner)
+                run = UnitRun(rows, folder, settings, state, writer, {job.unit}, schema, unit_base=job.unit,
+                              sink=sink, gate=side.gate)
+                with _children_allowed():
+                    fetched = run.run(side)
+            result = _counts(sink.read_unit(job.unit), fetched)
+        finally:
+            os.close(lock)
+        shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+
+def _counts(table: pa.Table, fetched: int) -> dict[str, int]:
+    import pyarrow.compute as pc
+
+    ok = pc.equal(table.column("outcome"), "ok")
+    n_ok = int(pc.sum(ok).as_py() or 0)
+    return {"ok": n_ok, "failed": table.num_rows - n_ok, "fetched": fetched,
+            "bytes": int(pc.sum(table.column("bytes")).as_py() or 0)}
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let this (daemonic, nanny-started) worker process start the image processes meanwhile.
+
+    multiprocessing refuses children to a daemonic process lest they be orphaned when it
+    exits; the engine ends its image processes itself before the unit ends (and they end
+    on their own when their parent dies), so the rule does not apply here.
+    """
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is not None:
+            config["daemon"] = daemon

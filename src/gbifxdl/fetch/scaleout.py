@@ -1,0 +1,147 @@
+"""Fetching to a store (``-o s3://...``) and on a Dask cluster (``--cluster``).
+
+Both run the single-machine engine (:class:`~gbifxdl.fetch.pipeline.UnitRun`) on units in
+a local *staging* folder and hand each finished unit to a
+:class:`~gbifxdl.fetch._sink.StoreSink`, which puts its files and then its result rows
+into the store. The store's ``.gbifxdl/fetch/`` is the journal every machine reads: a
+unit whose rows are there is done. At the end ``metadata.parquet`` is assembled from
+those rows, exactly as a local fetch assembles it.
+
+Staging lives under ``$GBIFXDL_STAGING`` (default: the system's temporary folder); a
+unit's files leave it as soon as they are in the store, so it holds a few units at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gbifxdl.errors import FetchError, StateError
+from gbifxdl.fetch._host_stats import write_host_stats
+from gbifxdl.fetch._results import assemble, summarise
+from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state
+from gbifxdl.fetch.pipeline import UnitRun, _nothing_to_do, lock_folder
+from gbifxdl.fetch.progress import Progress, close_log, log, open_log
+from gbifxdl.fetch.settings import FetchSettings, FetchSummary
+from gbifxdl.fetch.shards import FetchState, input_fingerprint
+from gbifxdl.fetch.writers import make_writer
+from gbifxdl.store import Store, open_store, redact_url
+
+
+def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *, progress: bool,
+                 cluster: str | None, storage_options: dict[str, Any] | None) -> FetchSummary:
+    """Return the summary of fetching ``selection`` into the store ``target`` (see :func:`~gbifxdl.fetch.fetch`)."""
+    selection = Path(selection)
+    if not selection.is_file():
+        raise FetchError(f"selection {selection} not found; make one with `gbifxdl select`")
+    if settings.retry_failed:
+        raise FetchError("--retry-failed works on a local output folder only for now; fetch to a local "
+                         "folder (or a shared filesystem path) to retry failed images")
+    fingerprint, schema = input_fingerprint(selection, settings)
+    started = time.monotonic()
+    with open_store(target, storage_options=storage_options, check=True) as store:
+        check_state(store, fingerprint, settings)
+        sink = StoreSink(store, settings)
+        total = fingerprint["rows"]
+        n_units = -(-total // settings.shard_size)
+        pending = set(range(n_units)) - sink.done_units()
+        if not pending and store.exists("metadata.parquet"):
+            with tempfile.TemporaryDirectory() as tmp:
+                store.get_file("metadata.parquet", Path(tmp) / "m.parquet")
+                summary = summarise(Path(tmp) / "m.parquet", 0, time.monotonic() - started,
+                                    shown_as=store.describe("metadata.parquet"))
+            return _nothing_to_do(summary, progress)
+        done_rows = min((n_units - len(pending)) * settings.shard_size, total)
+        bar = Progress(total, done_rows, progress)
+        try:
+            if cluster is not None:
+                from gbifxdl.fetch.cluster import fetch_on_cluster
+
+                fetched_now, hosts = fetch_on_cluster(selection, target, storage_options, settings, pending,
+                                                      schema, cluster, bar, progress)
+            else:
+                fetched_now, hosts = _fetch_here(selection, target, store, sink, settings, pending, schema,
+                                                 fingerprint, bar)
+        finally:
+            bar.close()
+        left = pending - sink.done_units()
+        if left:
+            raise FetchError(f"{len(left)} units are not finished in {store.describe()}; run the same command "
+                             "again to resume")
+        return _finish(selection, store, sink, settings, schema, fetched_now, hosts, started, progress)
+
+
+def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSettings, schema: Any,
+            fetched_now: int, hosts: list[Any], started: float, progress: bool) -> FetchSummary:
+    with tempfile.TemporaryDirectory(prefix="gbifxdl-") as tmp:
+        metadata = Path(tmp) / "metadata.parquet"
+        assemble(selection, sink.read_unit, schema, settings, metadata)
+        summary = summarise(metadata, fetched_now, time.monotonic() - started,
+                            shown_as=store.describe("metadata.parquet"))
+        summary.hosts = write_host_stats(Path(tmp) / "hosts.json", hosts)
+        store.put_file(Path(tmp) / "hosts.json", f"{STATE_DIR}/hosts.json")
+        store.put_file(metadata, "metadata.parquet")
+    log.info("%s", summary.format())
+    if progress:
+        print(summary.format())
+    return summary
+
+
+def staging_dir(target: str, *parts: str) -> Path:
+    """Return this machine's staging folder for the output ``target`` (created)."""
+    base = os.environ.get("GBIFXDL_STAGING") or os.path.join(tempfile.gettempdir(), f"gbifxdl-staging-{os.getuid()}")
+    digest = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
+    path = Path(base, digest, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def prepare_staging(folder: Path, fingerprint: dict[str, Any], settings: FetchSettings) -> FetchState:
+    """Return the fetch state of a staging folder, emptied first when it belongs to other work."""
+    state = FetchState(folder, settings)
+    try:
+        state.check(fingerprint)
+    except StateError:
+        # staging is a cache of work in progress: the store decides what is done
+        shutil.rmtree(folder)
+        state = FetchState(folder, settings)
+        state.check(fingerprint)
+    return state
+
+
+def upload_finished(state: FetchState, sink: StoreSink, units: set[int]) -> set[int]:
+    """Send to the store the units finished in staging but not there yet; return the others."""
+    left = set()
+    for unit in sorted(units):
+        if state.unit_done(unit):
+            sink.unit_closed(state, unit)
+        elif not sink.recover(state, unit):
+            left.add(unit)
+    return left
+
+
+def _fetch_here(selection: Path, target: str, store: Store, sink: StoreSink, settings: FetchSettings,
+                pending: set[int], schema: Any, fingerprint: dict[str, Any], bar: Progress) -> tuple[int, list[Any]]:
+    folder = staging_dir(target, "here")
+    state = prepare_staging(folder, fingerprint, settings)
+    lock = lock_folder(state.dir / "lock")
+    handler = open_log(folder)
+    try:
+        state.remove_temporaries()
+        writer = make_writer(folder, settings, state)
+        writer.cleanup()
+        store.remove_temporaries()
+        left = upload_finished(state, sink, pending)
+        if not left:
+            return 0, []
+        run = UnitRun(selection, folder, settings, state, writer, left, schema, sink=sink)
+        fetched = run.run(bar)
+        return fetched, run.scheduler.stats()
+    finally:
+        close_log(handler)
+        os.close(lock)

@@ -1,0 +1,177 @@
+"""Fetching to object storage (S3 and SFTP servers on loopback) and on a local Dask cluster:
+the same files and rows as a local fetch, resumable from the store by any machine."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+import gbifxdl
+from gbifxdl.fetch import FetchSettings, fetch
+from gbifxdl.fetch._sink import unit_key, uploading_key
+from gbifxdl.store import Store, open_store
+from gbifxdl.testing.image_hosts import ImageHosts, write_selection
+
+SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
+N = 60
+SETTINGS = dict(resize=64, shard_size=20, workers=1)
+
+
+def _need(*modules: str) -> None:
+    for module in modules:
+        pytest.importorskip(module, reason=f"{module} is a test extra (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    _need("s3fs", "moto")
+    from gbifxdl.testing.object_stores import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[ImageHosts]:
+    with ImageHosts(2, latency=0.01, max_side=200) as h:
+        yield h
+
+
+@pytest.fixture(autouse=True)
+def staging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "staging"
+    monkeypatch.setenv("GBIFXDL_STAGING", str(path))
+    return path
+
+
+def _selection(hosts: ImageHosts, tmp_path: Path, n: int = N) -> Path:
+    return write_selection(tmp_path / "sel.parquet", [hosts.photo_url(i, i % 2) for i in range(n)])
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and ".gbifxdl" not in p.parts and p.name not in ("metadata.parquet", "fetch.log")}
+
+
+def _store_files(store: Store) -> dict[str, bytes]:
+    return {k: store.read_bytes(k) for k in store.list() if not k.startswith(".gbifxdl/") and k != "metadata.parquet"}
+
+
+def _store_table(store: Store) -> Any:
+    return pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
+
+
+@pytest.mark.parametrize("layout", ["folders", "webdataset"])
+def test_fetch_to_s3_gives_the_files_and_rows_of_a_local_fetch(hosts: ImageHosts, s3: Any, tmp_path: Path,
+                                                               layout: str) -> None:
+    sel = _selection(hosts, tmp_path)
+    settings = FetchSettings(layout=layout, **SETTINGS)
+    fetch(sel, tmp_path / "local", settings, progress=False)
+    url = s3.url(f"to-s3-{layout}")
+    summary = fetch(sel, url, settings, progress=False, storage_options=s3.storage_options)
+    assert summary.ok == N and summary.metadata_path.startswith("s3://")
+    store = open_store(url, storage_options=s3.storage_options)
+    assert _store_files(store) == _local_files(tmp_path / "local")
+    assert _store_table(store).equals(pq.read_table(tmp_path / "local" / "metadata.parquet"))
+    # staging keeps no image once its unit is in the store
+    assert not [p for p in (tmp_path / "staging").rglob("*") if p.suffix in (".jpg", ".tar")]
+    hosts.reset_counts()
+    again = fetch(sel, url, settings, progress=False, storage_options=s3.storage_options)
+    assert again.fetched_now == 0 and hosts.total_requests() == 0
+
+
+def test_an_upload_cut_short_is_resumed_by_another_machine_without_fetching_what_arrived(
+        hosts: ImageHosts, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sel = _selection(hosts, tmp_path)
+    settings = FetchSettings(**SETTINGS)
+    url = s3.url("cut")
+    fetch(sel, url, settings, progress=False, storage_options=s3.storage_options)
+    store = open_store(url, storage_options=s3.storage_options)
+    reference = _store_files(store)
+    # as if the machine died while unit 1's images went up: rows marked "uploading", three images missing
+    rows = store.read_bytes(unit_key(1))
+    store.put_bytes(uploading_key(1), rows)
+    store.remove(unit_key(1))
+    store.remove("metadata.parquet")
+    paths = pq.read_table(io.BytesIO(rows)).column("path").to_pylist()
+    for path in paths[:3]:
+        store.remove(path)
+    monkeypatch.setenv("GBIFXDL_STAGING", str(tmp_path / "another-machine"))
+    hosts.reset_counts()
+    summary = fetch(sel, url, settings, progress=False, storage_options=s3.storage_options)
+    assert hosts.total_requests() == 3  # the missing ones only
+    assert summary.ok == N and _store_files(store) == reference
+    assert not store.exists(uploading_key(1))
+
+
+def test_a_store_of_another_selection_or_settings_is_refused(hosts: ImageHosts, s3: Any, tmp_path: Path) -> None:
+    from gbifxdl.errors import StateError
+
+    sel = _selection(hosts, tmp_path, 20)
+    url = s3.url("other")
+    fetch(sel, url, FetchSettings(**SETTINGS), progress=False, storage_options=s3.storage_options)
+    with pytest.raises(StateError, match="other settings .*resize: was 64, now 32"):
+        fetch(sel, url, FetchSettings(**{**SETTINGS, "resize": 32}), progress=False,
+              storage_options=s3.storage_options)
+
+
+def test_fetch_to_sftp(hosts: ImageHosts, tmp_path: Path) -> None:
+    _need("sshfs", "asyncssh")
+    from gbifxdl.testing.object_stores import SFTPServer
+
+    sel = _selection(hosts, tmp_path, 30)
+    settings = FetchSettings(**SETTINGS)
+    fetch(sel, tmp_path / "local", settings, progress=False)
+    with SFTPServer(tmp_path / "server") as server:
+        summary = fetch(sel, server.url("data"), settings, progress=False, storage_options=server.storage_options)
+        assert summary.ok == 30
+        assert _local_files(tmp_path / "server" / "data") == _local_files(tmp_path / "local")
+        assert not [p for p in (tmp_path / "server").rglob("*") if ".tmp-" in p.name]
+
+
+def test_the_command_line_writes_to_s3_with_credentials_from_the_environment(hosts: ImageHosts, s3: Any,
+                                                                             tmp_path: Path) -> None:
+    sel = _selection(hosts, tmp_path, 20)
+    url = s3.url("cli")
+    # S3Server puts the loopback endpoint and its keys in AWS_* variables: nothing on the command line
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "gbifxdl", "fetch", str(sel), "-o", url, "--resize", "64",
+                           "--shard-size", "10", "--workers", "1"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{url}/metadata.parquet" in proc.stdout
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in proc.stdout + proc.stderr
+    assert len(open_store(url).list("images/")) == 20
+
+
+@pytest.mark.parametrize("layout", ["folders", "webdataset"])
+def test_a_local_dask_cluster_gives_the_dataset_of_one_machine(hosts: ImageHosts, tmp_path: Path,
+                                                               layout: str) -> None:
+    _need("distributed")
+    sel = _selection(hosts, tmp_path, 100)
+    settings = FetchSettings(layout=layout, **SETTINGS)
+    fetch(sel, tmp_path / "single", settings, progress=False)
+    summary = fetch(sel, tmp_path / "cluster", settings, progress=False, cluster="local:2")
+    assert summary.ok == 100
+    assert _local_files(tmp_path / "cluster") == _local_files(tmp_path / "single")
+    assert pq.read_table(tmp_path / "cluster" / "metadata.parquet").equals(
+        pq.read_table(tmp_path / "single" / "metadata.parquet"))
+
+
+def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
+    from gbifxdl.errors import ConfigError
+    from gbifxdl.fetch.cluster import parse_cluster
+
+    assert parse_cluster("local:3") == ("local", 3)
+    assert parse_cluster("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
+    for bad in ("local:0", "local:x", "laptop", ""):
+        with pytest.raises(ConfigError, match="expected local:N .* or a Dask scheduler address"):
+            parse_cluster(bad)
