@@ -378,3 +378,14 @@ def test_s3_credentials_come_from_the_environment(s3: Any) -> None:
     store.put_bytes("a.txt", b"env")
     assert store.read_bytes("a.txt") == b"env"
     store.close()
+
+
+def test_an_object_another_writer_puts_after_a_listing_is_seen(s3: Any) -> None:
+    # two machines on one bucket: s3fs answered reads from the listing it had cached
+    reader = open_store(s3.url("two-writers"), storage_options=s3.storage_options)
+    writer = open_store(s3.url("two-writers"), storage_options=s3.storage_options)
+    reader.put_bytes("journal/state.json", b"{}")
+    assert reader.list("journal/") == ["journal/state.json"]
+    writer.put_bytes("journal/unit-000000.parquet", b"rows")
+    assert reader.exists("journal/unit-000000.parquet")
+    assert reader.read_bytes("journal/unit-000000.parquet") == b"rows"

@@ -58,6 +58,10 @@ def open_fsspec_store(url: str, protocol: str, options: dict[str, Any]) -> Fsspe
                            "path or an s3://, gs://, sftp:// or file:// URL") from None
     kind = EXTRAS.get(protocol, protocol)
     options.setdefault("skip_instance_cache", True)
+    if kind in ("s3", "gcs"):
+        # other machines write here too: a cached listing would hide their objects from
+        # every later read and existence check of this instance (s3fs answers from it)
+        options.setdefault("use_listings_cache", False)
     if kind == "sftp":
         parts = urlsplit(url)
         try:

@@ -11,6 +11,7 @@ whose worker dies is run again elsewhere by Dask, skipping what reached the stor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -74,9 +75,12 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
     from gbifxdl.fetch._shared_limits import SharedLimits, snapshot
 
     kind, where = parse_cluster(cluster)
+    if kind == "local" and settings.workers is None:
+        # the local workers share this machine's cores: their image processes too
+        settings = dataclasses.replace(settings, workers=max(1, (os.cpu_count() or 1) // int(where)))
     run_id = uuid.uuid4().hex[:12]
     with _client(distributed, kind, where) as client:
-        link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
+        link = client.dashboard_link if client.run_on_scheduler(_has_dashboard) else None
         if progress:
             print(f"Dask cluster {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers"
                   + (f", dashboard {link}" if link else ""))
@@ -89,13 +93,25 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
                 client.unregister_scheduler_plugin(f"gbifxdl-limits-{run_id}")
 
 
+def _has_dashboard(dask_scheduler: Any) -> bool:
+    """Return whether the scheduler serves its dashboard (its HTTP server runs even without one)."""
+    import importlib.util
+
+    return bool(dask_scheduler.services.get("dashboard")) and importlib.util.find_spec("bokeh") is not None
+
+
 @contextlib.contextmanager
 def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
     if kind == "local":
-        # loopback only; one thread per worker process: each runs its own engine and image processes
-        with distributed.LocalCluster(n_workers=int(where), threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                      silence_logs=40) as local, distributed.Client(local) as client:
+        from gbifxdl.fetch.workers import _sigint_ignored
+
+        # loopback only; one thread per worker process: each runs its own engine and image
+        # processes. Started with SIGINT ignored, the processes keep ignoring it: a Ctrl-C
+        # reaches the whole process group, and the client shuts them down itself
+        with _sigint_ignored():
+            local = distributed.LocalCluster(n_workers=int(where), threads_per_worker=1, processes=True,
+                                             host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
+        with local, distributed.Client(local) as client:
             yield client
         return
     try:
@@ -167,6 +183,15 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
 
 def fetch_unit(job: UnitJob) -> dict[str, int]:
     """Fetch one unit on this worker into the store; return its counts (runs in a Dask worker)."""
+    try:
+        return _fetch_unit(job)
+    except Exception:
+        # the worker's log says why (Dask then runs the unit again, here or elsewhere)
+        log.exception("unit %d failed on this worker", job.unit)
+        raise
+
+
+def _fetch_unit(job: UnitJob) -> dict[str, int]:
     from distributed import get_worker
 
     from gbifxdl.fetch._shared_limits import WorkerSide
