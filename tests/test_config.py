@@ -199,3 +199,17 @@ def test_defaults_of_the_file_equal_the_settings_defaults(tmp_path: Path) -> Non
     for name, cls in stage_classes().items():
         assert getattr(settings, name) == cls()
     assert settings.report is True and settings.source.format == "DWCA" and settings.source.notification is False
+
+
+def test_the_cluster_comes_from_the_command_line_or_the_cluster_section(tmp_path: Path) -> None:
+    from gbifxdl.errors import ConfigError
+
+    base = ["--key", "0000001-250101000000000", "-o", str(tmp_path / "ds")]
+    assert settings_from_context(_context(base, {}, tmp_path)).cluster is None
+    from_file = settings_from_context(_context(base, {"cluster": {"address": "tcp://10.0.0.1:8786"}}, tmp_path))
+    assert from_file.cluster == "tcp://10.0.0.1:8786"
+    from_cli = settings_from_context(_context([*base, "--cluster", "local:2"],
+                                              {"cluster": {"address": "tcp://10.0.0.1:8786"}}, tmp_path))
+    assert from_cli.cluster == "local:2"
+    with pytest.raises(ConfigError, match="cluster 'laptop': expected local:N"):
+        settings_from_context(_context([*base, "--cluster", "laptop"], {}, tmp_path))
