@@ -31,7 +31,7 @@ def _query_options(f: Any) -> Any:
 
 @click.command()
 @click.argument("payload", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Dataset folder (holds the run state).")
+@click.option("-o", "--output", metavar="DIR", help="Dataset folder (holds the run state; a local or shared folder).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML configuration (`gbifxdl init` writes one).")
 @_query_options
 @click.option("--key", help="Use this existing GBIF download instead of posting a request.")
@@ -109,6 +109,12 @@ def settings_from_context(ctx: click.Context) -> Any:
     output = merged.get("output")
     if output is None:
         raise ConfigError("no dataset folder: give -o/--output DIR (or `output` in the config file)")
+    from gbifxdl.store import local_target
+
+    if local_target(str(output)) is None:
+        raise ConfigError(f"gbifxdl run needs a local or shared folder, not {output}: its archive, selection and "
+                          "curation are local; to put the images in a store, run `gbifxdl fetch SELECTION -o URL`")
+    output = local_target(str(output))  # file:// URLs too
     staged = {name: build_section(cls, merged.get(name, {}), section=name, origin=origin_in(name))
               for name, cls in stage_classes().items()}  # fmt: skip
     options = build_section(SourceOptions, merged.get("source", {}), section="source", origin=origin_in("source"))
