@@ -132,6 +132,7 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
     shown = [0, 0, 0]
     fetched = 0
     hosts: list[Any] = []
+    sockets: dict[str, list[int]] = {}  # host -> connections opened, DNS lookups (every worker's)
     done = distributed.as_completed()
 
     def submit(job: UnitJob) -> None:
@@ -172,16 +173,22 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
                 submit(job)
                 continue
             fetched += result["fetched"]
+            for host, (conns, lookups) in result.get("sockets", {}).items():
+                opened = sockets.setdefault(host, [0, 0])
+                opened[0] += conns
+                opened[1] += lookups
         top_up()
         if time.monotonic() - last >= POLL or not running:
             last = time.monotonic()
             show()
         if running:
             time.sleep(0.05)
+    for stats in hosts:
+        stats.connections, stats.dns_lookups = sockets.get(stats.host, (0, 0))
     return fetched, hosts
 
 
-def fetch_unit(job: UnitJob) -> dict[str, int]:
+def fetch_unit(job: UnitJob) -> dict[str, Any]:
     """Fetch one unit on this worker into the store; return its counts (runs in a Dask worker)."""
     try:
         return _fetch_unit(job)
@@ -191,7 +198,7 @@ def fetch_unit(job: UnitJob) -> dict[str, int]:
         raise
 
 
-def _fetch_unit(job: UnitJob) -> dict[str, int]:
+def _fetch_unit(job: UnitJob) -> dict[str, Any]:
     from distributed import get_worker
 
     from gbifxdl.fetch._shared_limits import WorkerSide
@@ -223,6 +230,7 @@ def _fetch_unit(job: UnitJob) -> dict[str, int]:
             writer = make_writer(folder, settings, state)
             writer.cleanup()
             fetched = 0
+            sockets: dict[str, tuple[int, int]] = {}
             if upload_finished(state, sink, {job.unit}):
                 worker = get_worker()
                 owner = f"{worker.address}|{job.unit}|{uuid.uuid4().hex[:8]}"
@@ -231,14 +239,16 @@ def _fetch_unit(job: UnitJob) -> dict[str, int]:
                               sink=sink, gate=side.gate)
                 with _children_allowed():
                     fetched = run.run(side)
-            result = _counts(sink.read_unit(job.unit), fetched)
+                # what only the worker sees: the connections it opened, the names it looked up
+                sockets = {h.host: (h.connections, h.dns_lookups) for h in run.scheduler.stats()}
+            result = _counts(sink.read_unit(job.unit), fetched) | {"sockets": sockets}
         finally:
             os.close(lock)
         shutil.rmtree(folder, ignore_errors=True)
         return result
 
 
-def _counts(table: pa.Table, fetched: int) -> dict[str, int]:
+def _counts(table: pa.Table, fetched: int) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     ok = pc.equal(table.column("outcome"), "ok")
