@@ -5,6 +5,10 @@ a single machine's, and a SIGKILLed worker loses nothing and re-downloads nothin
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+import gbifxdl
 from gbifxdl.fetch import FetchSettings, fetch
 from gbifxdl.fetch._sink import StoreSink
 from gbifxdl.store import open_store
@@ -23,6 +28,7 @@ for module in ("distributed", "s3fs", "moto"):
 
 N = 240
 SHARD = 20
+SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 
 
 @pytest.mark.parametrize("with_nanny", [False, True], ids=["worker-process", "whole-worker"])
@@ -75,3 +81,66 @@ def test_a_sigkilled_worker_loses_nothing_and_the_store_equals_one_machine(tmp_p
             for url_ in urls[unit * SHARD:(unit + 1) * SHARD]:
                 assert hosts.requests_for(url_) == 1, url_
         assert hosts.total_requests() <= N + 2 * SHARD  # at most the killed worker's units again
+
+
+def _cli(sel: Path, url: str, address: str, staging: Path) -> list[str]:
+    return [sys.executable, "-m", "gbifxdl", "fetch", str(sel), "-o", url, "--resize", "64", "--shard-size",
+            str(SHARD), "--workers", "1", "--per-host", "4", "--cluster", address]
+
+
+def _env(staging: Path) -> dict[str, str]:
+    # the client gives up on a lost scheduler after 5 s instead of Dask's 30
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "GBIFXDL_STAGING": str(staging), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
+
+
+@pytest.mark.parametrize("stop", ["client", "cluster"])
+def test_the_same_command_resumes_after_the_client_or_the_whole_cluster_stops(tmp_path: Path, stop: str) -> None:
+    from gbifxdl.testing.dask_processes import DaskProcesses
+    from gbifxdl.testing.object_stores import S3Server
+
+    settings = FetchSettings(resize=64, shard_size=SHARD, workers=1, per_host=4)
+    with ImageHosts(2, latency=0.06, max_side=200) as hosts, S3Server() as s3:
+        urls = [hosts.photo_url(i, i % 2) for i in range(N)]
+        sel = write_selection(tmp_path / "sel.parquet", urls)
+        fetch(sel, tmp_path / "single", settings, progress=False)
+        hosts.reset_counts()
+        url = s3.url(f"stop-{stop}")
+        store = open_store(url)
+        sink = StoreSink(store, settings)
+        workers_env = {"GBIFXDL_STAGING": str(tmp_path / "workers-staging")}
+        cluster = DaskProcesses(2, env=workers_env).start()
+        try:
+            proc = subprocess.Popen(_cli(sel, url, cluster.address, tmp_path), env=_env(tmp_path / "c1"),
+                                    start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            deadline = time.monotonic() + 60
+            while len(sink.done_units()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            done_before = sink.done_units()
+            assert 2 <= len(done_before) < N // SHARD, "the stop must come mid-run"
+            if stop == "client":
+                os.killpg(proc.pid, signal.SIGKILL)  # the client's machine went away
+                proc.wait(timeout=10)
+            else:
+                cluster.stop()
+                _, err = proc.communicate(timeout=120)
+                assert proc.returncode == 1
+                assert err.strip().splitlines()[-1] == (
+                    f"error: lost the Dask scheduler at {cluster.address}; start it (and workers) again, then run "
+                    "the same command: it resumes")
+                cluster = DaskProcesses(2, env=workers_env).start()
+            again = subprocess.run(_cli(sel, url, cluster.address, tmp_path), env=_env(tmp_path / "c2"),
+                                   capture_output=True, text=True, timeout=180)
+            assert again.returncode == 0, again.stderr[-2000:]
+        finally:
+            cluster.stop()
+        reference = {p.relative_to(tmp_path / "single").as_posix(): p.read_bytes()
+                     for p in (tmp_path / "single" / "images").rglob("*.jpg")}
+        assert {k: store.read_bytes(k) for k in store.list("images/")} == reference
+        table = pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
+        assert table.drop_columns(["attempts"]).equals(
+            pq.read_table(tmp_path / "single" / "metadata.parquet").drop_columns(["attempts"]))
+        for unit in done_before:
+            for url_ in urls[unit * SHARD:(unit + 1) * SHARD]:
+                assert hosts.requests_for(url_) == 1, url_

@@ -38,7 +38,12 @@ class _Answer:
 
 
 class SharedLimits(SchedulerPlugin):
-    """The scheduler's side: every host's limiter for one fetch run, and the run's progress."""
+    """The scheduler's side of one output's fetches: installs :class:`RunLimits` and the handlers.
+
+    Keyed by the output, not by the client: a client that disconnected may leave tasks
+    running on the workers, and the client that takes the output up again must share
+    their limits, so registering again keeps the hosts' limiters and the slots held.
+    """
 
     def __init__(self, run_id: str, settings: FetchSettings) -> None:
         self.name = PLUGIN_PREFIX + run_id
@@ -46,25 +51,43 @@ class SharedLimits(SchedulerPlugin):
         self.settings = settings
 
     async def start(self, scheduler: Any) -> None:
-        from gbifxdl.fetch.scheduler import Scheduler
-
-        self.limits = Scheduler(None, self.settings)  # its limiter(): the single-machine rules
-        self.tickets: dict[int, tuple[str, HostLimiter, float]] = {}
-        self.next_ticket = itertools.count(1)
-        self.units: dict[int, list[int]] = {}  # unit -> [ok, failed, bytes] reported so far
-        _RUNS[self.run_id] = self
+        limits = _RUNS.get(self.run_id)
+        if limits is None:
+            _RUNS[self.run_id] = RunLimits(self.settings)
+        else:
+            limits.adopt(self.settings)
         for op, handler in (("gbifxdl_enter", _enter), ("gbifxdl_leave", _leave),
                             ("gbifxdl_progress", _progress), ("gbifxdl_unit_ends", _unit_ends)):
             scheduler.handlers[op] = handler
 
-    async def close(self) -> None:
-        _RUNS.pop(self.run_id, None)
-
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         """Free the slots a lost worker held (its requests died with it)."""
-        self._free(lambda owner: owner.startswith(worker + "|"))
+        for limits in _RUNS.values():
+            limits.free(lambda owner: owner.startswith(worker + "|"))
 
-    def _free(self, match: Any) -> None:
+
+class RunLimits:
+    """Every host's limiter for one output's fetch, the slots handed out, and the progress."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        from gbifxdl.fetch.scheduler import Scheduler
+
+        self.settings = settings
+        self.limits = Scheduler(None, settings)  # its limiter(): the single-machine rules
+        self.tickets: dict[int, tuple[str, HostLimiter, float]] = {}
+        self.next_ticket = itertools.count(1)
+        self.units: dict[int, list[int]] = {}  # unit -> [ok, failed, bytes] reported so far
+
+    def adopt(self, settings: FetchSettings) -> None:
+        """Take up a new client's settings; slots held stay held (and are given back as usual)."""
+        from gbifxdl.fetch.scheduler import Scheduler
+
+        if settings != self.settings:
+            self.settings = settings
+            self.limits = Scheduler(None, settings)
+        self.units.clear()
+
+    def free(self, match: Any) -> None:
         for ticket, (owner, lim, _) in list(self.tickets.items()):
             if match(owner):
                 del self.tickets[ticket]
@@ -101,7 +124,7 @@ class SharedLimits(SchedulerPlugin):
                 "hosts": sorted((lim.snapshot() for lim in self.limits.hosts.values()), key=lambda s: -s.requests)}
 
 
-_RUNS: dict[str, SharedLimits] = {}
+_RUNS: dict[str, RunLimits] = {}  # by output: lives in the scheduler process
 
 
 async def _enter(run: str, host: str, owner: str) -> dict[str, Any]:
@@ -117,7 +140,7 @@ async def _progress(run: str, unit: int, counts: list[int]) -> None:
 
 
 async def _unit_ends(run: str, unit: int, owner: str) -> None:
-    _RUNS[run]._free(lambda o: o == owner)
+    _RUNS[run].free(lambda o: o == owner)
 
 
 def snapshot(dask_scheduler: Any, run_id: str) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import io
 import multiprocessing
 import os
@@ -30,10 +32,12 @@ from gbifxdl.errors import ConfigError, FetchError
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import iter_units
+from gbifxdl.store import redact_url
 
 UNITS_PER_WORKER = 2  # units queued on each worker: the next one starts as one ends
 POLL = 0.5            # seconds between progress polls
 MAX_RESUBMITS = 3     # a unit whose workers keep dying (KilledWorker) is submitted again this often
+NO_WORKERS_TIMEOUT = 300.0  # seconds without any worker before the client gives up (it resumes later)
 
 
 def parse_cluster(value: str) -> tuple[str, int | str]:
@@ -78,7 +82,9 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
     if kind == "local" and settings.workers is None:
         # the local workers share this machine's cores: their image processes too
         settings = dataclasses.replace(settings, workers=max(1, (os.cpu_count() or 1) // int(where)))
-    run_id = uuid.uuid4().hex[:12]
+    # the output names the limits: a later client of the same output shares them with any
+    # task an earlier one left running
+    run_id = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
     with _client(distributed, kind, where) as client:
         link = client.dashboard_link if client.run_on_scheduler(_has_dashboard) else None
         if progress:
@@ -86,11 +92,30 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
                   + (f", dashboard {link}" if link else ""))
         client.register_plugin(SharedLimits(run_id, settings))
         try:
-            return _drive(distributed, client, run_id, selection, target, storage_options, settings, pending,
-                          bar, snapshot)
-        finally:
-            with contextlib.suppress(Exception):
-                client.unregister_scheduler_plugin(f"gbifxdl-limits-{run_id}")
+            with _quiet_client_log():
+                return _drive(distributed, client, run_id, selection, target, storage_options, settings, pending,
+                              bar, snapshot)
+        except FetchError:
+            raise
+        except Exception as exc:
+            if client.status == "running" and "connection" not in str(exc).lower():
+                raise
+            raise FetchError(f"lost the Dask scheduler at {client.scheduler.address}; start it (and workers) "
+                             "again, then run the same command: it resumes") from None
+
+
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Keep Dask's client from logging a lost scheduler to the terminal: the fetch says it in one line."""
+    import logging
+
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _has_dashboard(dask_scheduler: Any) -> bool:
@@ -159,7 +184,13 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
 
     top_up()
     last = time.monotonic()
+    seen_workers = time.monotonic()
     while running:
+        if client.scheduler_info()["workers"]:
+            seen_workers = time.monotonic()
+        elif time.monotonic() - seen_workers > NO_WORKERS_TIMEOUT:
+            raise FetchError(f"the Dask cluster has had no worker for {NO_WORKERS_TIMEOUT:.0f} s; start workers "
+                             "(`dask worker ADDRESS`), then run the same command again: it resumes")
         for future in done.next_batch(block=False) or []:
             job = running.pop(future)
             try:
@@ -203,7 +234,7 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
 
     from gbifxdl.fetch._shared_limits import WorkerSide
     from gbifxdl.fetch._sink import StoreSink, unit_key
-    from gbifxdl.fetch.pipeline import UnitRun, lock_folder
+    from gbifxdl.fetch.pipeline import UnitRun
     from gbifxdl.fetch.scaleout import prepare_staging, staging_dir, upload_finished
     from gbifxdl.fetch.shards import input_fingerprint
     from gbifxdl.fetch.writers import make_writer
@@ -215,6 +246,9 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
         if store.exists(unit_key(job.unit)):
             return _counts(sink.read_unit(job.unit), fetched=0)
         folder = staging_dir(job.target, "units", f"unit-{job.unit:06d}")
+        lock = _wait_for_unit(folder, store, unit_key(job.unit))
+        if lock is None:  # another task of this unit (an earlier client's) finished it meanwhile
+            return _counts(sink.read_unit(job.unit), fetched=0)
         rows = folder / "rows.parquet"
         if not rows.exists():  # a unit taken up again on this machine keeps its journal
             buffer = io.BytesIO()
@@ -224,7 +258,6 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
             os.replace(tmp, rows)
         fingerprint, schema = input_fingerprint(rows, settings)
         state = prepare_staging(folder, fingerprint, settings)
-        lock = lock_folder(state.dir / "lock")
         try:
             state.remove_temporaries()
             writer = make_writer(folder, settings, state)
@@ -246,6 +279,30 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
             os.close(lock)
         shutil.rmtree(folder, ignore_errors=True)
         return result
+
+
+def _wait_for_unit(folder: Path, store: Any, done_key: str) -> int | None:
+    """Return this unit's lock once held, or None when the unit is done in the store meanwhile.
+
+    Another task may hold it: one an earlier client started, which Dask cannot stop.
+    """
+    path = folder / ".gbifxdl" / "fetch" / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if store.exists(done_key):
+                os.close(fd)
+                return None
+            time.sleep(1.0)
+            continue
+        if store.exists(done_key) or os.fstat(fd).st_nlink == 0:
+            # done by the task that held the lock (which then removed its staging folder)
+            os.close(fd)
+            return None
+        return fd
 
 
 def _counts(table: pa.Table, fetched: int) -> dict[str, Any]:
