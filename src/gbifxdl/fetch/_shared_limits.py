@@ -3,12 +3,19 @@
 The scheduler runs one :class:`~gbifxdl.fetch._host_limiter.HostLimiter` per host, the
 same code a single machine runs: concurrency slots, request rate, the pause a 429's
 ``Retry-After`` asks for, and the adaptation to how the host answers. Before each request
-(each redirect hop) a worker asks it for a slot (``gbifxdl_enter``) and gives the slot back
-with how the host answered (``gbifxdl_leave``). So a host never sees more requests in
-flight, or per second, than its limits, whatever the number of workers, and a
-``Retry-After`` met by one worker holds back all of them. Slots held by a worker that
-dies are freed when the scheduler loses it; those of a unit that ends are freed then.
-The same plugin adds up the workers' progress for the client's one bar.
+(each redirect hop) a worker asks it for a slot and gives the slot back with how the host
+answered. So a host never sees more requests in flight, or per second, than its limits,
+whatever the number of workers, and a ``Retry-After`` met by one worker holds back all
+of them. Fixed rates are paced at :data:`RATE_MARGIN` of their value at the scheduler:
+a request leaves its worker a few milliseconds after its grant, and that jitter must
+not push two requests into one rate interval.
+
+The messages ride on the stream every Dask worker keeps open to its scheduler (batched
+every few milliseconds), never on a connection of their own: ``gbifxdl_want`` (a slot,
+please), ``gbifxdl_grant`` (here it is, or the host's deadline passed), ``gbifxdl_leave``
+(the slot back, with the answer), ``gbifxdl_progress`` and ``gbifxdl_unit_ends`` (free what
+the unit still holds). Slots held by a worker that dies are freed when the scheduler
+loses it, and a slot granted to a worker or unit already gone is given back at once.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from gbifxdl.fetch.settings import FetchSettings
 
 PLUGIN_PREFIX = "gbifxdl-limits-"
 PROGRESS_EVERY = 0.5  # seconds between a worker's progress reports
+RATE_MARGIN = 0.9     # fixed rates are paced at this share of their value (see above)
+ENDED_KEPT = 10_000   # units remembered as ended (their late grants are given back)
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,12 @@ class SharedLimits(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         limits = _RUNS.get(self.run_id)
         if limits is None:
-            _RUNS[self.run_id] = RunLimits(self.settings)
+            _RUNS[self.run_id] = RunLimits(scheduler, self.settings)
         else:
             limits.adopt(self.settings)
-        for op, handler in (("gbifxdl_enter", _enter), ("gbifxdl_leave", _leave),
+        for op, handler in (("gbifxdl_want", _want), ("gbifxdl_leave", _leave),
                             ("gbifxdl_progress", _progress), ("gbifxdl_unit_ends", _unit_ends)):
-            scheduler.handlers[op] = handler
+            scheduler.stream_handlers[op] = handler
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         """Free the slots a lost worker held (its requests died with it)."""
@@ -69,23 +78,48 @@ class SharedLimits(SchedulerPlugin):
 class RunLimits:
     """Every host's limiter for one output's fetch, the slots handed out, and the progress."""
 
-    def __init__(self, settings: FetchSettings) -> None:
+    def __init__(self, scheduler: Any, settings: FetchSettings) -> None:
         from gbifxdl.fetch.scheduler import Scheduler
 
+        self.scheduler = scheduler
         self.settings = settings
-        self.limits = Scheduler(None, settings)  # its limiter(): the single-machine rules
+        self.limits = Scheduler(None, _paced(settings))  # its limiter(): the single-machine rules
         self.tickets: dict[int, tuple[str, HostLimiter, float]] = {}
         self.next_ticket = itertools.count(1)
         self.units: dict[int, list[int]] = {}  # unit -> [ok, failed, bytes] reported so far
+        self.ended: dict[str, None] = {}       # owners (unit runs) that ended, oldest first
+        self.waiting: set[asyncio.Task[None]] = set()
 
     def adopt(self, settings: FetchSettings) -> None:
-        """Take up a new client's settings; slots held stay held (and are given back as usual)."""
+        """Take up a new client's settings; hosts keep their limiters (and the slots they handed out)."""
         from gbifxdl.fetch.scheduler import Scheduler
 
         if settings != self.settings:
             self.settings = settings
-            self.limits = Scheduler(None, settings)
+            fresh = Scheduler(None, _paced(settings))
+            fresh.hosts = self.limits.hosts  # in-flight slots stay counted; new hosts get the new limits
+            self.limits = fresh
         self.units.clear()
+
+    def gone(self, owner: str) -> bool:
+        """Return whether the unit run ``owner`` ended or its worker left."""
+        return owner in self.ended or owner.split("|", 1)[0] not in self.scheduler.stream_comms
+
+    async def grant(self, host: str, owner: str, wid: int, worker: str) -> None:
+        """Wait for a slot of ``host`` and send it to ``worker`` (or give it back if nobody waits)."""
+        reply = await self.enter(host, owner)
+        comm = self.scheduler.stream_comms.get(worker)
+        if comm is None or self.gone(owner):
+            if "ticket" in reply:
+                self.leave(reply["ticket"], None, 0)
+            return
+        comm.send({"op": "gbifxdl_grant", "wid": wid, **reply})
+
+    def end(self, owner: str) -> None:
+        self.ended[owner] = None
+        while len(self.ended) > ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
+        self.free(lambda o: o == owner)
 
     def free(self, match: Any) -> None:
         for ticket, (owner, lim, _) in list(self.tickets.items()):
@@ -127,20 +161,32 @@ class RunLimits:
 _RUNS: dict[str, RunLimits] = {}  # by output: lives in the scheduler process
 
 
-async def _enter(run: str, host: str, owner: str) -> dict[str, Any]:
-    return await _RUNS[run].enter(host, owner)
+def _want(run: str, host: str, owner: str, wid: int, worker: str) -> None:
+    limits = _RUNS[run]
+    task = asyncio.ensure_future(limits.grant(host, owner, wid, worker))
+    limits.waiting.add(task)
+    task.add_done_callback(limits.waiting.discard)
 
 
-async def _leave(run: str, ticket: int, answer: Any, nbytes: int) -> None:
+def _leave(run: str, ticket: int, answer: Any, nbytes: int, worker: str) -> None:
     _RUNS[run].leave(ticket, answer, nbytes)
 
 
-async def _progress(run: str, unit: int, counts: list[int]) -> None:
+def _progress(run: str, unit: int, counts: list[int], worker: str) -> None:
     _RUNS[run].units[unit] = counts
 
 
-async def _unit_ends(run: str, unit: int, owner: str) -> None:
-    _RUNS[run].free(lambda o: o == owner)
+def _unit_ends(run: str, owner: str, worker: str) -> None:
+    _RUNS[run].end(owner)
+
+
+def _paced(settings: FetchSettings) -> FetchSettings:
+    """Return ``settings`` with fixed rates at :data:`RATE_MARGIN` of their value."""
+    import dataclasses
+
+    rate = None if settings.per_host_rate is None else settings.per_host_rate * RATE_MARGIN
+    overrides = tuple((h, r * RATE_MARGIN) for h, r in settings.per_host_rate_overrides)
+    return dataclasses.replace(settings, per_host_rate=rate, per_host_rate_overrides=overrides)
 
 
 def snapshot(dask_scheduler: Any, run_id: str) -> dict[str, Any]:
@@ -149,35 +195,73 @@ def snapshot(dask_scheduler: Any, run_id: str) -> dict[str, Any]:
     return limits.snapshot() if limits is not None else {"totals": [0, 0, 0], "hosts": []}
 
 
-class WorkerSide:
-    """A worker's link to the scheduler's limits for one unit: gates and progress reports."""
+class _Broker:
+    """This worker process's end of the stream: sends wants and leaves, hands grants to their waiters."""
 
-    def __init__(self, address: str, connection_args: dict[str, Any], run_id: str, unit: int, owner: str) -> None:
-        self.address = address
-        self.connection_args = connection_args
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.next_wid = itertools.count(1)
+        self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]], str]] = {}
+        worker.stream_handlers["gbifxdl_grant"] = self._granted
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Queue ``msg`` on the stream to the scheduler (from any thread)."""
+        self.worker.loop.add_callback(self.worker.batched_stream.send, msg)
+
+    def want(self, run: str, host: str, owner: str) -> asyncio.Future[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+        wid = next(self.next_wid)
+        self.waiting[wid] = (loop, fut, run)
+        self.send({"op": "gbifxdl_want", "run": run, "host": host, "owner": owner, "wid": wid})
+        return fut
+
+    def _granted(self, wid: int, **reply: Any) -> None:  # on the worker's event loop
+        entry = self.waiting.pop(wid, None)
+        if entry is None:
+            return
+        loop, fut, run = entry
+        try:
+            loop.call_soon_threadsafe(self._resolve, fut, run, reply)
+        except RuntimeError:  # that unit's loop is closed: nobody waits
+            self._give_back(run, reply)
+
+    def _resolve(self, fut: asyncio.Future[dict[str, Any]], run: str, reply: dict[str, Any]) -> None:
+        if fut.done():  # the request was cancelled meanwhile
+            self._give_back(run, reply)
+        else:
+            fut.set_result(reply)
+
+    def _give_back(self, run: str, reply: dict[str, Any]) -> None:
+        if "ticket" in reply:
+            self.send({"op": "gbifxdl_leave", "run": run, "ticket": reply["ticket"], "answer": None, "nbytes": 0})
+
+
+_BROKERS: dict[int, _Broker] = {}
+
+
+def broker_of(worker: Any) -> _Broker:
+    """Return this worker's broker (one per worker process, made on first use)."""
+    broker = _BROKERS.get(id(worker))
+    if broker is None or broker.worker is not worker:
+        broker = _BROKERS[id(worker)] = _Broker(worker)
+    return broker
+
+
+class WorkerSide:
+    """A unit's link to the scheduler's limits: its gates and its progress reports."""
+
+    def __init__(self, worker: Any, run_id: str, unit: int, owner: str) -> None:
+        self.broker = broker_of(worker)
         self.run_id = run_id
         self.unit = unit
         self.owner = owner
         self.counts = [0, 0, 0]
         self._reported = 0.0
-        self._rpc: Any = None
-        self._pending: set[asyncio.Task[Any]] = set()
-
-    def rpc(self) -> Any:
-        if self._rpc is None:  # made in the engine's own event loop, where it is used
-            from distributed.core import rpc
-
-            self._rpc = rpc(self.address, connection_args=self.connection_args)
-        return self._rpc
 
     def gate(self, scheduler: Any, before_request: Any) -> RemoteGate:
         """Return a gate for one image (what ``Scheduler`` makes per image)."""
         return RemoteGate(self, before_request)
-
-    def _later(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     # the engine's progress interface
     def update(self, outcome: str, nbytes: int) -> None:
@@ -189,21 +273,15 @@ class WorkerSide:
         now = time.monotonic()
         if now - self._reported >= PROGRESS_EVERY:
             self._reported = now
-            self._later(self.rpc().gbifxdl_progress(run=self.run_id, unit=self.unit, counts=list(self.counts)))
+            self._report()
+
+    def _report(self) -> None:
+        self.broker.send({"op": "gbifxdl_progress", "run": self.run_id, "unit": self.unit, "counts": list(self.counts)})
 
     def close(self) -> None:
-        """Nothing to show: the client's bar adds up every worker's reports."""
-
-    async def aclose(self) -> None:
-        """Send what is left (slots given back, progress), then free what this unit still holds."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
-        rpc = self.rpc()
-        try:
-            await rpc.gbifxdl_progress(run=self.run_id, unit=self.unit, counts=list(self.counts))
-            await rpc.gbifxdl_unit_ends(run=self.run_id, unit=self.unit, owner=self.owner)
-        finally:
-            await rpc.close_rpc()
+        """Send the last report, then free what this unit still holds (the stream keeps their order)."""
+        self._report()
+        self.broker.send({"op": "gbifxdl_unit_ends", "run": self.run_id, "owner": self.owner})
 
 
 class RemoteGate:
@@ -215,22 +293,20 @@ class RemoteGate:
         self.entered = 0
 
     async def enter(self, host: str) -> tuple[int, float]:
+        if self.before_request is not None:
+            # before asking: a slot granted must be used at once, or the pause and the
+            # rate it was granted under no longer hold
+            await self.before_request()
+            self.before_request = None  # once per image
         side = self.side
-        reply = await side.rpc().gbifxdl_enter(run=side.run_id, host=host, owner=side.owner)
+        reply = await side.broker.want(side.run_id, host, side.owner)
         if "deadline" in reply:
             raise HostDeadline(reply["deadline"])
-        ticket = (reply["ticket"], asyncio.get_running_loop().time())
-        if self.before_request is not None:
-            try:
-                await self.before_request()
-            except BaseException:
-                self.leave(ticket, None)
-                raise
-            self.before_request = None  # once per image
         self.entered += 1
-        return ticket
+        return reply["ticket"], asyncio.get_running_loop().time()
 
     def leave(self, ticket: tuple[int, float], result: Any, nbytes: int = 0) -> None:
         answer = None if result is None else (result.outcome, result.throttle, result.retry_after)
         side = self.side
-        side._later(side.rpc().gbifxdl_leave(run=side.run_id, ticket=ticket[0], answer=answer, nbytes=nbytes))
+        side.broker.send({"op": "gbifxdl_leave", "run": side.run_id, "ticket": ticket[0], "answer": answer,
+                          "nbytes": nbytes})

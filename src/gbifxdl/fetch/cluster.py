@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gbifxdl.errors import ConfigError, FetchError
+from gbifxdl.errors import ConfigError, FetchError, GbifxdlError
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import iter_units
@@ -125,6 +125,21 @@ def _has_dashboard(dask_scheduler: Any) -> bool:
     return bool(dask_scheduler.services.get("dashboard")) and importlib.util.find_spec("bokeh") is not None
 
 
+def start_local_cluster(n: int) -> Any:
+    """Return the LocalCluster of ``--cluster local:N``: N one-thread worker processes on 127.0.0.1.
+
+    Dask's sampling profiler is off in them: it samples every thread's stack 100 times a
+    second, which costs the engine's busy threads a tenth of their time for a flame graph
+    nobody asked for.
+    """
+    import dask
+    import distributed
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address="127.0.0.1:0", silence_logs=40)
+
+
 @contextlib.contextmanager
 def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
     if kind == "local":
@@ -134,8 +149,7 @@ def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
         # processes. Started with SIGINT ignored, the processes keep ignoring it: a Ctrl-C
         # reaches the whole process group, and the client shuts them down itself
         with _sigint_ignored():
-            local = distributed.LocalCluster(n_workers=int(where), threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=40)
+            local = start_local_cluster(int(where))
         with local, distributed.Client(local) as client:
             yield client
         return
@@ -158,17 +172,20 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
     fetched = 0
     hosts: list[Any] = []
     sockets: dict[str, list[int]] = {}  # host -> connections opened, DNS lookups (every worker's)
-    done = distributed.as_completed()
+    workers = [0, -1e9]  # the cluster's workers, and when they were counted (a round trip each)
+
+    def n_workers() -> int:
+        if time.monotonic() - workers[1] > 2.0:
+            workers[:] = [len(client.scheduler_info()["workers"]), time.monotonic()]
+        return int(workers[0])
 
     def submit(job: UnitJob) -> None:
         future = client.submit(fetch_unit, job, key=f"gbifxdl-unit-{run_id}-{job.unit}-{resubmits.get(job.unit, 0)}",
                                pure=False, retries=2)
         running[future] = job
-        done.add(future)
 
     def top_up() -> None:
-        slots = UNITS_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
-        while len(running) < slots:
+        while len(running) < UNITS_PER_WORKER * max(1, n_workers()):
             nxt = next(units, None)
             if nxt is None:
                 return
@@ -183,15 +200,16 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
         shown[:] = [max(a, b) for a, b in zip(shown, now)]
 
     top_up()
-    last = time.monotonic()
     seen_workers = time.monotonic()
     while running:
-        if client.scheduler_info()["workers"]:
+        if n_workers():
             seen_workers = time.monotonic()
         elif time.monotonic() - seen_workers > NO_WORKERS_TIMEOUT:
             raise FetchError(f"the Dask cluster has had no worker for {NO_WORKERS_TIMEOUT:.0f} s; start workers "
                              "(`dask worker ADDRESS`), then run the same command again: it resumes")
-        for future in done.next_batch(block=False) or []:
+        with contextlib.suppress(TimeoutError):
+            distributed.wait(list(running), timeout=POLL, return_when="FIRST_COMPLETED")
+        for future in [f for f in running if f.done()]:
             job = running.pop(future)
             try:
                 result = future.result()
@@ -203,17 +221,20 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
                 log.warning("unit %d lost its worker; submitted again", job.unit)
                 submit(job)
                 continue
+            except GbifxdlError:
+                raise
+            except Exception as exc:
+                if client.status != "running" or "connection" in str(exc).lower():
+                    raise
+                raise FetchError(f"unit {job.unit} failed on the cluster ({type(exc).__name__}: {exc}); see the "
+                                 "worker's log, then run the same command again: it resumes") from None
             fetched += result["fetched"]
             for host, (conns, lookups) in result.get("sockets", {}).items():
                 opened = sockets.setdefault(host, [0, 0])
                 opened[0] += conns
                 opened[1] += lookups
         top_up()
-        if time.monotonic() - last >= POLL or not running:
-            last = time.monotonic()
-            show()
-        if running:
-            time.sleep(0.05)
+        show()
     for stats in hosts:
         stats.connections, stats.dns_lookups = sockets.get(stats.host, (0, 0))
     return fetched, hosts
@@ -267,11 +288,11 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
             if upload_finished(state, sink, {job.unit}):
                 worker = get_worker()
                 owner = f"{worker.address}|{job.unit}|{uuid.uuid4().hex[:8]}"
-                side = WorkerSide(worker.scheduler.address, worker.connection_args, job.run_id, job.unit, owner)
+                side = WorkerSide(worker, job.run_id, job.unit, owner)
+                engine = _engine(settings, folder.parents[1] / "fetch.log")
                 run = UnitRun(rows, folder, settings, state, writer, {job.unit}, schema, unit_base=job.unit,
-                              sink=sink, gate=side.gate)
-                with _children_allowed():
-                    fetched = run.run(side)
+                              sink=sink, gate=side.gate, pool=engine.pool)
+                fetched = engine.run(run.main(side))
                 # what only the worker sees: the connections it opened, the names it looked up
                 sockets = {h.host: (h.connections, h.dns_lookups) for h in run.scheduler.stats()}
             result = _counts(sink.read_unit(job.unit), fetched) | {"sockets": sockets}
@@ -279,6 +300,70 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
             os.close(lock)
         shutil.rmtree(folder, ignore_errors=True)
         return result
+
+
+class _Engine:
+    """This worker process's event loop thread and image processes, kept from unit to unit.
+
+    Starting the image processes (and their fork server) for every unit cost more than the
+    scheduling; one loop runs every unit the worker is given, one after the other.
+    """
+
+    def __init__(self, settings: FetchSettings, log_path: Path) -> None:
+        import asyncio
+        import threading
+
+        from gbifxdl.fetch._loop import _new_loop
+        from gbifxdl.fetch.image_types import ProcessOptions
+        from gbifxdl.fetch.workers import WorkerPool, start_fork_server
+
+        self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
+                                      settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
+        self.workers = settings.workers
+        self.loop = _new_loop()
+        threading.Thread(target=self.loop.run_forever, name="gbifxdl-engine", daemon=True).start()
+        self.pool: Any = None
+        if settings.uses_processes:
+            with _children_allowed():
+                start_fork_server()
+
+                async def make() -> Any:
+                    return WorkerPool(settings.workers or (os.cpu_count() or 1), self.options, log_path)
+
+                self.pool = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+
+    def fits(self, settings: FetchSettings) -> bool:
+        options = (settings.resize, settings.resize_mode, settings.should_reencode, settings.jpeg_quality,
+                   settings.max_pixels, settings.pixel_hash)
+        return (options == dataclasses.astuple(self.options) and settings.workers == self.workers
+                and (self.pool is None) == (not settings.uses_processes) and not getattr(self.pool, "_broken", False))
+
+    def run(self, coro: Any) -> int:
+        import asyncio
+
+        return int(asyncio.run_coroutine_threadsafe(coro, self.loop).result())
+
+    def close(self) -> None:
+        import asyncio
+
+        if self.pool is not None:
+            async def shut() -> None:
+                self.pool.shutdown()
+
+            asyncio.run_coroutine_threadsafe(shut(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_ENGINE: list[_Engine] = []
+
+
+def _engine(settings: FetchSettings, log_path: Path) -> _Engine:
+    """Return this worker process's engine for ``settings`` (made, or remade, as needed)."""
+    if _ENGINE and not _ENGINE[0].fits(settings):
+        _ENGINE.pop().close()
+    if not _ENGINE:
+        _ENGINE.append(_Engine(settings, log_path))
+    return _ENGINE[0]
 
 
 def _wait_for_unit(folder: Path, store: Any, done_key: str) -> int | None:

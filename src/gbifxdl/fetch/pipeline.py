@@ -140,7 +140,7 @@ class UnitRun:
 
     def __init__(self, selection: Path, out_dir: Path, settings: FetchSettings, state: FetchState,
                  writer: Any, pending: set[int], schema: pa.Schema, *, unit_base: int = 0,
-                 sink: Any = None, gate: Any = None) -> None:
+                 sink: Any = None, gate: Any = None, pool: WorkerPool | None = None) -> None:
         self.selection = selection
         self.out_dir = out_dir
         self.settings = settings
@@ -153,6 +153,8 @@ class UnitRun:
         # request to a host (the cluster's shared limits; default: this process's own)
         self.sink = sink
         self.gate = gate
+        # image processes that outlive this run (a cluster worker's, kept from unit to unit)
+        self.shared_pool = pool
         self.has_hash = "url_hash" in schema.names
         self.has_class = settings.class_column in schema.names
         self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
@@ -189,7 +191,7 @@ class UnitRun:
             else:
                 # downloads start at once: tasks wait in the pipes while workers start
                 # their stderr (native decoders' warnings) goes to the log, not the terminal
-                self.workers = WorkerPool(workers, self.options, self.out_dir / "fetch.log")
+                self.workers = self.shared_pool or WorkerPool(workers, self.options, self.out_dir / "fetch.log")
             async with make_session(settings, [trace_config(lambda host: self.scheduler.stats_of(host))]) as session:
                 self.scheduler = Scheduler(session, settings, gate=self.gate)
                 try:
@@ -206,7 +208,7 @@ class UnitRun:
                 await progress.aclose()  # a cluster worker's last reports to its scheduler
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
-            if self.workers is not None:
+            if self.workers is not None and self.workers is not self.shared_pool:
                 self.workers.shutdown()
         return self.handled
 
