@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gbifxdl
 from gbifxdl.fetch import FetchSettings, fetch
@@ -187,3 +189,35 @@ def test_run_to_a_store_is_refused_in_one_line_before_anything_starts(tmp_path: 
         "error: gbifxdl run needs a local or shared folder, not s3://bucket/ds: its archive, selection and "
         "curation are local; to put the images in a store, run `gbifxdl fetch SELECTION -o URL`"]
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_cluster_value_is_understood_or_refused_in_one_line(value: str) -> None:
+    from gbifxdl.errors import ConfigError
+    from gbifxdl.fetch.cluster import parse_cluster
+
+    try:
+        kind, where = parse_cluster(value)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and "local:N" in str(exc)
+    else:
+        assert (kind == "local" and isinstance(where, int) and where >= 1) or (kind == "address" and where)
+
+
+def test_an_unreachable_scheduler_is_one_line(hosts: ImageHosts, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sel = _selection(hosts, tmp_path, 5)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    proc = subprocess.run([sys.executable, "-m", "gbifxdl", "fetch", str(sel), "-o", str(tmp_path / "out"),
+                           "--cluster", f"tcp://127.0.0.1:{port}"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert "start it with `dask scheduler`" in lines[0]

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ class UnitJob:
 
 def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, Any] | None,
                      settings: FetchSettings, pending: set[int], schema: pa.Schema, cluster: str,
-                     bar: Progress, progress: bool) -> tuple[int, list[Any]]:
+                     make_bar: Callable[[], Progress], progress: bool) -> tuple[int, list[Any]]:
     """Fetch the ``pending`` units on ``cluster``; return the rows fetched and the hosts' stats."""
     try:
         import distributed
@@ -91,6 +91,7 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
             print(f"Dask cluster {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers"
                   + (f", dashboard {link}" if link else ""))
         client.register_plugin(SharedLimits(run_id, settings))
+        bar = make_bar()
         try:
             with _quiet_client_log():
                 return _drive(distributed, client, run_id, selection, target, storage_options, settings, pending,
@@ -102,6 +103,8 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
                 raise
             raise FetchError(f"lost the Dask scheduler at {client.scheduler.address}; start it (and workers) "
                              "again, then run the same command: it resumes") from None
+        finally:
+            bar.close()
 
 
 @contextlib.contextmanager
@@ -154,9 +157,10 @@ def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
             yield client
         return
     try:
-        client = distributed.Client(str(where), timeout="30s")
-    except (OSError, TimeoutError) as exc:
-        raise FetchError(f"cannot reach the Dask scheduler at {where} ({exc}); start it with `dask scheduler` "
+        client = distributed.Client(str(where))  # waits distributed.comm.timeouts.connect (30 s)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError (a bad address)...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FetchError(f"cannot reach the Dask scheduler at {where} ({reason}); start it with `dask scheduler` "
                          "or check --cluster") from None
     with client:
         yield client

@@ -57,18 +57,19 @@ def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *,
                                     shown_as=store.describe("metadata.parquet"))
             return _nothing_to_do(summary, progress)
         done_rows = min((n_units - len(pending)) * settings.shard_size, total)
-        bar = Progress(total, done_rows, progress)
-        try:
-            if cluster is not None:
-                from gbifxdl.fetch.cluster import fetch_on_cluster
+        if cluster is not None:
+            from gbifxdl.fetch.cluster import fetch_on_cluster
 
-                fetched_now, hosts = fetch_on_cluster(selection, target, storage_options, settings, pending,
-                                                      schema, cluster, bar, progress)
-            else:
+            # the bar starts once the cluster answers (what it says comes first)
+            fetched_now, hosts = fetch_on_cluster(selection, target, storage_options, settings, pending, schema,
+                                                  cluster, lambda: Progress(total, done_rows, progress), progress)
+        else:
+            bar = Progress(total, done_rows, progress)
+            try:
                 fetched_now, hosts = _fetch_here(selection, target, store, sink, settings, pending, schema,
                                                  fingerprint, bar)
-        finally:
-            bar.close()
+            finally:
+                bar.close()
         left = pending - sink.done_units()
         if left:
             raise FetchError(f"{len(left)} units are not finished in {store.describe()}; run the same command "
