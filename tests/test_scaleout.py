@@ -221,3 +221,17 @@ def test_an_unreachable_scheduler_is_one_line(hosts: ImageHosts, tmp_path: Path)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
     assert "start it with `dask scheduler`" in lines[0]
+
+
+def test_a_local_fetch_imports_neither_dask_nor_fsspec(hosts: ImageHosts, tmp_path: Path) -> None:
+    sel = _selection(hosts, tmp_path, 5)
+    code = f"""import sys
+from gbifxdl.fetch import FetchSettings, fetch
+summary = fetch({str(sel)!r}, {str(tmp_path / 'out')!r}, FetchSettings(workers=1), progress=False)
+assert summary.ok == 5, summary.format()
+loaded = {{'dask', 'distributed', 'fsspec', 's3fs', 'sshfs'}} & set(sys.modules)
+assert not loaded, loaded
+"""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
