@@ -8,21 +8,22 @@ splits, licences), every setting that shaped it, and how to load it.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
-from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from gbifxdl import __version__
-from gbifxdl._io import write_text_atomic
+from gbifxdl._io import atomic_path, write_text_atomic
 from gbifxdl.archive import normalise_doi
-from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table
-from gbifxdl.publish.facts import dataset_facts
+from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
+from gbifxdl.publish.facts import FACT_COLUMNS, any_text, dataset_facts, distinct, licence_counts, ranked, read_columns
 from gbifxdl.publish.croissant import write_croissant
 from gbifxdl.publish.hub import front_matter, write_split_tables
 
@@ -88,21 +89,35 @@ def _file_of(path: str | None, shard: str | None, key: str | None) -> str:
 
 
 def write_attribution(dataset_dir: str | Path) -> Path:
-    """Return the path of ``ATTRIBUTION.csv``, one row per image with its licence and credits."""
+    """Return the path of ``ATTRIBUTION.csv``, one row per image with its licence and credits.
+
+    Streamed: metadata.parquet is read a batch of rows at a time and the file written as it
+    goes (under a temporary name, then renamed), so any number of images fits in memory.
+    """
     root = Path(dataset_dir)
-    table = read_table(root / METADATA)
-    col = lambda name: column_or_nulls(table, name)  # noqa: E731
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ATTRIBUTION_COLUMNS)
-    for row in zip(col("path"), col("shard"), col("key"), col("gbifID"), col("datasetKey"), col("license"),
-                   col("creator"), col("rightsHolder"), col("publisher"), col("references"), col("identifier"),
-                   col("split")):  # fmt: skip
-        path, shard, key, gbif_id, dataset_key, lic, *rest = row
-        writer.writerow([_file_of(path, shard, key), gbif_id, dataset_key, license_name(lic), lic or ""]
-                        + ["" if v is None else v for v in rest])  # fmt: skip
+    path = root / METADATA
+    if not path.is_file():
+        read_table(path)  # raises the helpful error
+    source = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    names = source.schema_arrow.names
+    wanted = ("path", "shard", "key", "gbifID", "datasetKey", "license", "creator", "rightsHolder", "publisher",
+              "references", "identifier", "split")
+    licences: dict[str | None, str] = {}
     target = root / "ATTRIBUTION.csv"
-    write_text_atomic(target, out.getvalue())
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(ATTRIBUTION_COLUMNS)
+        for batch in source.iter_batches(batch_size=65_536, columns=[n for n in wanted if n in names]):
+            n = batch.num_rows
+            col = lambda name: batch.column(name).to_pylist() if name in batch.schema.names else [None] * n  # noqa: E731
+            for row in zip(col("path"), col("shard"), col("key"), col("gbifID"), col("datasetKey"), col("license"),
+                           col("creator"), col("rightsHolder"), col("publisher"), col("references"),
+                           col("identifier"), col("split")):  # fmt: skip
+                path_, shard, key, gbif_id, dataset_key, lic, *rest = row
+                if lic not in licences:
+                    licences[lic] = license_name(lic)
+                writer.writerow([_file_of(path_, shard, key), gbif_id, dataset_key, licences[lic], lic or ""]
+                                + ["" if v is None else v for v in rest])  # fmt: skip
     return target
 
 
@@ -125,9 +140,40 @@ def _query_block(query: Any) -> list[str]:
     return _json_block(query)
 
 
-def _counts(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
-    """Return (value, count) pairs, most frequent first."""
-    return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
+def _counts(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown") -> list[tuple[str, int]]:
+    """Return (value, count) pairs, most frequent first (Arrow columns are counted columnar)."""
+    return ranked(values, null)
+
+
+def last_value_per_label(labels: pa.ChunkedArray | pa.Array, values: pa.ChunkedArray | pa.Array, wanted: list[str]
+                    ) -> dict[str, Any]:
+    """Return {label: the value of its last row} for the ``wanted`` labels (what a dict built row by row holds).
+
+    ``labels`` may be the raw class column (any type, null for ``unlabeled``): only the rows
+    of the wanted labels are turned into text.
+    """
+    rows = np.flatnonzero(_wanted_rows(labels, wanted))
+    text = pc.fill_null(pc.cast(labels.take(pa.array(rows)), pa.string()), "unlabeled")
+    table = pa.table({"label": text, "row": pa.array(rows)})
+    last = table.group_by("label").aggregate([("row", "max")])
+    picked = values.take(last.column("row_max")).to_pylist() if last.num_rows else []
+    return dict(zip(last.column("label").to_pylist(), picked))
+
+
+def _wanted_rows(labels: pa.ChunkedArray | pa.Array, wanted: list[str]) -> np.ndarray:
+    """Return a boolean mask of the rows whose label (as text, null = ``unlabeled``) is in ``wanted``."""
+    mask = np.zeros(len(labels), dtype=bool)
+    if "unlabeled" in wanted:
+        mask |= pc.is_null(labels).to_numpy(zero_copy_only=False)
+    named = pa.array([w for w in wanted if w != "unlabeled"], pa.string())
+    start = 0
+    chunks = labels.chunks if isinstance(labels, pa.ChunkedArray) else [labels]
+    for chunk in chunks:  # text a chunk at a time: never the whole column as strings
+        text = pc.cast(chunk.dictionary_decode() if pa.types.is_dictionary(chunk.type) else chunk, pa.string())
+        mask[start:start + len(chunk)] |= pc.fill_null(pc.is_in(text, value_set=named), False).to_numpy(
+            zero_copy_only=False)
+        start += len(chunk)
+    return mask
 
 
 def _load_section(layout: str, class_column: str) -> list[str]:
@@ -217,17 +263,22 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     curated folder (splits, removals); on a fetched one it describes what is there.
     """
     root = Path(dataset_dir)
-    table = read_table(root / METADATA)
-    prov = provenance(table)
-    removed = read_table(root / REMOVED) if (root / REMOVED).is_file() else pa.table({})
-    col = lambda name: column_or_nulls(table, name)  # noqa: E731
+    if not (root / METADATA).is_file():
+        read_table(root / METADATA)  # raises the helpful error
+    schema = pq.read_schema(root / METADATA)
+    prov = provenance(schema.empty_table())
     settings = (prov.get("curate_settings") or {})
     class_column = settings.get("class_column", "speciesKey")
+    # only the columns the card counts: a table of millions of rows is never read whole
+    table = read_columns(root / METADATA, (class_column, "set", "species", *FACT_COLUMNS))
+    removed = (read_columns(root / REMOVED, ("removed_reason",)) if (root / REMOVED).is_file()
+               else pa.table({}))  # fmt: skip
+    col = lambda name: table.column(name) if name in table.column_names else pa.nulls(table.num_rows)  # noqa: E731
     classes = _counts(col(class_column), null="unlabeled")
-    layout = "webdataset" if any(col("shard")) else "folders"
+    layout = "webdataset" if any_text(col("shard")) else "folders"
     key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
     cite = citation_text(prov)
-    facts = dataset_facts(root, table)
+    facts = dataset_facts(root, table, schema)
     name = title or (facts.derived or {}).get("title") or (
         f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
     split_tables = write_split_tables(facts)
@@ -254,8 +305,8 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         lines += ["", "The query (GBIF predicate):", ""] + _query_block(prov["query"])
     lines += ["", "## Contents", ""]
     splits = _counts(col("split")) if "split" in table.column_names else []
-    occurrences = len({v for v in col("gbifID") if v is not None})
-    datasets = len({v for v in col("datasetKey") if v is not None})
+    occurrences = pc.count_distinct(col("gbifID")).as_py()
+    datasets = distinct(col("datasetKey"))
     lines += _table_md(("", "count"), [("images", table.num_rows), ("classes", len(classes)),
                                        ("occurrences", occurrences), ("GBIF datasets", datasets), ("layout", layout)]
                        + [(f"split `{k}`", v) for k, v in splits])  # fmt: skip
@@ -268,13 +319,14 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
                   + ", ".join(f"`{k}` {v}" for k, v in sorted(_counts(col("set"))))]
     if removed.num_rows:
         lines += ["", f"Removed during curation ({removed.num_rows} rows, listed in `removed.parquet`):", ""]
-        lines += _table_md(("reason", "rows"), _counts(column_or_nulls(removed, "removed_reason")))
-    names = {("unlabeled" if k is None else str(k)): v for k, v in zip(col(class_column), col("species"))}
+        lines += _table_md(("reason", "rows"), _counts(
+            removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
+    names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
     lines += ["", "Largest classes:", ""]
     lines += _table_md((class_column, "species", "images"),
                        [(k, names.get(k) or "", v) for k, v in classes[:20]])  # fmt: skip
     lines += ["", "## Licences", ""]
-    licences = _counts([license_name(v) for v in col("license")])
+    licences = licence_counts(col("license"))
     lines += [f"Taken together the images may be used under the terms of **{facts.licence_name}** (the",
               f"`license: {facts.licence_hub}` of this card's front matter): the most restrictive conditions",
               "among them. Each image's own licence is in `ATTRIBUTION.csv`; the mix:", ""]

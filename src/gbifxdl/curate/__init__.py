@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from gbifxdl._io import write_text_atomic
-from gbifxdl.curate import _dedupe, _files, _setaside, _splits, _table
+import pyarrow.parquet as pq
+
+from gbifxdl.curate import _columns, _files, _plan, _setaside, _splits, _table, _write
 from gbifxdl.curate._setaside import PurgeSummary
 from gbifxdl.curate._summary import CurateSummary, split_warnings
 from gbifxdl.errors import ConfigError
@@ -39,7 +40,7 @@ __all__ = ["CROSS_CLASS_POLICIES", "CurateSettings", "CurateSummary", "PurgeSumm
            "split_warnings"]
 
 CROSS_CLASS_POLICIES = ("drop-all", "keep-one", "keep-per-class")
-FAILED = "fetch_failed"
+FAILED = _plan.FAILED
 SET_ASIDE = _setaside.SET_ASIDE
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -68,6 +69,9 @@ class CurateSettings:
     split_by_time: bool = False  # oldest eventDate trains, newest tests
     seed: int = 0
     verify_hashes: bool = False  # read every image whole and compare its sha256 (slow)
+    # False: trust the table's outcome, open no file (a table curated away from its files,
+    # e.g. bench/curate_scale.py); files are still moved where there are any
+    check_files: bool = True
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -81,6 +85,8 @@ class CurateSettings:
         if not 0 <= self.chroma_threshold <= 128:
             raise ConfigError(f"chroma_threshold={self.chroma_threshold}; use 0..128 bits "
                               "(20 confirms copies; 128 accepts every pair phash_threshold finds)")
+        if self.verify_hashes and not self.check_files:
+            raise ConfigError("verify_hashes needs check_files: drop one of the two settings")
         if self.n_split < 1:
             raise ConfigError(f"n_split={self.n_split}; use at least 1 fold")
         if self.ood_th < 0:
@@ -98,7 +104,8 @@ class CurateSettings:
         Every setting does today (``verify_hashes`` may remove corrupt files); one that only
         changes speed must be left out.
         """
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if not (k == "check_files" and v)}  # the default: fingerprints from before it existed still match
 
 
 
@@ -122,56 +129,70 @@ def curate(
     ``progress``: a callable ``(what, done, total)`` called as files are checked and
     moved. ``card``: also write the dataset card and attributions (not in a dry run).
     Empty splits are logged as warnings and listed in ``summary.warnings``.
+    Memory stays bounded at any table size: the table is read a few columns and a batch
+    at a time, and rewritten by streaming (see ``_columns``).
     """
     root = Path(dataset_dir)
     report = _progress_callback(progress)
-    table, original, previous = _table.full_table(root)
-    n = table.num_rows
-    classes = _class_labels(table, settings.class_column)
-    reason, dup_of, found_aside = _removals(root, table, classes, settings, report)
-    keep = np.flatnonzero(reason == "")
+    src = _columns.open_source(root)
+    n = src.num_rows
+    classes, labels = _plan.class_codes(src, settings.class_column)
+    plan = _plan.removals(root, src, classes, settings, report)
+    keep_mask = plan.reason == 0
+    keep = np.flatnonzero(keep_mask)
 
-    kept_rows = table.take(pa.array(keep, pa.int64()))
-    groups = _groups(kept_rows, settings.group_by_occurrence)
-    dates = _table.column_or_nulls(kept_rows, "eventDate")
+    groups, group_names = _plan.group_codes(src, keep, settings.group_by_occurrence)
+    stamps = _plan.date_ranks(src, keep) if settings.split_by_time else None
     spec = _splits.SplitSpec(settings.n_split, settings.ood_th, settings.fractions, settings.split_by_time,
                              settings.seed, ood_relative=True)
-    split, fold = _splits.assign(classes[keep].tolist(), groups, dates, spec)
+    split_codes, fold_codes = _splits.assign_codes(classes[keep], labels, groups, group_names, stamps, spec)
+    del groups
 
-    settings_dict = {k: v for k, v in asdict(settings).items() if k != "dry_run"}
+    settings_dict = {k: v for k, v in asdict(settings).items()
+                     if k != "dry_run" and not (k == "check_files" and v)}  # recorded only when files were not checked
     settings_dict["fractions"] = list(settings.fractions)
-    prov = _table.provenance(original)
+    original_meta = src.meta_schema.metadata or {}
+    prov = _table.provenance(src.meta_schema.empty_table())
     prov["curate_settings"] = settings_dict
-    kept = kept_rows.append_column("split", pa.array(split, pa.string()))
-    kept = kept.append_column("set", pa.array(fold, pa.string()))
-    kept = _table.with_provenance(kept, prov, like=original)
-    gone = np.flatnonzero(reason != "")
-    removed = table.take(pa.array(gone, pa.int64()))
-    removed = removed.append_column("removed_reason", pa.array(reason[gone], pa.string()))
-    removed = removed.append_column("duplicate_of", pa.array(dup_of[gone], pa.string()))
-    removed = _table.with_provenance(removed, prov, like=original)
+    metadata = _table.with_provenance(src.meta_schema.empty_table(), prov).schema.metadata or {}
+    metadata = {**original_meta, **metadata}
+    fold_names = [str(k) for k in range(settings.n_split)] + [_splits.OOD]
+    split_full = np.full(n, -1, dtype=np.int64)
+    split_full[keep] = split_codes
+    fold_full = np.full(n, -1, dtype=np.int64)
+    fold_full[keep] = fold_codes
+    kept_added = [_write.Column("split", split_full, _write.texts(list(_splits.SPLIT_NAMES))),
+                  _write.Column("set", fold_full, _write.texts(fold_names))]
+    reason_codes = np.where(keep_mask, -1, plan.reason.astype(np.int64))
+    removed_added = [_write.Column("removed_reason", reason_codes, _write.texts(plan.names)),
+                     _write.dup_texts(src, np.where(keep_mask, -1, plan.dup_of))]
 
     # rows removed before: which are kept now (restored) and which are removed anew
-    was_removed = (pc.is_in(_table.row_keys(table), value_set=_table.row_keys(previous)).to_numpy(zero_copy_only=False)
-                   if previous is not None and previous.num_rows else np.zeros(n, dtype=bool))
-    newly = Counter(reason[gone][~was_removed[gone]].tolist())
+    was_removed = _was_removed(src)
+    gone = np.flatnonzero(~keep_mask)
+    names = np.array(plan.names, dtype=object)
+    newly = Counter(dict(zip(*_counts(names, plan.reason[gone][~was_removed[gone]]))))
+    files = _file_plan(root, src, keep, plan.found_aside, prov)
+    layout = "webdataset" if src.gather(["shard"], lambda t: pc.is_valid(t.column(0)).to_numpy(
+        zero_copy_only=False)).any() else "folders"
     if not settings.dry_run:
-        _write_tables(root, kept, original, removed, previous)
-    moved = _sync_files(root, table, keep, found_aside, settings.dry_run, prov, report)
+        restored_back = src.back[keep_mask[src.n_meta:]] if len(src.back) else np.empty(0, dtype=np.int64)
+        _write.write_tables(root, src, keep_mask, kept_added, removed_added, metadata, restored_back)
+    moved = files(settings.dry_run, report)
 
-    outcomes = _table.column_or_nulls(removed, "outcome")
-    splits = dict(sorted(Counter(split).items()))
+    splits = dict(sorted(zip(*_counts(np.array(_splits.SPLIT_NAMES, dtype=object), split_codes))))
+    sets = dict(sorted(zip(*_counts(np.array(fold_names, dtype=object), fold_codes))))
     summary = CurateSummary(
         dataset_dir=str(root),
-        layout="webdataset" if pc.any(pc.is_valid(_column(table, "shard"))).as_py() else "folders",
+        layout=layout,
         rows_in=n,
         kept=len(keep),
-        classes=len(set(classes[keep].tolist())),
+        classes=len(np.unique(classes[keep])),
         removed=dict(sorted(newly.items())),
-        removed_total=dict(sorted(Counter(reason[gone].tolist()).items())),
-        failures=dict(sorted(Counter(str(o) for r, o in zip(reason[gone], outcomes) if r == FAILED).items())),
+        removed_total=dict(sorted(zip(*_counts(names, plan.reason[gone])))),
+        failures=dict(sorted(plan.failures.items())),
         splits=splits,
-        sets=dict(sorted(Counter(fold).items())),
+        sets=sets,
         restored=int(np.count_nonzero(was_removed[keep])),
         files_set_aside=moved.files_set_aside,
         files_restored=moved.files_restored,
@@ -194,6 +215,29 @@ def curate(
     return summary
 
 
+def _counts(names: np.ndarray, codes: np.ndarray) -> tuple[list[str], list[int]]:
+    """Return (names, counts) of the codes present (as two lists, for zip)."""
+    found, counts = np.unique(codes, return_counts=True)
+    return names[found].tolist(), counts.tolist()
+
+
+def _was_removed(src: _columns.Source) -> np.ndarray:
+    """Return whether each row was in removed.parquet (rows only there, and rows in both tables)."""
+    out = np.zeros(src.num_rows, dtype=bool)
+    out[src.n_meta:] = True
+    if src.removed_path is not None:
+        keys = _table.row_keys(pq.read_table(src.removed_path, columns=[
+            c for c in ("url_hash", "gbifID") if src.removed_schema is not None and c in src.removed_schema.names]))
+        start = 0
+        for part in src.batches(["url_hash", "gbifID"]):
+            if start >= src.n_meta:
+                break
+            hit = pc.is_in(_table.row_keys(part), value_set=keys).to_numpy(zero_copy_only=False)
+            out[start:start + part.num_rows] |= hit
+            start += part.num_rows
+    return out
+
+
 def purge_removed(dataset_dir: str | Path, *, dry_run: bool = False) -> PurgeSummary:
     """Return how many set-aside files (and bytes) were deleted for good from ``dataset_dir``.
 
@@ -203,143 +247,44 @@ def purge_removed(dataset_dir: str | Path, *, dry_run: bool = False) -> PurgeSum
     return _setaside.purge(Path(dataset_dir), dry_run=dry_run)
 
 
-def _groups(table: pa.Table, by_occurrence: bool) -> list[str]:
-    """Return each row's split group: its occurrence (``occ:<gbifID>``), or the image alone."""
-    n = table.num_rows
-    image = pc.binary_join_element_wise("img:", pc.fill_null(_column(table, "url_hash"), ""), "")
-    image = pc.if_else(pc.equal(image, "img:"), pc.binary_join_element_wise(
-        "img:", pc.cast(pa.array(np.arange(n)), pa.string()), ""), image)  # no url_hash: the row itself
-    if not by_occurrence or "gbifID" not in table.column_names:
-        return image.to_pylist()
-    gbif = _column(table, "gbifID")
-    occurrence = pc.binary_join_element_wise("occ:", pc.cast(gbif, pa.string()), "")
-    return pc.if_else(pc.is_valid(gbif), occurrence, image).to_pylist()
+def _file_plan(root: Path, src: _columns.Source, keep: np.ndarray, found_aside: np.ndarray, prov: dict[str, Any]
+               ) -> Callable[[bool, Progress | None], _setaside.MoveResult]:
+    """Return a function doing (or, dry, counting) the file moves that make the files match the kept rows.
 
-
-def _present(values: pa.Array) -> np.ndarray:
-    """Return a boolean numpy mask: non-null, non-empty strings."""
-    return pc.fill_null(pc.not_equal(values, ""), False).to_numpy(zero_copy_only=False)
-
-
-def _column(table: pa.Table, name: str) -> pa.Array:
-    if name in table.column_names:
-        return table.column(name).combine_chunks()
-    return pa.nulls(table.num_rows, pa.string())
-
-
-def _class_labels(table: pa.Table, column: str) -> np.ndarray:
-    """Return each row's class as a string (``unlabeled`` where null), as a numpy object array."""
-    _table.class_labels(table.slice(0, 0), column)  # raises the helpful error for a missing column
-    values = pc.cast(table.column(column), pa.string()) if table.column(column).type != pa.string() \
-        else table.column(column)
-    return pc.fill_null(values, "unlabeled").to_numpy(zero_copy_only=False).astype(object)
-
-
-def _codes(table: pa.Table, name: str, rows: np.ndarray) -> np.ndarray:
-    """Return integer codes of a column's values at ``rows`` (equal values, equal codes; -1 for null)."""
-    encoded = pc.dictionary_encode(_column(table, name).take(pa.array(rows, pa.int64())))
-    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _write_tables(root: Path, kept: pa.Table, original: pa.Table, removed: pa.Table, previous: pa.Table | None) -> None:
-    """Write removed.parquet, then metadata.parquet, so that their union is every row at any kill."""
-    removed_path, meta_path = root / _table.REMOVED, root / _table.METADATA
-    interim = removed
-    if previous is not None and previous.num_rows:
-        # rows removed before and kept now are not in the old metadata.parquet: until the
-        # new one is in place, removed.parquet must still hold them
-        back = previous.filter(pc.invert(pc.is_in(_table.row_keys(previous), value_set=_table.row_keys(removed))))
-        if back.num_rows:
-            interim = pa.concat_tables([removed, back.replace_schema_metadata(removed.schema.metadata)],
-                                       promote_options="permissive")
-    if previous is None or not interim.equals(previous, check_metadata=True):
-        if interim.num_rows or previous is not None:
-            _table.write_table(interim, removed_path)
-    if not kept.equals(original, check_metadata=True):
-        _table.write_table(kept, meta_path)
-    if interim is not removed:
-        _table.write_table(removed, removed_path)
-
-
-def _sync_files(root: Path, table: pa.Table, keep: np.ndarray, found_aside: np.ndarray, dry_run: bool,
-                prov: dict[str, Any], report: Progress | None) -> _setaside.MoveResult:
-    """Return what moving removed files aside and kept set-aside files back did."""
-    shards = _column(table, "shard").to_numpy(zero_copy_only=False)
-    keys = _column(table, "key").to_numpy(zero_copy_only=False)
-    paths = _column(table, "path").to_numpy(zero_copy_only=False)
-    in_shard = _present(_column(table, "shard"))[keep]
-    kept_keys: dict[str, set[str]] = {}
-    for shard, key in zip(shards[keep][in_shard], keys[keep][in_shard]):
-        kept_keys.setdefault(shard, set()).add(key)
-    kept_paths = {p for p in paths[keep][~in_shard] if p}
-    restore = sorted({p for p in paths[found_aside] if p in kept_paths}) if len(found_aside) else []
-    result = _setaside.MoveResult()
+    What to keep is read from the table now, before it is rewritten; the moves come after.
+    """
     name = (prov.get("fetch_settings") or {}).get("images_dir") or _files.IMAGES
     base = (root / str(name)).resolve()
-    if base.is_relative_to(root.resolve()):  # never touch anything outside the dataset folder
-        beside = base == root.resolve()  # images beside the tables: touch image files only
-        result = _setaside.sync_folder_files(root, root / str(name) if not beside else root, kept_paths, restore,
-                                             dry_run, beside, _files.IMAGE_EXTS)
-        result.folders_removed = _files.remove_empty_folders(base, dry_run)
-    by_shards = _setaside.sync_shard_files(root, kept_keys, dry_run, report)
-    by_shards.folders_removed += _files.remove_empty_folders(root / _files.SHARDS, dry_run)
-    return result.add(by_shards)
+    inside = base.is_relative_to(root.resolve())  # never touch anything outside the dataset folder
+    beside = base == root.resolve()  # images beside the tables: touch image files only
+    folders = inside and (base.is_dir() or (root / SET_ASIDE).is_dir() or len(found_aside) > 0)
+    shards_here = (root / _files.SHARDS).is_dir() or (root / SET_ASIDE / _files.SHARDS).is_dir()
+    kept_paths: set[str] = set()
+    restore: list[str] = []
+    kept_keys: dict[str, set[str]] = {}
+    if folders or shards_here:  # else no file to move (e.g. a table curated without its files)
+        objects = lambda n: src.gather([n], lambda t: t.column(0).to_numpy(zero_copy_only=False).astype(object))  # noqa: E731
+        in_shard = src.gather(["shard"], _columns.present)[keep]
+        if folders:
+            paths = objects("path")
+            kept_paths = {p for p in paths[keep][~in_shard] if p}
+            restore = sorted({p for p in paths[found_aside] if p in kept_paths}) if len(found_aside) else []
+            del paths
+        if shards_here:
+            shards, keys = objects("shard"), objects("key")
+            for shard, key in zip(shards[keep][in_shard], keys[keep][in_shard]):
+                kept_keys.setdefault(shard, set()).add(key)
 
+    def move(dry_run: bool, report: Progress | None) -> _setaside.MoveResult:
+        result = _setaside.MoveResult()
+        if folders:
+            result = _setaside.sync_folder_files(root, root / str(name) if not beside else root, kept_paths, restore,
+                                                 dry_run, beside, _files.IMAGE_EXTS)
+            result.folders_removed = _files.remove_empty_folders(base, dry_run)
+        if shards_here:
+            by_shards = _setaside.sync_shard_files(root, kept_keys, dry_run, report)
+            by_shards.folders_removed += _files.remove_empty_folders(root / _files.SHARDS, dry_run)
+            result = result.add(by_shards)
+        return result
 
-def _removals(root: Path, table: pa.Table, classes: np.ndarray, settings: CurateSettings, report: Progress | None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (removed_reason per row, "" when kept; url_hash of the copy it duplicates, or None;
-    rows whose file was found set aside)."""
-    n = table.num_rows
-    reason = np.full(n, "", dtype=object)
-    dup_of = np.full(n, None, dtype=object)
-    ok = pc.fill_null(pc.equal(table.column("outcome"), "ok"), False).to_numpy(zero_copy_only=False)
-    reason[~ok] = FAILED
-
-    # files: a row with a shard is a WebDataset sample, else a file under images/ (or set aside)
-    col = lambda name: _column(table, name).to_numpy(zero_copy_only=False)  # noqa: E731
-    shards, paths, sizes = col("shard"), col("path"), _column(table, "bytes").to_pylist()
-    alive = np.flatnonzero(ok)
-    has_shard = _present(_column(table, "shard"))[alive]
-    digests = col("sha256") if settings.verify_hashes else None
-    aside = root / SET_ASIDE
-    found: list[int] = []
-    problems = _files.check_samples(root, shards, col("key"), sizes, alive[has_shard].tolist(), report, digests, aside)
-    problems.update(_files.check_files(root, paths, sizes, alive[~has_shard].tolist(), report, digests, aside, found))
-    if problems:
-        rows = np.fromiter(problems.keys(), dtype=np.int64, count=len(problems))
-        reason[rows] = np.array(list(problems.values()), dtype=object)
-    alive = np.flatnonzero(reason == "")
-
-    # the best copy of a photo: the largest original, then the largest file, then the first row
-    # (kept rows come first in the full table, so a rerun keeps the same copy)
-    pixels = pc.multiply(pc.fill_null(pc.cast(_column(table, "orig_width"), pa.int64()), 0),
-                         pc.fill_null(pc.cast(_column(table, "orig_height"), pa.int64()), 0))
-    order = pc.sort_indices(pa.table({"p": pixels, "b": pc.fill_null(pc.cast(_column(table, "bytes"), pa.int64()), 0),
-                                      "i": pa.array(np.arange(n))}),
-                            sort_keys=[("p", "descending"), ("b", "descending"), ("i", "ascending")]).to_numpy()
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    ids, policy = col("url_hash"), settings.cross_class_duplicates
-
-    edges = [_dedupe.equal_edges(_codes(table, c, alive), alive) for c in ("sha256", "pixel_hash")]
-    a, b = np.concatenate([e[0] for e in edges]), np.concatenate([e[1] for e in edges])
-    drops = _dedupe.resolve([g.tolist() for g in _dedupe.components(a, b)], classes, rank, ids, policy, "duplicate")
-    if settings.near_duplicates and "phash" in table.column_names:
-        alive = alive[~np.isin(alive, np.fromiter(drops, dtype=np.int64, count=len(drops)))]
-        hashes = table.column("phash").combine_chunks()
-        alive = alive[pc.is_valid(hashes.take(pa.array(alive, pa.int64()))).to_numpy(zero_copy_only=False)]
-        values = pc.fill_null(hashes, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
-        confirm = has_confirm = None
-        if "chroma_hash" in table.column_names:  # absent or null for rows fetched before it: phash alone
-            wide = table.column("chroma_hash").combine_chunks().cast(pa.binary(16))
-            words = np.frombuffer(wide.buffers()[1], dtype=">u8")[wide.offset * 2:(wide.offset + n) * 2]
-            confirm = words.reshape(n, 2)  # 16 bytes a row, null rows too: read in place, no copy
-            has_confirm = pc.is_valid(wide).to_numpy(zero_copy_only=False)
-        a, b = _dedupe.phash_edges(values, alive, settings.phash_threshold, confirm=confirm,
-                                   has_confirm=has_confirm, confirm_threshold=settings.chroma_threshold)
-        groups = [g.tolist() for g in _dedupe.components(a, b)]
-        drops.update(_dedupe.resolve(groups, classes, rank, ids, policy, "near_duplicate"))
-    for i, decision in drops.items():
-        reason[i], dup_of[i] = decision.reason, decision.duplicate_of
-    return reason, dup_of, np.array(sorted(found), dtype=np.int64)
+    return move

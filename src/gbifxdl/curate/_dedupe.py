@@ -25,6 +25,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from gbifxdl.curate import _lsh
+
 _BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pairs
 # the largest chroma-hash distance (of 128 bits) that confirms a 64-bit candidate: chosen by
 # bench/dedupe.py (its sweep shows recall and false matches around it)
@@ -191,6 +193,8 @@ def near_pairs(hashes: np.ndarray, threshold: int, bands: int | None = None) -> 
     n = len(h)
     if n < 2 or threshold < 0:
         return np.empty((0, 2), dtype=np.int64)
+    if bands is None and n > _lsh.EXACT_MAX:  # exact search is no longer near-linear: sample bits (see _lsh)
+        return _lsh.sampled_pairs(h, threshold)
     m = bands or choose_bands(n, threshold)
     radius = threshold // m
     found = []
@@ -309,20 +313,34 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
     """
     if len(rows) < 2:
         return rows[:0], rows[:0]
-    uniq, first, inverse = np.unique(values[rows], return_index=True, return_inverse=True)
-    rep = rows[first]
-    same = rep[inverse]
-    linked = same != rows
-    pairs = near_pairs(uniq, threshold, bands)
+    # one stable sort of the values gives the distinct values, each row's value number and
+    # the rows of each value (what np.unique would, without its copies: this runs on millions)
+    order = np.argsort(values[rows], kind="stable")
+    ordered = values[rows[order]]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    uniq = ordered[starts]
+    del ordered
+    counts = np.diff(np.append(starts, len(order)))
+    rep = rows[order[starts]]  # each value's first row
+    pairs = near_pairs(uniq, threshold, bands) if confirm is None or bands is not None or len(uniq) <= _lsh.EXACT_MAX \
+        else np.empty((0, 2), dtype=np.int64)
     pairs = pairs[((uniq[pairs[:, 0]] ^ uniq[pairs[:, 1]]) >> np.uint64(63)) == 0]
     if confirm is None:
-        return np.concatenate([same[linked], rep[pairs[:, 0]]]), np.concatenate([rows[linked], rep[pairs[:, 1]]])
+        run = np.repeat(np.arange(len(starts)), counts)  # sorted position -> value number
+        member = np.ones(len(order), dtype=bool)
+        member[starts] = False
+        same, linked = rep[run[member]], rows[order[member]]
+        return np.concatenate([same, rep[pairs[:, 0]]]), np.concatenate([linked, rep[pairs[:, 1]]])
     # a candidate that the chroma hashes reject may hide a pair they accept (two photos
     # sharing a 64-bit value, each with its copies): candidates are pairs of rows, not of values
-    ea, eb = _equal_key_pairs(values[rows], _MEMBERS_PAIRED)
-    order = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse, minlength=len(uniq))
-    starts = np.cumsum(counts) - counts
+    ea, eb = _run_pairs(order, starts, counts, _MEMBERS_PAIRED)
+    if bands is None and len(uniq) > _lsh.EXACT_MAX:  # millions: sample bits of both hashes (see _lsh)
+        every = len(rows) == len(values) and bool((rows == np.arange(len(rows))).all())  # no copy needed
+        pick = (lambda x: x) if every else (lambda x: x[rows])  # noqa: E731
+        has = pick(has_confirm) if has_confirm is not None else pick(confirm).any(axis=1)
+        la, lb = _lsh.confirmed_pairs(pick(values), pick(confirm), has, threshold, confirm_threshold)
+        return confirmed(np.concatenate([rows[ea], rows[la]]), np.concatenate([rows[eb], rows[lb]]), confirm,
+                         confirm_threshold, has_confirm)
     take = np.minimum(counts, _MEMBERS_PAIRED)
     pi, pj = pairs[:, 0], pairs[:, 1]
     per_pair = take[pi] * take[pj]
@@ -332,6 +350,36 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
     nb = order[starts[pj[k]] + offsets % take[pj[k]]]
     return confirmed(np.concatenate([rows[ea], rows[na]]), np.concatenate([rows[eb], rows[nb]]), confirm,
                      confirm_threshold, has_confirm)
+
+
+def _run_pairs(order: np.ndarray, starts: np.ndarray, counts: np.ndarray, max_gap: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Return index pairs (a, b) of positions sharing a value: sorted positions ``order``, runs at
+    ``starts`` of ``counts``; each position paired with the next ``max_gap`` of its run."""
+    src, dst = [], []
+    multi = counts > 1
+    run_start, run_end = starts[multi], starts[multi] + counts[multi]
+    active = _positions(run_start, counts[multi] - 1)
+    ends = np.repeat(run_end, counts[multi] - 1)
+    for d in range(1, max_gap + 1):
+        keep = active + d < ends
+        active, ends = active[keep], ends[keep]
+        if not len(active):
+            break
+        src.append(order[active])
+        dst.append(order[active + d])
+    if not src:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    return np.concatenate(src), np.concatenate(dst)
+
+
+def _positions(begin: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Return the concatenated ranges begin[k] .. begin[k] + lengths[k] - 1."""
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    return np.repeat(begin, lengths) + np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def confirmed(a: np.ndarray, b: np.ndarray, confirm: np.ndarray, threshold: int,

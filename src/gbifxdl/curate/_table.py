@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,10 +55,23 @@ def with_provenance(table: pa.Table, prov: dict[str, Any], like: pa.Table | None
     return table.replace_schema_metadata(meta)
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` atomically (a temporary name, then a rename)."""
+class Rows:
+    """A table too large to hold: its schema and a function yielding its batches (each call starts over)."""
+
+    def __init__(self, schema: pa.Schema, batches: Callable[[], Iterator[pa.Table]]) -> None:
+        self.schema = schema
+        self.batches = batches
+
+
+def write_table(table: pa.Table | Rows, path: Path) -> None:
+    """Write ``table`` (or the streamed ``Rows``) to ``path`` atomically (a temporary name, then a rename)."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        if isinstance(table, pa.Table):
+            pq.write_table(table, tmp)
+            return
+        with pq.ParquetWriter(tmp, table.schema) as writer:
+            for part in table.batches():
+                writer.write_table(part)
 
 
 def require_columns(table: pa.Table, names: tuple[str, ...], where: Path) -> None:

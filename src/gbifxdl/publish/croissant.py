@@ -16,6 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from gbifxdl import __version__
 from gbifxdl._io import sha256_file, write_text_atomic
 from gbifxdl._meta import HOMEPAGE
@@ -72,7 +74,7 @@ def _distribution(facts: DatasetFacts) -> list[dict[str, Any]]:
             "encodingFormat": "image/jpeg", "includes": "images/*/*",
         })  # fmt: skip
         return files
-    shards = sorted({s for s in facts.col("shard") if s})
+    shards = sorted(s for s in pc.unique(facts.arrow("shard")).to_pylist() if s)
     for shard in shards:
         files.append({"@type": "cr:FileObject", "@id": shard, "name": shard, "contentUrl": shard,
                       "encodingFormat": "application/x-tar", "sha256": sha256_file(root / shard)})  # fmt: skip
@@ -85,7 +87,7 @@ def _distribution(facts: DatasetFacts) -> list[dict[str, Any]]:
 
 
 def _record_sets(facts: DatasetFacts) -> list[dict[str, Any]]:
-    columns = set(facts.table.column_names)
+    columns = set(facts.schema.names if facts.schema is not None else facts.table.column_names)
     meta = [_field("metadata", "label", "sc:Text", facts.class_column,
                    description=f"The class: `{facts.class_column}` (a GBIF taxon key).")]
     meta += [_field("metadata", r, "sc:Text", r, description=f"Taxon name at rank {r}.") for r in TAXON_RANKS if r in columns]
@@ -148,7 +150,7 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
         "citeAs": cite,
         # the licence covering every image; when one is unknown, the list of licences present
         "license": (_licence_url(facts.licence_hub) if facts.licence_hub.startswith("cc")
-                    else sorted({v for v in facts.col("license") if v})),
+                    else sorted(v for v in pc.unique(facts.arrow("license")).to_pylist() if v)),
         "url": derived.get("sourceUrl") or (f"https://doi.org/{prov['doi']}" if prov.get("doi") else HOMEPAGE),
         "creator": {"@type": "sc:Organization", "name": "GBIF.org and the image rights holders listed in ATTRIBUTION.csv"},
         "datePublished": date.today().isoformat(), "version": "1.0.0",

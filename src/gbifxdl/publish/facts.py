@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gbifxdl._io import sha256_file
 from gbifxdl.curate.toolkit import METADATA, column_or_nulls, provenance, read_table
@@ -74,9 +75,60 @@ def size_category(n: int) -> str:
     return next((label for bound, label in bounds if n < bound), "n>1T")
 
 
-def ranked(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
-    """Return (value, count) pairs, most frequent first."""
+def ranked(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown") -> list[tuple[str, int]]:
+    """Return (value, count) pairs, most frequent first (an Arrow column is counted in place, columnar)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        counts = pc.value_counts(values)
+        found: Counter[str] = Counter()
+        for v, k in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
+            found[null if v is None else str(v)] += k
+        return sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
     return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def licence_counts(values: pa.Array | pa.ChunkedArray) -> list[tuple[str, int]]:
+    """Return (short licence name, images) pairs, most frequent first: ``license_name`` of each distinct value."""
+    from gbifxdl.card import license_name
+
+    found: Counter[str] = Counter()
+    for value, count in ranked(values, null="\x00"):
+        found[license_name(None if value == "\x00" else value)] += count
+    return sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+# the columns the facts are computed from (read alone: a table of millions of rows never is read whole)
+FACT_COLUMNS = ("split", "shard", "license", "datasetKey", "gbifID", "countryCode")
+
+
+def read_columns(path: Path, names: tuple[str, ...] | list[str]) -> pa.Table:
+    """Return the columns ``names`` of the Parquet table at ``path`` that it has (with its schema metadata).
+
+    Text columns are read dictionary-encoded (one dictionary per column): licences, dataset
+    keys, splits and names repeat, and ten million rows of them would otherwise take gigabytes.
+    """
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        read_table(path)  # raises the helpful error
+    schema = pq.read_schema(path)
+    wanted = list(dict.fromkeys(n for n in names if n in schema.names))
+    text = [n for n in wanted if pa.types.is_string(schema.field(n).type) or pa.types.is_large_string(schema.field(n).type)]
+    # a buffered stream of batches, not whole column chunks pre-read: the read costs little beyond its result
+    source = pq.ParquetFile(path, read_dictionary=text, pre_buffer=False, buffer_size=1 << 20)
+    batches = list(source.iter_batches(batch_size=1 << 20, columns=wanted))
+    table = pa.Table.from_batches(batches, schema=source.schema_arrow.empty_table().select(wanted).schema
+                                  if not batches else None).unify_dictionaries()
+    return table.replace_schema_metadata(schema.metadata)
+
+
+def any_text(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Return whether any value of a (text or dictionary) column is non-null and non-empty."""
+    return any(v for v in pc.unique(values).to_pylist())
+
+
+def distinct(values: pa.Array | pa.ChunkedArray) -> int:
+    """Return the number of distinct non-null values of a column (dictionary-encoded too)."""
+    return sum(1 for v in pc.unique(values).to_pylist() if v is not None)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -106,6 +158,11 @@ class DatasetFacts:
     countries: list[tuple[str, int]]
     derived: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    schema: pa.Schema | None = None  # metadata.parquet's (``table`` may hold only some of its columns)
+
+    def __post_init__(self) -> None:
+        if self.schema is None:
+            self.schema = self.table.schema
 
     @property
     def images(self) -> int:
@@ -118,35 +175,75 @@ class DatasetFacts:
     def col(self, name: str) -> list[Any]:
         return column_or_nulls(self.table, name)
 
+    def arrow(self, name: str) -> pa.ChunkedArray:
+        """Return a column of ``table`` as Arrow (nulls when absent): for columnar counting."""
+        return _column(self.table, name)
+
     @functools.cached_property
     def table_sha256(self) -> str:
         """Return the sha256 of ``metadata.parquet``: the identity of this version of the dataset."""
         return sha256_file(self.root / METADATA)
 
 
-def dataset_facts(dataset_dir: str | Path, table: pa.Table | None = None) -> DatasetFacts:
-    """Return the facts of the dataset in ``dataset_dir`` (its curated table and derived DOI)."""
-    from gbifxdl.card import license_name
+def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    return table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(table.num_rows)])
 
+
+def _occurrences_per_dataset(keys: pa.ChunkedArray, gbif_ids: pa.ChunkedArray) -> dict[str, int]:
+    """Return {datasetKey: distinct gbifIDs (null counted once)}, sorted by key: one numpy sort, no hash sets."""
+    import numpy as np
+
+    if not pa.types.is_dictionary(keys.type):
+        keys = pc.dictionary_encode(pc.cast(keys, pa.string()))
+    encoded = pa.table({"d": keys}).unify_dictionaries().column("d")
+    if not encoded.num_chunks or not len(encoded):
+        return {}
+    names = encoded.chunk(0).dictionary.to_pylist()
+    codes = np.concatenate([pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                            for c in encoded.chunks])
+    ids = pc.fill_null(pc.cast(gbif_ids, pa.int64()), np.iinfo(np.int64).min).to_numpy()
+    live = codes >= 0
+    codes, ids = codes[live], ids[live]
+    order = np.lexsort((ids, codes))
+    codes, ids = codes[order], ids[order]
+    new = np.ones(len(codes), dtype=bool)
+    new[1:] = (codes[1:] != codes[:-1]) | (ids[1:] != ids[:-1])
+    counts = np.bincount(codes[new], minlength=len(names))
+    return dict(sorted((str(names[k]), int(counts[k])) for k in np.flatnonzero(counts)))
+
+
+def dataset_facts(dataset_dir: str | Path, table: pa.Table | None = None, schema: pa.Schema | None = None
+                  ) -> DatasetFacts:
+    """Return the facts of the dataset in ``dataset_dir`` (its curated table and derived DOI).
+
+    Without ``table``, only the columns the facts need are read from metadata.parquet;
+    ``schema`` is metadata.parquet's when ``table`` holds only some of its columns.
+    All counting is columnar (Arrow value counts and group-bys), never a Python object per row.
+    """
     root = Path(dataset_dir)
-    table = read_table(root / METADATA) if table is None else table
+    if table is None:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(root / METADATA) if (root / METADATA).is_file() else None
+        prov0 = provenance(schema.empty_table()) if schema is not None else {}
+        column0 = (prov0.get("curate_settings") or {}).get("class_column") or (
+            prov0.get("fetch_settings") or {}).get("class_column") or "speciesKey"
+        table = read_columns(root / METADATA, (column0, *FACT_COLUMNS))
     prov = provenance(table)
     class_column = (prov.get("curate_settings") or {}).get("class_column") or (
         prov.get("fetch_settings") or {}).get("class_column") or "speciesKey"
-    col = lambda name: column_or_nulls(table, name)  # noqa: E731
-    licences = ranked([license_name(v) for v in col("license")])
+    col = lambda name: _column(table, name)  # noqa: E731
+    licences = licence_counts(col("license"))
     hub, name = most_restrictive([k for k, _ in licences])
-    occurrences: dict[str, set[Any]] = {}
-    for key, gbif_id in zip(col("datasetKey"), col("gbifID")):
-        if key is not None:
-            occurrences.setdefault(str(key), set()).add(gbif_id)
+    per_dataset = _occurrences_per_dataset(col("datasetKey"), col("gbifID"))
+    shards = col("shard")
     return DatasetFacts(
         root=root, table=table, prov=prov, class_column=class_column,
-        layout="webdataset" if any(col("shard")) else "folders",
+        layout="webdataset" if any_text(shards) else "folders",
         classes=ranked(col(class_column), null="unlabeled"),
         splits=ranked(col("split")) if "split" in table.column_names else [],
         licences=licences, licence_hub=hub, licence_name=name,
-        per_dataset={k: len(v) for k, v in sorted(occurrences.items())},
+        per_dataset=per_dataset,
         countries=ranked(col("countryCode")),
-        derived=read_json(root / DERIVED_STATE),
+        derived=read_json(root / DERIVED_STATE), schema=schema,
     )  # fmt: skip

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 import tarfile
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from gbifxdl.curate.toolkit import write_table
+from gbifxdl._io import atomic_path
+from gbifxdl.curate.toolkit import METADATA
 from gbifxdl.publish.facts import HUB_SPLITS, DatasetFacts, size_category
 
 __all__ = ["front_matter", "split_table_name", "write_split_tables"]
@@ -37,26 +39,41 @@ def write_split_tables(facts: DatasetFacts) -> list[str]:
     """Return the names of the per-split tables written at the dataset's root (folders layout).
 
     Tables of splits that no longer exist are deleted; nothing is written for shards.
+    The rows are streamed from metadata.parquet a batch at a time, each to its split's
+    table (written under a temporary name, then renamed), so any table size fits in memory.
     """
-    root, table = facts.root, facts.table
+    root = facts.root
     for stale in root.glob("metadata-*.parquet"):
         stale.unlink()
-    if facts.layout != "folders" or "split" not in table.column_names or "path" not in table.column_names:
+    schema = facts.schema if facts.schema is not None else facts.table.schema
+    if facts.layout != "folders" or "split" not in schema.names or "path" not in schema.names:
         return []
     names = sorted(label for label, _ in facts.classes)
-    index = {label: i for i, label in enumerate(names)}
-    labels = pa.array([index["unlabeled" if v is None else str(v)] for v in facts.col(facts.class_column)], pa.int64())
-    # fetch's bookkeeping stays in metadata.parquet (datasets cannot hold phash, a uint64 above 2**63)
-    kept = table.drop_columns([c for c in _FETCH_INTERNALS if c in table.column_names])
-    full = kept.append_column("file_name", table.column("path")).append_column("label", labels)
     features = {"label": {"_type": "ClassLabel", "names": names}, "file_name": {"_type": "Value", "dtype": "string"}}
-    written = []
-    for split in _ordered(facts):
-        part = full.filter(pc.equal(full.column("split"), split))
-        meta = dict(part.schema.metadata or {})
-        meta[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
-        write_table(part.replace_schema_metadata(meta), root / split_table_name(split))
-        written.append(split_table_name(split))
+    meta = dict(schema.metadata or {})
+    meta[b"huggingface"] = json.dumps({"info": {"features": features}}).encode()
+    # fetch's bookkeeping stays in metadata.parquet (datasets cannot hold phash, a uint64 above 2**63)
+    columns = [f for f in schema if f.name not in _FETCH_INTERNALS]
+    out_schema = pa.schema(columns + [pa.field("file_name", schema.field("path").type), pa.field("label", pa.int64())],
+                           metadata=meta)
+    splits = _ordered(facts)
+    written = [split_table_name(split) for split in splits]
+    with ExitStack() as stack:
+        writers = {}
+        for split, name in zip(splits, written):
+            tmp = stack.enter_context(atomic_path(root / name))
+            writers[split] = stack.enter_context(pq.ParquetWriter(tmp, out_schema))
+        source = pq.ParquetFile(root / METADATA, pre_buffer=False, buffer_size=1 << 20)
+        label_set = pa.array(names, pa.string())
+        for batch in source.iter_batches(batch_size=16_384, columns=[f.name for f in columns]):
+            part = pa.Table.from_batches([batch])
+            text = pc.fill_null(pc.cast(part.column(facts.class_column), pa.string()), "unlabeled")
+            labels = pc.cast(pc.index_in(text, value_set=label_set), pa.int64())
+            full = pa.Table.from_arrays(list(part.columns) + [part.column("path"), labels], schema=out_schema)
+            for split, writer in writers.items():
+                chosen = full.filter(pc.equal(full.column("split"), split))
+                if chosen.num_rows:
+                    writer.write_table(chosen)
     return written
 
 
@@ -70,14 +87,14 @@ def _shard_features(facts: DatasetFacts) -> list[dict[str, Any]]:
     Declared rather than inferred, so that every sample reads with the same types
     (``phash`` is hex text in the sample's JSON).
     """
-    shard = next((s for s in facts.col("shard") if s), None)
+    shard = next((s for s in pc.unique(facts.arrow("shard")).to_pylist() if s), None)
     try:
         with tarfile.open(facts.root / shard) as tar:  # type: ignore[operator]
             member = next(m for m in tar if m.name.endswith(".json"))
             keys = list(json.loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
     except (OSError, StopIteration, TypeError, ValueError, tarfile.TarError):
         return []
-    schema = facts.table.schema
+    schema = facts.schema if facts.schema is not None else facts.table.schema
     struct = [{"name": k, "dtype": _HUB_DTYPES.get(str(schema.field(k).type), "string")
                if k in schema.names and k != "phash" else "string"} for k in keys]  # phash: hex text there
     return [{"name": "jpg", "dtype": "image"}, {"name": "json", "struct": struct},

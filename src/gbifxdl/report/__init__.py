@@ -14,13 +14,17 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
-from gbifxdl.card import citation_text, license_name
+from gbifxdl.card import citation_text, last_value_per_label, license_name
 from gbifxdl.curate import split_warnings
-from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table
+from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
+from gbifxdl.publish.facts import licence_counts, ranked, read_columns
 from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg
 from gbifxdl.report._thumbs import thumbnails
@@ -45,8 +49,8 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _FAILED_COLOURS = {"ok": _svg.GREEN}
 
 
-def _ranked(values: list[Any], null: str = "unknown") -> list[tuple[str, int]]:
-    return sorted(Counter(null if v is None else str(v) for v in values).items(), key=lambda kv: (-kv[1], kv[0]))
+def _ranked(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown") -> list[tuple[str, int]]:
+    return ranked(values, null)
 
 
 def _attribution(row: dict[str, Any]) -> str:
@@ -79,24 +83,34 @@ def write_report(
     ``thumbnails_per_class`` each (the page stays a few megabytes for any dataset size).
     """
     root = Path(dataset_dir)
-    kept = read_table(root / METADATA)
-    removed = read_table(root / REMOVED) if (root / REMOVED).is_file() else pa.table({})
-    prov = provenance(kept)
+    if not (root / METADATA).is_file():
+        read_table(root / METADATA)  # raises the helpful error
+    prov = provenance(pq.read_schema(root / METADATA).empty_table())
     class_column = (prov.get("curate_settings") or {}).get("class_column", "speciesKey")
-    col = lambda name: column_or_nulls(kept, name)  # noqa: E731
-    gone = lambda name: column_or_nulls(removed, name) if removed.num_rows else []  # noqa: E731
+    # only the columns the page shows: a table of millions of rows is never read whole
+    kept = read_columns(root / METADATA, (class_column, "species", "outcome", "host", "license", "split", "shard"))
+    removed = (read_columns(root / REMOVED, ("outcome", "host", "removed_reason")) if (root / REMOVED).is_file()
+               else pa.table({}))  # fmt: skip
+    col = lambda t, name: t.column(name) if name in t.column_names else pa.chunked_array([pa.nulls(t.num_rows)])  # noqa: E731
 
-    labels = ["unlabeled" if v is None else str(v) for v in col(class_column)]
+    labels = pc.fill_null(pc.cast(col(kept, class_column), pa.string()), "unlabeled")
     per_class = _ranked(labels)
-    outcomes = _ranked(col("outcome") + gone("outcome"))
-    reasons = _ranked(gone("removed_reason"))
+    outcome_counts: Counter[str] = Counter()
     ok_by_host: Counter[str] = Counter()
     bad_by_host: Counter[str] = Counter()
-    for host, outcome in zip(col("host") + gone("host"), col("outcome") + gone("outcome")):
-        (ok_by_host if outcome == "ok" else bad_by_host)[host or "unknown"] += 1
+    for part in (kept, removed) if removed.num_rows else (kept,):
+        outcome_counts.update(dict(_ranked(col(part, "outcome"))))
+        by_host = pa.table({"host": col(part, "host"), "ok": pc.fill_null(pc.equal(col(part, "outcome"), "ok"), False)}
+                           ).group_by(["host", "ok"]).aggregate([([], "count_all")])
+        for h, ok, k in zip(*(by_host.column(c).to_pylist() for c in ("host", "ok", "count_all"))):
+            (ok_by_host if ok else bad_by_host)[h or "unknown"] += k
+    outcomes = sorted(outcome_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = _ranked(col(removed, "removed_reason")) if removed.num_rows else []
     hosts = sorted(set(ok_by_host) | set(bad_by_host), key=lambda h: (-(ok_by_host[h] + bad_by_host[h]), h))
-    licences = _ranked([license_name(v) for v in col("license")])
-    splits = _ranked(col("split")) if "split" in kept.column_names else []
+    licences = licence_counts(col(kept, "license"))
+    splits = _ranked(col(kept, "split")) if "split" in kept.column_names else []
+    shown = [label for label, _ in per_class[: max(max_classes, _svg.MAX_BARS)]]
+    names = last_value_per_label(labels, col(kept, "species"), shown)
 
     key = prov.get("download_key")
     cite = citation_text(prov)
@@ -117,7 +131,7 @@ def write_report(
         fractions = (prov.get("curate_settings") or {}).get("fractions") or (0.8, 0.1, 0.1)
         head += [f'<p class="warning"><b>Warning:</b> {escape(w)}</p>' for w in split_warnings(dict(splits), fractions)]
     body = [
-        _section("Images per class", _svg.class_histogram(per_class, dict(zip(labels, col("species")))),
+        _section("Images per class", _svg.class_histogram(per_class, names),
                  "log scale" + ("; click a bar to see its images" if len(per_class) <= _svg.MAX_BARS else "")),
         _section("Fetch outcomes", _svg.hbars(outcomes, colour=_svg.RED, colours=_FAILED_COLOURS),
                  "every selected image: ok, or the kind of failure"),
@@ -126,7 +140,7 @@ def write_report(
                  f"the {min(len(hosts), 20)} busiest of {len(hosts)}"),
         _section("Licences", _svg.hbars(licences)),
         _section("Splits", _svg.hbars(splits) if splits else '<p class="empty">not curated yet: run gbifxdl curate</p>'),
-        _section("Images", _grid(root, kept, labels, per_class, thumbnails_per_class, max_classes, thumb_size),
+        _section("Images", _grid(root, kept, labels, names, per_class, thumbnails_per_class, max_classes, thumb_size),
                  "hover an image for its attribution"),
     ]
     page = (
@@ -142,35 +156,61 @@ def write_report(
     return target
 
 
-def _grid(root: Path, table: pa.Table, labels: list[str], per_class: list[tuple[str, int]],
+def _grid(root: Path, table: pa.Table, labels: pa.ChunkedArray, names: dict[str, Any], per_class: list[tuple[str, int]],
           per: int, max_classes: int, size: int) -> str:
     """Return the thumbnail grid: a heading and up to ``per`` images for each large class."""
     shown = [label for label, _ in per_class[:max_classes]]
-    wanted_set = set(shown)
-    col = lambda name: column_or_nulls(table, name)  # noqa: E731
-    shards = col("shard")
+    # rows in shard order: thumbnails come from as few shards as possible (a columnar sort, then
+    # the first ``per`` rows of each shown class)
+    code = pc.index_in(labels, value_set=pa.array(shown, pa.string()))
+    if "shard" in table.column_names and table.column("shard").null_count < table.num_rows:
+        shards = pc.fill_null(pc.cast(table.column("shard"), pa.string()), "")
+        order = pc.sort_indices(pa.table({"s": shards, "i": pa.array(np.arange(table.num_rows))}),
+                                sort_keys=[("s", "ascending"), ("i", "ascending")]).to_numpy()
+        del shards
+    else:  # one layout of files: row order
+        order = np.arange(table.num_rows)
+    codes = pc.fill_null(code, -1).to_numpy()[order]
+    order, codes = order[codes >= 0], codes[codes >= 0]
+    by_class = np.argsort(codes, kind="stable")
+    grouped = codes[by_class]
+    nth = np.arange(len(grouped)) - np.searchsorted(grouped, grouped)
+    chosen = by_class[nth < per]
     picked: dict[str, list[int]] = {}
-    # rows in shard order: thumbnails come from as few shards as possible
-    for i in sorted(range(len(labels)), key=lambda i: (shards[i] or "", i)):
-        label = labels[i]
-        if label in wanted_set and len(picked.setdefault(label, [])) < per:
-            picked[label].append(i)
-    rows = [i for label in shown for i in picked.get(label, [])]
-    uris = thumbnails(root, rows, col("path"), shards, col("key"), size)
-    names = dict(zip(labels, col("species")))
-    fields = {n: col(n) for n in ("rightsHolder", "creator", "license", "publisher", "gbifID", "references")}
+    for c, i in zip(codes[chosen].tolist(), order[chosen].tolist()):
+        picked.setdefault(shown[c], []).append(i)
+    rows = sorted(i for label in shown for i in picked.get(label, []))
+    fields = ("path", "shard", "key", "rightsHolder", "creator", "license", "publisher", "gbifID", "references")
+    values = _rows_of(root, rows, fields)
+    uris = thumbnails(root, rows, values["path"], values["shard"], values["key"], size)
+    counts = dict(per_class)
     blocks = []
     for label in shown:
         figures = []
         for i in picked.get(label, []):
-            caption = escape(_attribution({n: v[i] for n, v in fields.items()}))
+            caption = escape(_attribution({n: values[n][i] for n in fields[3:]}))
             img = (f'<img src="{uris[i]}" alt="{escape(label)}" title="{caption}">' if i in uris
                    else '<span class="empty">unreadable</span>')  # fmt: skip
             figures.append(f'<figure class="thumb">{img}<figcaption>{caption}</figcaption></figure>')
         title = f"{escape(label)} {escape(names.get(label) or '')}".strip()
-        count = dict(per_class)[label]
         blocks.append(f'<div class="cls" id="class-{escape(label)}"><h3>{title} '
-                      f'<span class="muted">({count:,} images)</span></h3><div class="grid">{"".join(figures)}</div></div>')
+                      f'<span class="muted">({counts[label]:,} images)</span></h3><div class="grid">{"".join(figures)}</div></div>')
     if len(per_class) > max_classes:
         blocks.append(f'<p class="muted">{len(per_class) - max_classes} smaller classes not shown.</p>')
     return "".join(blocks) or '<p class="empty">no images</p>'
+
+
+def _rows_of(root: Path, rows: list[int], fields: tuple[str, ...]) -> dict[str, dict[int, Any]]:
+    """Return {field: {row: value}} for the few sorted ``rows`` of metadata.parquet (read a batch at a time)."""
+    source = pq.ParquetFile(root / METADATA, pre_buffer=False, buffer_size=1 << 20)
+    present = [f for f in fields if f in source.schema_arrow.names]
+    out: dict[str, dict[int, Any]] = {f: {i: None for i in rows} for f in fields}
+    wanted, start = np.array(rows, dtype=np.int64), 0
+    for batch in source.iter_batches(batch_size=262_144, columns=present):
+        lo, hi = np.searchsorted(wanted, [start, start + batch.num_rows])
+        if hi > lo:
+            part = pa.Table.from_batches([batch]).take(pa.array(wanted[lo:hi] - start))
+            for f in present:
+                out[f].update(zip(wanted[lo:hi].tolist(), part.column(f).to_pylist()))
+        start += batch.num_rows
+    return out
