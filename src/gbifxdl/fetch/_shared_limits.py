@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,7 @@ class SharedLimits(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         limits = _RUNS.get(self.run_id)
         if limits is None:
-            _RUNS[self.run_id] = RunLimits(scheduler, self.settings)
+            _RUNS[self.run_id] = RunLimits(scheduler, self.settings, self.run_id)
         else:
             limits.adopt(self.settings)
         for op, handler in (("gbifxdl_want", _want), ("gbifxdl_leave", _leave),
@@ -78,9 +79,10 @@ class SharedLimits(SchedulerPlugin):
 class RunLimits:
     """Every host's limiter for one output's fetch, the slots handed out, and the progress."""
 
-    def __init__(self, scheduler: Any, settings: FetchSettings) -> None:
+    def __init__(self, scheduler: Any, settings: FetchSettings, run_id: str) -> None:
         from gbifxdl.fetch.scheduler import Scheduler
 
+        self.run_id = run_id
         self.scheduler = scheduler
         self.settings = settings
         self.limits = Scheduler(None, _paced(settings))  # its limiter(): the single-machine rules
@@ -105,6 +107,23 @@ class RunLimits:
         """Return whether the unit run ``owner`` ended or its worker left."""
         return owner in self.ended or owner.split("|", 1)[0] not in self.scheduler.stream_comms
 
+    def grant_now(self, host: str, owner: str, wid: int, worker: str) -> bool:
+        """Grant a slot at once when ``host`` has one free (the common case); return whether it did.
+
+        The same test ``HostLimiter.acquire`` makes first, without a task per request.
+        """
+        lim = self.limits.limiter(host)
+        now = asyncio.get_running_loop().time()
+        comm = self.scheduler.stream_comms.get(worker)
+        if (lim._waiters or comm is None or owner in self.ended or lim._expired(now) is not None
+                or not lim._free(now)):
+            return False
+        lim._admit(now)
+        ticket = next(self.next_ticket)
+        self.tickets[ticket] = (owner, lim, now)
+        comm.send({"op": "gbifxdl_grant", "wid": wid, "run": self.run_id, "ticket": ticket})
+        return True
+
     async def grant(self, host: str, owner: str, wid: int, worker: str) -> None:
         """Wait for a slot of ``host`` and send it to ``worker`` (or give it back if nobody waits)."""
         reply = await self.enter(host, owner)
@@ -113,7 +132,7 @@ class RunLimits:
             if "ticket" in reply:
                 self.leave(reply["ticket"], None, 0)
             return
-        comm.send({"op": "gbifxdl_grant", "wid": wid, **reply})
+        comm.send({"op": "gbifxdl_grant", "wid": wid, "run": self.run_id, **reply})
 
     def end(self, owner: str) -> None:
         self.ended[owner] = None
@@ -163,6 +182,8 @@ _RUNS: dict[str, RunLimits] = {}  # by output: lives in the scheduler process
 
 def _want(run: str, host: str, owner: str, wid: int, worker: str) -> None:
     limits = _RUNS[run]
+    if limits.grant_now(host, owner, wid, worker):
+        return
     task = asyncio.ensure_future(limits.grant(host, owner, wid, worker))
     limits.waiting.add(task)
     task.add_done_callback(limits.waiting.discard)
@@ -202,11 +223,26 @@ class _Broker:
         self.worker = worker
         self.next_wid = itertools.count(1)
         self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]], str]] = {}
+        # messages and grants cross between the engine's loop and the worker's in batches:
+        # one wake-up of the other thread per batch, not per message
+        self._outbox: list[dict[str, Any]] = []
+        self._inbox: dict[asyncio.AbstractEventLoop, list[tuple[Any, str, dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
         worker.stream_handlers["gbifxdl_grant"] = self._granted
 
     def send(self, msg: dict[str, Any]) -> None:
         """Queue ``msg`` on the stream to the scheduler (from any thread)."""
-        self.worker.loop.add_callback(self.worker.batched_stream.send, msg)
+        with self._lock:
+            self._outbox.append(msg)
+            first = len(self._outbox) == 1
+        if first:
+            self.worker.loop.add_callback(self._flush)
+
+    def _flush(self) -> None:  # on the worker's event loop
+        with self._lock:
+            batch, self._outbox = self._outbox, []
+        for msg in batch:
+            self.worker.batched_stream.send(msg)
 
     def want(self, run: str, host: str, owner: str) -> asyncio.Future[dict[str, Any]]:
         loop = asyncio.get_running_loop()
@@ -216,21 +252,30 @@ class _Broker:
         self.send({"op": "gbifxdl_want", "run": run, "host": host, "owner": owner, "wid": wid})
         return fut
 
-    def _granted(self, wid: int, **reply: Any) -> None:  # on the worker's event loop
+    def _granted(self, wid: int, run: str, **reply: Any) -> None:  # on the worker's event loop
         entry = self.waiting.pop(wid, None)
-        if entry is None:
+        if entry is None:  # nobody waits for it here any more
+            self._give_back(run, reply)
             return
         loop, fut, run = entry
-        try:
-            loop.call_soon_threadsafe(self._resolve, fut, run, reply)
-        except RuntimeError:  # that unit's loop is closed: nobody waits
-            self._give_back(run, reply)
+        with self._lock:
+            box = self._inbox.setdefault(loop, [])
+            box.append((fut, run, reply))
+            first = len(box) == 1
+        if first:
+            try:
+                loop.call_soon_threadsafe(self._deliver, loop)
+            except RuntimeError:  # that unit's loop is closed: nobody waits
+                self._deliver(loop)
 
-    def _resolve(self, fut: asyncio.Future[dict[str, Any]], run: str, reply: dict[str, Any]) -> None:
-        if fut.done():  # the request was cancelled meanwhile
-            self._give_back(run, reply)
-        else:
-            fut.set_result(reply)
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch = self._inbox.pop(loop, [])
+        for fut, run, reply in batch:
+            if fut.done() or loop.is_closed():  # the request was cancelled meanwhile, or its loop is gone
+                self._give_back(run, reply)
+            else:
+                fut.set_result(reply)
 
     def _give_back(self, run: str, reply: dict[str, Any]) -> None:
         if "ticket" in reply:

@@ -325,7 +325,7 @@ class _Engine:
                                       settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
         self.workers = settings.workers
         self.loop = _new_loop()
-        threading.Thread(target=self.loop.run_forever, name="gbifxdl-engine", daemon=True).start()
+        threading.Thread(target=self._serve, name="gbifxdl-engine", daemon=True).start()
         self.pool: Any = None
         if settings.uses_processes:
             with _children_allowed():
@@ -335,6 +335,12 @@ class _Engine:
                     return WorkerPool(settings.workers or (os.cpu_count() or 1), self.options, log_path)
 
                 self.pool = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
+
+    def _serve(self) -> None:
+        from gbifxdl.fetch._loop import batch_scheduled
+
+        with batch_scheduled():  # this thread only, as on one machine (see fetch._loop)
+            self.loop.run_forever()
 
     def fits(self, settings: FetchSettings) -> bool:
         options = (settings.resize, settings.resize_mode, settings.should_reencode, settings.jpeg_quality,
