@@ -112,3 +112,30 @@ def test_sampled_near_pairs_are_exact_pairs_and_find_close_copies() -> None:
     index = {v: i for i, v in enumerate(h.tolist())}
     planted = {tuple(sorted((index[int(x)], index[int(x ^ f)]))) for x, f in zip(base[:4_000], flips)}
     assert len(planted & got) >= 0.99 * len(planted)
+
+
+def test_no_check_files_trusts_the_table_and_checking_finds_what_is_gone(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from _dataset_factory import standard_dataset
+
+    root = standard_dataset(tmp_path / "ds", "folders").root
+    table = pq.read_table(root / "metadata.parquet")
+    ok = [p for p, o in zip(table["path"].to_pylist(), table["outcome"].to_pylist()) if o == "ok" and p]
+    # the images were moved elsewhere (another disk, a bucket): only the table is here
+    shutil.move(str(root / "images"), str(tmp_path / "elsewhere"))
+    trusted = subprocess.run([sys.executable, "-m", "gbifxdl", "curate", str(root), "--no-check-files", "--no-card",
+                              "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert trusted.returncode == 0, trusted.stderr
+    reasons = pq.read_table(root / "removed.parquet")["removed_reason"].to_pylist()
+    assert "file_missing" not in reasons and pq.read_table(root / "metadata.parquet").num_rows > 0
+    checked = subprocess.run([sys.executable, "-m", "gbifxdl", "curate", str(root), "--no-card", "--no-progress"],
+                             capture_output=True, text=True, timeout=120)
+    # curating again with the checks: every image is missing, none is kept, the run says so
+    assert pq.read_table(root / "metadata.parquet").num_rows == 0
+    assert pq.read_table(root / "removed.parquet")["removed_reason"].to_pylist().count("file_missing") == len(ok)
+    assert "no image was kept" in checked.stdout + checked.stderr

@@ -44,6 +44,8 @@ def _fractions(text: str) -> tuple[float, float, float]:
 @click.option("--split-by-time", is_flag=True, help="Oldest eventDate trains, newest tests.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the splits.")
 @click.option("--verify-hashes", is_flag=True, help="Read every image whole and check its sha256 (slow).")
+@click.option("--check-files/--no-check-files", default=True, show_default=True,
+              help="Check every file is there and readable; --no-check-files trusts the table (files elsewhere).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed; change nothing.")
 @click.option("--no-card", is_flag=True, help="Do not write README.md and ATTRIBUTION.csv.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
