@@ -23,7 +23,7 @@ from gbifxdl import __version__
 from gbifxdl._io import atomic_path, write_text_atomic
 from gbifxdl.archive import normalise_doi
 from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
-from gbifxdl.publish.facts import FACT_COLUMNS, any_text, dataset_facts, distinct, licence_counts, ranked, read_columns
+from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
 from gbifxdl.publish.croissant import write_croissant
 from gbifxdl.publish.hub import front_matter, write_split_tables
 
@@ -269,24 +269,23 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     prov = provenance(schema.empty_table())
     settings = (prov.get("curate_settings") or {})
     class_column = settings.get("class_column", "speciesKey")
-    # only the columns the card counts: a table of millions of rows is never read whole
-    table = read_columns(root / METADATA, (class_column, "set", "species", *FACT_COLUMNS))
-    removed = (read_columns(root / REMOVED, ("removed_reason",)) if (root / REMOVED).is_file()
-               else pa.table({}))  # fmt: skip
-    col = lambda name: table.column(name) if name in table.column_names else pa.nulls(table.num_rows)  # noqa: E731
-    classes = _counts(col(class_column), null="unlabeled")
-    layout = "webdataset" if any_text(col("shard")) else "folders"
+    # each column the card counts is read alone, counted and let go: ten million rows of many
+    # columns never sit in memory together
+    col = lambda name: read_column(root / METADATA, name)  # noqa: E731
+    facts = dataset_facts(root)
+    images = facts.images
+    classes = facts.classes if facts.class_column == class_column else _counts(col(class_column), null="unlabeled")
+    layout = facts.layout
     key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
     cite = citation_text(prov)
-    facts = dataset_facts(root, table, schema)
     name = title or (facts.derived or {}).get("title") or (
         f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
     split_tables = write_split_tables(facts)
 
     lines = front_matter(facts, name, split_tables) + [f"# {name}", ""]
     lines += [
-        f"{table.num_rows} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
-        f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in table.column_names else 'fetched'} "
+        f"{images} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
+        f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in schema.names else 'fetched'} "
         f"with gbifxdl {__version__}.", "",
         "## Citation", "",
         "GBIF asks that you cite the download the data came from:", "",
@@ -304,19 +303,21 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     if prov.get("query"):
         lines += ["", "The query (GBIF predicate):", ""] + _query_block(prov["query"])
     lines += ["", "## Contents", ""]
-    splits = _counts(col("split")) if "split" in table.column_names else []
-    occurrences = pc.count_distinct(col("gbifID")).as_py()
+    splits = facts.splits
+    occurrences = count_distinct(col("gbifID"))
     datasets = distinct(col("datasetKey"))
-    lines += _table_md(("", "count"), [("images", table.num_rows), ("classes", len(classes)),
+    lines += _table_md(("", "count"), [("images", images), ("classes", len(classes)),
                                        ("occurrences", occurrences), ("GBIF datasets", datasets), ("layout", layout)]
                        + [(f"split `{k}`", v) for k, v in splits])  # fmt: skip
-    if "split" in table.column_names:  # an empty split must never pass unnoticed
+    if "split" in schema.names:  # an empty split must never pass unnoticed
         from gbifxdl.curate import split_warnings
 
         lines += [f"\n**Warning:** {w}." for w in split_warnings(dict(splits), settings.get("fractions") or (0.8, 0.1, 0.1))]
-    if "set" in table.column_names:
+    if "set" in schema.names:
         lines += ["", "Folds of the original `set` column: "
                   + ", ".join(f"`{k}` {v}" for k, v in sorted(_counts(col("set"))))]
+    removed = (read_columns(root / REMOVED, ("removed_reason",)) if (root / REMOVED).is_file()
+               else pa.table({}))  # fmt: skip
     if removed.num_rows:
         lines += ["", f"Removed during curation ({removed.num_rows} rows, listed in `removed.parquet`):", ""]
         lines += _table_md(("reason", "rows"), _counts(
@@ -326,12 +327,12 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     lines += _table_md((class_column, "species", "images"),
                        [(k, names.get(k) or "", v) for k, v in classes[:20]])  # fmt: skip
     lines += ["", "## Licences", ""]
-    licences = licence_counts(col("license"))
+    licences = facts.licences
     lines += [f"Taken together the images may be used under the terms of **{facts.licence_name}** (the",
               f"`license: {facts.licence_hub}` of this card's front matter): the most restrictive conditions",
               "among them. Each image's own licence is in `ATTRIBUTION.csv`; the mix:", ""]
     lines += _table_md(("licence", "images", "share"),
-                       [(k, v, f"{100 * v / max(table.num_rows, 1):.1f} %") for k, v in licences])  # fmt: skip
+                       [(k, v, f"{100 * v / max(images, 1):.1f} %") for k, v in licences])  # fmt: skip
     lines += ["", "## Settings", ""]
     for stage in ("select_settings", "fetch_settings", "curate_settings"):
         if prov.get(stage):

@@ -121,6 +121,38 @@ def read_columns(path: Path, names: tuple[str, ...] | list[str]) -> pa.Table:
     return table.replace_schema_metadata(schema.metadata)
 
 
+def read_column(path: Path, name: str) -> pa.ChunkedArray:
+    """Return the column ``name`` of the Parquet table at ``path``, read alone (nulls when it has none).
+
+    One column at a time: the card and the facts count each from its own read and let it go,
+    so ten million rows never sit in memory as many columns at once.
+    """
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        read_table(path)  # raises the helpful error
+    if name not in pq.read_schema(path).names:
+        return pa.chunked_array([pa.nulls(pq.ParquetFile(path).metadata.num_rows)])
+    return read_columns(path, (name,)).column(name)
+
+
+def count_distinct(values: pa.Array | pa.ChunkedArray) -> int:
+    """Return the number of distinct non-null values of a column (what ``pc.count_distinct`` gives).
+
+    Integers (gbifID) are counted by one in-place numpy sort, not a hash table of every value.
+    """
+    import numpy as np
+
+    if not pa.types.is_integer(values.type):
+        return int(pc.count_distinct(values).as_py())
+    valid = pc.drop_null(values)
+    chunks = valid.chunks if isinstance(valid, pa.ChunkedArray) else [valid]
+    ids = np.concatenate([c.to_numpy() for c in chunks if len(c)] or [np.empty(0, np.int64)])  # a copy of its own
+    del valid, chunks
+    ids.sort()
+    return int(len(ids) > 0) + int(np.count_nonzero(ids[1:] != ids[:-1]))
+
+
 def any_text(values: pa.Array | pa.ChunkedArray) -> bool:
     """Return whether any value of a (text or dictionary) column is non-null and non-empty."""
     return any(v for v in pc.unique(values).to_pylist())
@@ -159,6 +191,7 @@ class DatasetFacts:
     derived: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema: pa.Schema | None = None  # metadata.parquet's (``table`` may hold only some of its columns)
+    rows: int | None = None  # the images, when ``table`` holds none of metadata.parquet's columns
 
     def __post_init__(self) -> None:
         if self.schema is None:
@@ -166,18 +199,20 @@ class DatasetFacts:
 
     @property
     def images(self) -> int:
-        return self.table.num_rows
+        return self.table.num_rows if self.rows is None else self.rows
 
     @property
     def occurrences(self) -> int:
         return sum(self.per_dataset.values())
 
     def col(self, name: str) -> list[Any]:
-        return column_or_nulls(self.table, name)
+        return column_or_nulls(self.table, name) if self.rows is None else self.arrow(name).to_pylist()
 
     def arrow(self, name: str) -> pa.ChunkedArray:
-        """Return a column of ``table`` as Arrow (nulls when absent): for columnar counting."""
-        return _column(self.table, name)
+        """Return a column as Arrow (nulls when absent): from ``table``, else read alone from metadata.parquet."""
+        if self.rows is None or name in self.table.column_names:
+            return _column(self.table, name)
+        return read_column(self.root / METADATA, name)
 
     @functools.cached_property
     def table_sha256(self) -> str:
@@ -216,34 +251,40 @@ def dataset_facts(dataset_dir: str | Path, table: pa.Table | None = None, schema
                   ) -> DatasetFacts:
     """Return the facts of the dataset in ``dataset_dir`` (its curated table and derived DOI).
 
-    Without ``table``, only the columns the facts need are read from metadata.parquet;
+    Without ``table``, each column the facts need is read alone from metadata.parquet, counted
+    and let go (the facts then hold no column: ``arrow`` reads one when asked);
     ``schema`` is metadata.parquet's when ``table`` holds only some of its columns.
-    All counting is columnar (Arrow value counts and group-bys), never a Python object per row.
+    All counting is columnar (Arrow value counts, numpy sorts), never a Python object per row.
     """
     root = Path(dataset_dir)
+    rows: int | None = None
     if table is None:
         import pyarrow.parquet as pq
 
-        schema = pq.read_schema(root / METADATA) if (root / METADATA).is_file() else None
-        prov0 = provenance(schema.empty_table()) if schema is not None else {}
-        column0 = (prov0.get("curate_settings") or {}).get("class_column") or (
-            prov0.get("fetch_settings") or {}).get("class_column") or "speciesKey"
-        table = read_columns(root / METADATA, (column0, *FACT_COLUMNS))
+        path = root / METADATA
+        if not path.is_file():
+            read_table(path)  # raises the helpful error
+        schema = pq.read_schema(path)
+        rows = pq.ParquetFile(path).metadata.num_rows
+        table = pa.table({}).replace_schema_metadata(schema.metadata)
+        names = schema.names
+        col = lambda name: read_column(path, name)  # noqa: E731
+    else:
+        names = table.column_names
+        col = lambda name: _column(table, name)  # noqa: E731
     prov = provenance(table)
     class_column = (prov.get("curate_settings") or {}).get("class_column") or (
         prov.get("fetch_settings") or {}).get("class_column") or "speciesKey"
-    col = lambda name: _column(table, name)  # noqa: E731
     licences = licence_counts(col("license"))
     hub, name = most_restrictive([k for k, _ in licences])
     per_dataset = _occurrences_per_dataset(col("datasetKey"), col("gbifID"))
-    shards = col("shard")
     return DatasetFacts(
         root=root, table=table, prov=prov, class_column=class_column,
-        layout="webdataset" if any_text(shards) else "folders",
+        layout="webdataset" if any_text(col("shard")) else "folders",
         classes=ranked(col(class_column), null="unlabeled"),
-        splits=ranked(col("split")) if "split" in table.column_names else [],
+        splits=ranked(col("split")) if "split" in names else [],
         licences=licences, licence_hub=hub, licence_name=name,
         per_dataset=per_dataset,
         countries=ranked(col("countryCode")),
-        derived=read_json(root / DERIVED_STATE), schema=schema,
+        derived=read_json(root / DERIVED_STATE), schema=schema, rows=rows,
     )  # fmt: skip
