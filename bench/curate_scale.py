@@ -25,8 +25,8 @@ shows "unreadable"). File checking is per file and linear (bench/curate.py measu
 on real JPEGs).
 
 Each step runs in a fresh Python process; its peak RSS is that process's
-``VmHWM`` (from /proc: ru_maxrss would carry over the bench's own peak across fork and exec). The baseline is the code of ``git HEAD``
-(extracted with ``git archive`` into a temporary folder), run on the same table at
+``VmHWM`` (from /proc: ru_maxrss would carry over the bench's own peak across fork and exec). The baseline is the code before the change
+(commit ``BASELINE_REF``, extracted with ``git archive`` into a temporary folder), run on the same table at
 ``--baseline-rows`` (the pre-change code holds Python lists of every row; at 10M it
 needs far more than the 2 GiB target), with its file checks replaced by "no problem" (what
 ``check_files=False`` does, which it lacks). Targets at 10M rows: < 2 GiB peak, < 10 minutes
@@ -305,10 +305,16 @@ def _cell(figures: dict | None, key: str) -> str:
     return f"{figures[key]:,.0f}" if key == "peak_mib" else f"{figures[key]:,.1f}"
 
 
+# the last commit whose curation, card and report held Python lists of every row
+BASELINE_REF = "ec7c4e7"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--baseline-rows", type=int, default=200_000, help="0: no baseline")
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="the git commit of the code before the change (default: the last one with row lists)")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gbifxdl-scale-"))
@@ -317,11 +323,11 @@ def main() -> None:
         if args.baseline_rows:
             base_src = tmp / "baseline"
             base_src.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "src/gbifxdl"],
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_ref, "src/gbifxdl"],
                                      capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
             # the baseline is not worth more than 4x the target at its size: beyond, it swaps the machine
-            results[("HEAD (before)", args.baseline_rows)] = measure(args.baseline_rows, base_src / "src", "HEAD", tmp,
+            results[("before", args.baseline_rows)] = measure(args.baseline_rows, base_src / "src", "before", tmp,
                                                                      args.timeout)
         for rows in args.rows:
             results[("this tree", rows)] = measure(rows, ROOT / "src", "new", tmp, args.timeout)
