@@ -10,6 +10,7 @@ whose worker dies is run again elsewhere by Dask, skipping what reached the stor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -211,7 +212,7 @@ def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: 
         elif time.monotonic() - seen_workers > NO_WORKERS_TIMEOUT:
             raise FetchError(f"the Dask cluster has had no worker for {NO_WORKERS_TIMEOUT:.0f} s; start workers "
                              "(`dask worker ADDRESS`), then run the same command again: it resumes")
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11
             distributed.wait(list(running), timeout=POLL, return_when="FIRST_COMPLETED")
         for future in [f for f in running if f.done()]:
             job = running.pop(future)
