@@ -31,6 +31,18 @@ SHARD = 20
 SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 
 
+def _as_one_machine(store: Any, single: Path, hosts: ImageHosts, urls: list[str], done_before: set[int]) -> None:
+    """Check the store holds the files and rows of the single-machine fetch in ``single``, and that
+    no image of a unit finished before the fault was downloaded again."""
+    reference = {p.relative_to(single).as_posix(): p.read_bytes() for p in (single / "images").rglob("*.jpg")}
+    assert {k: store.read_bytes(k) for k in store.list("images/")} == reference
+    table = pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
+    assert table.drop_columns(["attempts"]).equals(pq.read_table(single / "metadata.parquet").drop_columns(["attempts"]))
+    for unit in done_before:
+        for url in urls[unit * SHARD:(unit + 1) * SHARD]:
+            assert hosts.requests_for(url) == 1, url
+
+
 @pytest.mark.parametrize("with_nanny", [False, True], ids=["worker-process", "whole-worker"])
 def test_a_sigkilled_worker_loses_nothing_and_the_store_equals_one_machine(tmp_path: Path, with_nanny: bool,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,21 +81,12 @@ def test_a_sigkilled_worker_loses_nothing_and_the_store_equals_one_machine(tmp_p
             assert not thread.is_alive() and "error" not in result, result.get("error")
         summary = result["summary"]
         assert summary.ok == N
-        # nothing lost: the same files and rows as one machine's fetch
-        reference = {p.relative_to(tmp_path / "single").as_posix(): p.read_bytes()
-                     for p in (tmp_path / "single" / "images").rglob("*.jpg")}
-        assert {k: store.read_bytes(k) for k in store.list("images/")} == reference
-        table = pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
-        single = pq.read_table(tmp_path / "single" / "metadata.parquet")
-        assert table.drop_columns(["attempts"]).equals(single.drop_columns(["attempts"]))
-        # no image written before the kill was downloaded again
-        for unit in done_before:
-            for url_ in urls[unit * SHARD:(unit + 1) * SHARD]:
-                assert hosts.requests_for(url_) == 1, url_
+        # nothing lost, and nothing written before the kill downloaded again
+        _as_one_machine(store, tmp_path / "single", hosts, urls, done_before)
         assert hosts.total_requests() <= N + 2 * SHARD  # at most the killed worker's units again
 
 
-def _cli(sel: Path, url: str, address: str, staging: Path) -> list[str]:
+def _cli(sel: Path, url: str, address: str) -> list[str]:
     return [sys.executable, "-m", "gbifxdl", "fetch", str(sel), "-o", url, "--resize", "64", "--shard-size",
             str(SHARD), "--workers", "1", "--per-host", "4", "--cluster", address]
 
@@ -111,7 +114,7 @@ def test_the_same_command_resumes_after_the_client_or_the_whole_cluster_stops(tm
         workers_env = {"GBIFXDL_STAGING": str(tmp_path / "workers-staging")}
         cluster = DaskProcesses(2, env=workers_env).start()
         try:
-            proc = subprocess.Popen(_cli(sel, url, cluster.address, tmp_path), env=_env(tmp_path / "c1"),
+            proc = subprocess.Popen(_cli(sel, url, cluster.address), env=_env(tmp_path / "c1"),
                                     start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True)
             deadline = time.monotonic() + 60
@@ -130,17 +133,9 @@ def test_the_same_command_resumes_after_the_client_or_the_whole_cluster_stops(tm
                     f"error: lost the Dask scheduler at {cluster.address}; start it (and workers) again, then run "
                     "the same command: it resumes")
                 cluster = DaskProcesses(2, env=workers_env).start()
-            again = subprocess.run(_cli(sel, url, cluster.address, tmp_path), env=_env(tmp_path / "c2"),
+            again = subprocess.run(_cli(sel, url, cluster.address), env=_env(tmp_path / "c2"),
                                    capture_output=True, text=True, timeout=180)
             assert again.returncode == 0, again.stderr[-2000:]
         finally:
             cluster.stop()
-        reference = {p.relative_to(tmp_path / "single").as_posix(): p.read_bytes()
-                     for p in (tmp_path / "single" / "images").rglob("*.jpg")}
-        assert {k: store.read_bytes(k) for k in store.list("images/")} == reference
-        table = pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
-        assert table.drop_columns(["attempts"]).equals(
-            pq.read_table(tmp_path / "single" / "metadata.parquet").drop_columns(["attempts"]))
-        for unit in done_before:
-            for url_ in urls[unit * SHARD:(unit + 1) * SHARD]:
-                assert hosts.requests_for(url_) == 1, url_
+        _as_one_machine(store, tmp_path / "single", hosts, urls, done_before)

@@ -26,9 +26,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gbifxdl.errors import StateError, StorageError
+from gbifxdl.errors import StorageError
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState
+from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, hash_int, wanted_state
 from gbifxdl.store import Store
 
 STATE_DIR = ".gbifxdl/fetch"
@@ -50,21 +50,13 @@ def uploading_key(unit: int) -> str:
 
 def check_state(store: Store, fingerprint: dict[str, Any], settings: FetchSettings) -> bool:
     """Record or compare the run's fingerprint in the store; return True when resuming there."""
-    wanted = {"input": fingerprint, "settings": settings.output_fingerprint()}
+    wanted = wanted_state(fingerprint, settings)
     try:
         saved = json.loads(store.read_bytes(STATE_KEY))
     except FileNotFoundError:
         store.put_bytes(STATE_KEY, json.dumps(wanted, indent=1, default=str).encode())
         return False
-    where = store.describe()
-    if saved["input"] != wanted["input"]:
-        raise StateError(f"{where} holds a fetch of another selection ({saved['input']}); "
-                         "use another output, or delete this one to start over")
-    diff = {k: (v, wanted["settings"].get(k)) for k, v in saved["settings"].items() if wanted["settings"].get(k) != v}
-    if diff:
-        detail = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
-        raise StateError(f"{where} was fetched with other settings ({detail}); run again with the same "
-                         "settings, or use another output")
+    compare_state(saved, wanted, store.describe(), "output")
     return True
 
 
@@ -140,7 +132,7 @@ class StoreSink:
             sizes = list(pool.map(lambda ie: self.store.size(ie[1]["path"]), ok))
         present = {i for (i, e), size in zip(ok, sizes) if size == e["bytes"]}
         self.held.update(entries[i]["path"] for i in present)
-        keep = [dict(e, i=i, chroma_hash=_int(e["chroma_hash"])) for i, e in enumerate(entries)
+        keep = [dict(e, i=i, chroma_hash=hash_int(e["chroma_hash"])) for i, e in enumerate(entries)
                 if e["outcome"] != "ok" or i in present]
         state.reopen(unit, keep)
         return False
@@ -149,6 +141,3 @@ class StoreSink:
 def _result_table(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data)).cast(RESULT_SCHEMA)
 
-
-def _int(value: bytes | None) -> int | None:
-    return None if value is None else int.from_bytes(value, "big")

@@ -319,11 +319,10 @@ class _Engine:
         import threading
 
         from gbifxdl.fetch._loop import _new_loop
-        from gbifxdl.fetch.image_types import ProcessOptions
+        from gbifxdl.fetch.pipeline import process_options
         from gbifxdl.fetch.workers import WorkerPool, start_fork_server
 
-        self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
-                                      settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
+        self.options = process_options(settings)
         self.workers = settings.workers
         self.loop = _new_loop()
         threading.Thread(target=self._serve, name="gbifxdl-engine", daemon=True).start()
@@ -344,9 +343,9 @@ class _Engine:
             self.loop.run_forever()
 
     def fits(self, settings: FetchSettings) -> bool:
-        options = (settings.resize, settings.resize_mode, settings.should_reencode, settings.jpeg_quality,
-                   settings.max_pixels, settings.pixel_hash)
-        return (options == dataclasses.astuple(self.options) and settings.workers == self.workers
+        from gbifxdl.fetch.pipeline import process_options
+
+        return (process_options(settings) == self.options and settings.workers == self.workers
                 and (self.pool is None) == (not settings.uses_processes) and not getattr(self.pool, "_broken", False))
 
     def run(self, coro: Any) -> int:

@@ -157,8 +157,7 @@ class UnitRun:
         self.shared_pool = pool
         self.has_hash = "url_hash" in schema.names
         self.has_class = settings.class_column in schema.names
-        self.options = ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode,
-                                      settings.jpeg_quality, settings.max_pixels, settings.pixel_hash)
+        self.options = process_options(settings)
         self.handled = 0
 
     def run(self, progress: Any) -> int:
@@ -204,8 +203,6 @@ class UnitRun:
                     await self._cancel_rows()
         finally:
             progress.close()
-            if hasattr(progress, "aclose"):
-                await progress.aclose()  # a cluster worker's last reports to its scheduler
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
             if self.workers is not None and self.workers is not self.shared_pool:
@@ -349,6 +346,12 @@ class UnitRun:
         self.state.write_unit(unit.number, entries)
         if self.sink is not None:
             self.sink.unit_closed(self.state, unit.number)
+
+
+def process_options(settings: FetchSettings) -> ProcessOptions:
+    """Return what the image processes do with each body under ``settings``."""
+    return ProcessOptions(settings.resize, settings.resize_mode, settings.should_reencode, settings.jpeg_quality,
+                          settings.max_pixels, settings.pixel_hash)
 
 
 def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:

@@ -75,20 +75,9 @@ class FetchState:
     def check(self, fingerprint: dict[str, Any]) -> bool:
         """Record or compare the run's fingerprint; returns True when resuming earlier work."""
         path = self.dir / "state.json"
-        wanted = {"input": fingerprint, "settings": self.settings.output_fingerprint()}
+        wanted = wanted_state(fingerprint, self.settings)
         if path.exists():
-            saved = json.loads(path.read_text())
-            if saved["input"] != wanted["input"]:
-                raise StateError(
-                    f"{self.out_dir} holds a fetch of another selection ({saved['input']}); "
-                    "use another output folder, or delete this one to start over")
-            diff = {k: (v, wanted["settings"].get(k)) for k, v in saved["settings"].items()
-                    if wanted["settings"].get(k) != v}
-            if diff:
-                detail = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
-                raise StateError(
-                    f"{self.out_dir} was fetched with other settings ({detail}); run again with the "
-                    "same settings, or use another output folder")
+            compare_state(json.loads(path.read_text()), wanted, str(self.out_dir), "output folder")
             return True
         atomic_write_bytes(path, json.dumps(wanted, indent=1, default=str).encode())
         return False
@@ -155,7 +144,7 @@ class FetchState:
         """Return a finished unit's ok rows, each with its row number ``i`` in the unit."""
         rows = self.read_unit(unit).to_pylist()
         # chroma_hash back to an int, as journal lines (JSON) and fetch's rows hold it
-        return [dict(r, i=i, chroma_hash=_hash_int(r["chroma_hash"])) for i, r in enumerate(rows)
+        return [dict(r, i=i, chroma_hash=hash_int(r["chroma_hash"])) for i, r in enumerate(rows)
                 if r["outcome"] == "ok"]
 
     def reopen(self, unit: int, ok_rows: list[dict[str, Any]]) -> None:
@@ -170,11 +159,32 @@ class FetchState:
             path.unlink(missing_ok=True)
 
 
+def wanted_state(fingerprint: dict[str, Any], settings: FetchSettings) -> dict[str, Any]:
+    """Return the state a fetch of ``fingerprint``'s input with ``settings`` records."""
+    return {"input": fingerprint, "settings": settings.output_fingerprint()}
+
+
+def compare_state(saved: dict[str, Any], wanted: dict[str, Any], where: str, other: str) -> None:
+    """Raise the one-line error saying how ``where`` was fetched otherwise; ``other``: what to use instead."""
+    if saved["input"] != wanted["input"]:
+        raise StateError(
+            f"{where} holds a fetch of another selection ({saved['input']}); "
+            f"use another {other}, or delete this one to start over")
+    diff = {k: (v, wanted["settings"].get(k)) for k, v in saved["settings"].items()
+            if wanted["settings"].get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise StateError(
+            f"{where} was fetched with other settings ({detail}); run again with the "
+            f"same settings, or use another {other}")
+
+
 def _hash_bytes(value: int | None) -> bytes | None:
     return None if value is None else value.to_bytes(16, "big")
 
 
-def _hash_int(value: bytes | None) -> int | None:
+def hash_int(value: bytes | None) -> int | None:
+    """Return a stored 16-byte colour hash as the int fetch's rows hold (None stays None)."""
     return None if value is None else int.from_bytes(value, "big")
 
 
