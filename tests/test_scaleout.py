@@ -168,6 +168,27 @@ def test_a_local_dask_cluster_gives_the_dataset_of_one_machine(hosts: ImageHosts
         pq.read_table(tmp_path / "single" / "metadata.parquet"))
 
 
+def test_image_processes_on_a_dask_worker_run_with_glibc_malloc_tuning(hosts: ImageHosts, tmp_path: Path) -> None:
+    # a Dask nanny gives its worker MALLOC_TRIM_THRESHOLD_, which costs image work 10% more
+    # CPU (bench/cluster.py): the worker keeps it, its image processes start without it
+    _need("distributed", "psutil")
+    import distributed
+    import psutil
+
+    from gbifxdl.fetch.cluster import start_local_cluster
+
+    with start_local_cluster(1) as local, distributed.Client(local) as client:
+        summary = fetch(_selection(hosts, tmp_path, 20), tmp_path / "out", FetchSettings(**SETTINGS),
+                        progress=False, cluster=local.scheduler_address)
+        assert summary.ok == 20
+        (pid,) = client.run(os.getpid).values()
+        worker = psutil.Process(pid)
+        assert "MALLOC_TRIM_THRESHOLD_" in worker.environ()
+        children = worker.children(recursive=True)
+        assert len(children) >= 2  # the fork server and the image process
+        assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children)
+
+
 def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
     from gbifxdl.errors import ConfigError
     from gbifxdl.fetch.cluster import parse_cluster

@@ -10,11 +10,13 @@ of them. Fixed rates are paced at :data:`RATE_MARGIN` of their value at the sche
 a request leaves its worker a few milliseconds after its grant, and that jitter must
 not push two requests into one rate interval.
 
-The messages ride on the stream every Dask worker keeps open to its scheduler (batched
-every few milliseconds), never on a connection of their own: ``gbifxdl_want`` (a slot,
-please), ``gbifxdl_grant`` (here it is, or the host's deadline passed), ``gbifxdl_leave``
-(the slot back, with the answer), ``gbifxdl_progress`` and ``gbifxdl_unit_ends`` (free what
-the unit still holds). Slots held by a worker that dies are freed when the scheduler
+The messages ride on the stream every Dask worker keeps open to its scheduler, never on
+a connection of their own, and what a worker's engine says within a few milliseconds
+travels as one ``gbifxdl_batch`` (Dask handles each stream message at some cost; a batch
+is one): ``want`` (a slot, please), ``leave`` (the slot back, with the answer),
+``progress``, ``unit_ends`` (free what the unit still holds). The grants a batch's wants
+get at once go back as one ``gbifxdl_grants``; a want that waits for its slot gets its own
+(a grant, or the host's deadline passed). Slots held by a worker that dies are freed when the scheduler
 loses it, and a slot granted to a worker or unit already gone is given back at once.
 """
 
@@ -66,9 +68,7 @@ class SharedLimits(SchedulerPlugin):
             _RUNS[self.run_id] = RunLimits(scheduler, self.settings, self.run_id)
         else:
             limits.adopt(self.settings)
-        for op, handler in (("gbifxdl_want", _want), ("gbifxdl_leave", _leave),
-                            ("gbifxdl_progress", _progress), ("gbifxdl_unit_ends", _unit_ends)):
-            scheduler.stream_handlers[op] = handler
+        scheduler.stream_handlers["gbifxdl_batch"] = _batch
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         """Free the slots a lost worker held (its requests died with it)."""
@@ -107,22 +107,19 @@ class RunLimits:
         """Return whether the unit run ``owner`` ended or its worker left."""
         return owner in self.ended or owner.split("|", 1)[0] not in self.scheduler.stream_comms
 
-    def grant_now(self, host: str, owner: str, wid: int, worker: str) -> bool:
-        """Grant a slot at once when ``host`` has one free (the common case); return whether it did.
+    def grant_now(self, host: str, owner: str, wid: int) -> dict[str, Any] | None:
+        """Return the grant of a slot of ``host`` when one is free now (the common case), else None.
 
         The same test ``HostLimiter.acquire`` makes first, without a task per request.
         """
         lim = self.limits.limiter(host)
         now = asyncio.get_running_loop().time()
-        comm = self.scheduler.stream_comms.get(worker)
-        if (lim._waiters or comm is None or owner in self.ended or lim._expired(now) is not None
-                or not lim._free(now)):
-            return False
+        if lim._waiters or owner in self.ended or lim._expired(now) is not None or not lim._free(now):
+            return None
         lim._admit(now)
         ticket = next(self.next_ticket)
         self.tickets[ticket] = (owner, lim, now)
-        comm.send({"op": "gbifxdl_grant", "wid": wid, "run": self.run_id, "ticket": ticket})
-        return True
+        return {"wid": wid, "run": self.run_id, "ticket": ticket}
 
     async def grant(self, host: str, owner: str, wid: int, worker: str) -> None:
         """Wait for a slot of ``host`` and send it to ``worker`` (or give it back if nobody waits)."""
@@ -132,7 +129,7 @@ class RunLimits:
             if "ticket" in reply:
                 self.leave(reply["ticket"], None, 0)
             return
-        comm.send({"op": "gbifxdl_grant", "wid": wid, "run": self.run_id, **reply})
+        comm.send({"op": "gbifxdl_grants", "grants": [{"wid": wid, "run": self.run_id, **reply}]})
 
     def end(self, owner: str) -> None:
         self.ended[owner] = None
@@ -180,25 +177,32 @@ class RunLimits:
 _RUNS: dict[str, RunLimits] = {}  # by output: lives in the scheduler process
 
 
-def _want(run: str, host: str, owner: str, wid: int, worker: str) -> None:
-    limits = _RUNS[run]
-    if limits.grant_now(host, owner, wid, worker):
-        return
-    task = asyncio.ensure_future(limits.grant(host, owner, wid, worker))
-    limits.waiting.add(task)
-    task.add_done_callback(limits.waiting.discard)
-
-
-def _leave(run: str, ticket: int, answer: Any, nbytes: int, worker: str) -> None:
-    _RUNS[run].leave(ticket, answer, nbytes)
-
-
-def _progress(run: str, unit: int, counts: list[int], worker: str) -> None:
-    _RUNS[run].units[unit] = counts
-
-
-def _unit_ends(run: str, owner: str, worker: str) -> None:
-    _RUNS[run].end(owner)
+def _batch(msgs: list[dict[str, Any]], worker: str) -> None:
+    """Handle one batch of a worker's messages, in order; send the grants given at once in one message."""
+    granted = []
+    for msg in msgs:
+        op, limits = msg["op"], _RUNS[msg["run"]]
+        if op == "want":
+            grant = limits.grant_now(msg["host"], msg["owner"], msg["wid"])
+            if grant is not None:
+                granted.append(grant)
+                continue
+            task = asyncio.ensure_future(limits.grant(msg["host"], msg["owner"], msg["wid"], worker))
+            limits.waiting.add(task)
+            task.add_done_callback(limits.waiting.discard)
+        elif op == "leave":
+            limits.leave(msg["ticket"], msg["answer"], msg["nbytes"])
+        elif op == "progress":
+            limits.units[msg["unit"]] = msg["counts"]
+        elif op == "unit_ends":
+            limits.end(msg["owner"])
+    if granted:
+        comm = limits.scheduler.stream_comms.get(worker)
+        if comm is not None:
+            comm.send({"op": "gbifxdl_grants", "grants": granted})
+            return
+        for grant in granted:  # the worker left meanwhile: its slots go back
+            _RUNS[grant["run"]].leave(grant["ticket"], None, 0)
 
 
 def _paced(settings: FetchSettings) -> FetchSettings:
@@ -228,7 +232,7 @@ class _Broker:
         self._outbox: list[dict[str, Any]] = []
         self._inbox: dict[asyncio.AbstractEventLoop, list[tuple[Any, str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
-        worker.stream_handlers["gbifxdl_grant"] = self._granted
+        worker.stream_handlers["gbifxdl_grants"] = self._granted
 
     def send(self, msg: dict[str, Any]) -> None:
         """Queue ``msg`` on the stream to the scheduler (from any thread)."""
@@ -241,28 +245,32 @@ class _Broker:
     def _flush(self) -> None:  # on the worker's event loop
         with self._lock:
             batch, self._outbox = self._outbox, []
-        for msg in batch:
-            self.worker.batched_stream.send(msg)
+        if batch:
+            self.worker.batched_stream.send({"op": "gbifxdl_batch", "msgs": batch})
 
     def want(self, run: str, host: str, owner: str) -> asyncio.Future[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         wid = next(self.next_wid)
         self.waiting[wid] = (loop, fut, run)
-        self.send({"op": "gbifxdl_want", "run": run, "host": host, "owner": owner, "wid": wid})
+        self.send({"op": "want", "run": run, "host": host, "owner": owner, "wid": wid})
         return fut
 
-    def _granted(self, wid: int, run: str, **reply: Any) -> None:  # on the worker's event loop
-        entry = self.waiting.pop(wid, None)
-        if entry is None:  # nobody waits for it here any more
-            self._give_back(run, reply)
-            return
-        loop, fut, run = entry
-        with self._lock:
-            box = self._inbox.setdefault(loop, [])
-            box.append((fut, run, reply))
-            first = len(box) == 1
-        if first:
+    def _granted(self, grants: list[dict[str, Any]]) -> None:  # on the worker's event loop
+        wake = set()
+        for reply in grants:
+            entry = self.waiting.pop(reply.pop("wid"), None)
+            if entry is None:  # nobody waits for it here any more
+                self._give_back(reply.pop("run"), reply)
+                continue
+            loop, fut, run = entry
+            del reply["run"]
+            with self._lock:
+                box = self._inbox.setdefault(loop, [])
+                box.append((fut, run, reply))
+                if len(box) == 1:
+                    wake.add(loop)
+        for loop in wake:
             try:
                 loop.call_soon_threadsafe(self._deliver, loop)
             except RuntimeError:  # that unit's loop is closed: nobody waits
@@ -279,7 +287,7 @@ class _Broker:
 
     def _give_back(self, run: str, reply: dict[str, Any]) -> None:
         if "ticket" in reply:
-            self.send({"op": "gbifxdl_leave", "run": run, "ticket": reply["ticket"], "answer": None, "nbytes": 0})
+            self.send({"op": "leave", "run": run, "ticket": reply["ticket"], "answer": None, "nbytes": 0})
 
 
 _BROKERS: dict[int, _Broker] = {}
@@ -321,12 +329,12 @@ class WorkerSide:
             self._report()
 
     def _report(self) -> None:
-        self.broker.send({"op": "gbifxdl_progress", "run": self.run_id, "unit": self.unit, "counts": list(self.counts)})
+        self.broker.send({"op": "progress", "run": self.run_id, "unit": self.unit, "counts": list(self.counts)})
 
     def close(self) -> None:
         """Send the last report, then free what this unit still holds (the stream keeps their order)."""
         self._report()
-        self.broker.send({"op": "gbifxdl_unit_ends", "run": self.run_id, "owner": self.owner})
+        self.broker.send({"op": "unit_ends", "run": self.run_id, "owner": self.owner})
 
 
 class RemoteGate:
@@ -353,5 +361,5 @@ class RemoteGate:
     def leave(self, ticket: tuple[int, float], result: Any, nbytes: int = 0) -> None:
         answer = None if result is None else (result.outcome, result.throttle, result.retry_after)
         side = self.side
-        side.broker.send({"op": "gbifxdl_leave", "run": side.run_id, "ticket": ticket[0], "answer": answer,
+        side.broker.send({"op": "leave", "run": side.run_id, "ticket": ticket[0], "answer": answer,
                           "nbytes": nbytes})
