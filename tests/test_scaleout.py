@@ -189,6 +189,29 @@ def test_image_processes_on_a_dask_worker_run_with_glibc_malloc_tuning(hosts: Im
         assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children)
 
 
+def test_a_fetch_after_a_local_cluster_keeps_glibc_malloc_tuning_for_its_images(hosts: ImageHosts,
+                                                                                 tmp_path: Path) -> None:
+    # Dask leaves MALLOC_TRIM_THRESHOLD_ in the environment of a process that started a
+    # LocalCluster (a notebook, say): a one-machine fetch there keeps its image processes free of it
+    _need("distributed", "psutil")
+    sel = _selection(hosts, tmp_path, 5)
+    code = f"""import os, psutil
+from gbifxdl.fetch import FetchSettings, fetch
+from gbifxdl.fetch.cluster import start_local_cluster
+start_local_cluster(1).close()
+assert os.environ.get("MALLOC_TRIM_THRESHOLD_"), "Dask no longer sets it: this test checks nothing"
+summary = fetch({str(sel)!r}, {str(tmp_path / 'out')!r}, FetchSettings(workers=1), progress=False)
+assert summary.ok == 5, summary.format()
+children = psutil.Process().children(recursive=True)
+assert children, "the fork server outlives the fetch"
+assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children), [p.cmdline() for p in children]
+"""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
     from gbifxdl.errors import ConfigError
     from gbifxdl.fetch.cluster import parse_cluster
