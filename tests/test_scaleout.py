@@ -212,6 +212,42 @@ assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children), [p.cm
     assert done.returncode == 0, done.stderr
 
 
+def test_ctrl_c_on_a_local_cluster_is_one_line_quickly_and_the_same_command_resumes(tmp_path: Path) -> None:
+    # SIGINT to the whole process group, as a terminal sends it: the workers' running units
+    # stop at once (not after the nanny's kill timeout), nothing but one line is printed
+    _need("distributed")
+    import signal
+    import time
+
+    with ImageHosts(2, latency=0.3, max_side=120) as slow:
+        sel = write_selection(tmp_path / "sel.parquet", [slow.photo_url(i, i % 2) for i in range(1500)])
+        cmd = [sys.executable, "-m", "gbifxdl", "fetch", str(sel), "-o", str(tmp_path / "out"), "--resize", "32",
+               "--shard-size", "100", "--cluster", "local:2"]
+        env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               "GBIFXDL_STAGING": str(tmp_path / "staging")}
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith("Dask cluster tcp://127.0.0.1:"), first
+        deadline = time.monotonic() + 60
+        while slow.total_requests() < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slow.total_requests() >= 200, "the fetch never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+        assert proc.returncode == 130
+        said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "fetch:" not in line]
+        assert said == ["Interrupted; nothing done so far is lost. Run the same command again to continue."], said
+        assert took < 10, f"Ctrl-C took {took:.1f} s to take effect"
+        assert not (tmp_path / "out" / "metadata.parquet").exists()
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+    rows = pq.read_table(tmp_path / "out" / "metadata.parquet")
+    assert rows.num_rows == 1500 and set(rows.column("outcome").to_pylist()) == {"ok"}
+
+
 def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
     from gbifxdl.errors import ConfigError
     from gbifxdl.fetch.cluster import parse_cluster

@@ -84,7 +84,7 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
                 engine = _engine(settings, folder.parents[1] / "fetch.log")
                 run = UnitRun(rows, folder, settings, state, writer, {job.unit}, schema, unit_base=job.unit,
                               sink=sink, gate=side.gate, pool=engine.pool)
-                fetched = engine.run(run.main(side))
+                fetched = engine.run(run.main(side), worker)
                 # what only the worker sees: the connections it opened, the names it looked up
                 sockets = {h.host: (h.connections, h.dns_lookups) for h in run.scheduler.stats()}
             result = _counts(sink.read_unit(job.unit), fetched) | {"sockets": sockets}
@@ -135,10 +135,24 @@ class _Engine:
         return (process_options(settings) == self.options and settings.workers == self.workers
                 and (self.pool is None) == (not settings.uses_processes) and not getattr(self.pool, "_broken", False))
 
-    def run(self, coro: Any) -> int:
-        import asyncio
+    def run(self, coro: Any, worker: Any) -> int:
+        """Run ``coro`` on the engine's loop; cancel it once ``worker`` is closing.
 
-        return int(asyncio.run_coroutine_threadsafe(coro, self.loop).result())
+        A closing worker (its cluster stopped, by Ctrl-C say) waits for its running task, and
+        its nanny kills it after a few seconds: the unit stops at once instead, its journal
+        kept in staging, and is taken up again by the next run.
+        """
+        import asyncio
+        from concurrent.futures import TimeoutError as StillRunning  # not the builtin before 3.11
+
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        while True:
+            try:
+                return int(future.result(timeout=CLOSING_POLL))
+            except StillRunning:
+                if str(getattr(worker.status, "name", "")) in _CLOSING:
+                    future.cancel()
+                    raise RuntimeError("the Dask worker is closing: unit stopped, to be resumed") from None
 
     def close(self) -> None:
         import asyncio
@@ -152,6 +166,8 @@ class _Engine:
 
 
 _ENGINE: list[_Engine] = []
+CLOSING_POLL = 0.25  # seconds between looks at the worker's status while a unit runs
+_CLOSING = {"closing", "closed", "stopping", "stopped", "failed"}  # not closing_gracefully: that one waits
 
 
 def _engine(settings: FetchSettings, log_path: Path) -> _Engine:

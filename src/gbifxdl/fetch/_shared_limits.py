@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from distributed.comm import CommClosedError
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from gbifxdl.fetch._host_limiter import HostDeadline, HostLimiter
@@ -246,7 +247,12 @@ class _Broker:
         with self._lock:
             batch, self._outbox = self._outbox, []
         if batch:
-            self.worker.batched_stream.send({"op": "gbifxdl_batch", "msgs": batch})
+            try:
+                self.worker.batched_stream.send({"op": "gbifxdl_batch", "msgs": batch})
+            except CommClosedError:
+                # the worker is closing, or lost its scheduler: the scheduler frees what the
+                # worker held when it removes it, and the units are redone
+                pass
 
     def want(self, run: str, host: str, owner: str) -> asyncio.Future[dict[str, Any]]:
         loop = asyncio.get_running_loop()
