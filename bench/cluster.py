@@ -231,7 +231,8 @@ def main() -> None:
 
         warm = {side: run(side, work / f"warm-{side}") for side in ("single", "cluster")}
         equal.append(compare(work / "warm-single", work / "warm-cluster"))
-        shutil.rmtree(work / "warm-single"), shutil.rmtree(work / "warm-cluster")
+        for side in ("single", "cluster"):
+            shutil.rmtree(work / f"warm-{side}")
         ws, wc = (warm[s][0] / warm[s][1] for s in ("single", "cluster"))
         print(f"  warm-up (not counted; cold process, fresh cluster): single {ws:6.1f} images/s, cluster "
               f"{wc:6.1f} images/s = {wc / ws:.2f}x; outputs equal: {equal[-1][0]}")
@@ -269,8 +270,7 @@ def main() -> None:
     wall, cpu = summary("{}"), summary("{}_cpu")
     print(f"\n{'best of ' + str(len(rounds)) + ' rounds':<34}{'images/s':>10}{'per CPU-s x cores':>19}")
     print(f"{'single machine (workers=2)':<34}{wall[0]:>10.1f}{cpu[0]:>19.1f}")
-    print(f"{'cluster local:2 (workers=1 each)':<34}{wall[1]:>10.1f}{cpu[1]:>19.1f}"
-)
+    print(f"{'cluster local:2 (workers=1 each)':<34}{wall[1]:>10.1f}{cpu[1]:>19.1f}")
     print(f"cluster / single, wall: {wall[2]:.2f}x (median of the rounds' ratios), best against best "
           f"{wall[1] / wall[0]:.2f}x; target >= {TARGET:.2f}x")
     print(f"cluster / single, CPU:  {cpu[2]:.2f}x (median), best against best {cpu[1] / cpu[0]:.2f}x "

@@ -72,6 +72,17 @@ class HostLimiter:
                 + (f" and paused us for {self.paused_until - now:.0f} s more" if self.paused_until > now else "")
                 + f"; host_deadline is {self.host_deadline:g} s")
 
+    def try_acquire(self, now: float) -> bool:
+        """Take a slot at once when one is free, nobody waits and the host's deadline holds; return whether it did.
+
+        The common case, without a future: :meth:`acquire` tries it first, and the cluster's
+        scheduler grants with it alone.
+        """
+        if self._waiters or self._expired(now) is not None or not self._free(now):
+            return False
+        self._admit(now)
+        return True
+
     async def acquire(self) -> float:
         """Wait for a free slot, the host's rate and any pause to end; return when the request starts.
 
@@ -82,8 +93,7 @@ class HostLimiter:
         expired = self._expired(now)
         if expired is not None:
             raise HostDeadline(expired)
-        if not self._waiters and self._free(now):
-            self._admit(now)
+        if self.try_acquire(now):
             return now
         fut: asyncio.Future[None] = loop.create_future()
         self._waiters.append(fut)

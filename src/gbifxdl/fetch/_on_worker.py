@@ -150,7 +150,7 @@ class _Engine:
             try:
                 return int(future.result(timeout=CLOSING_POLL))
             except StillRunning:
-                if str(getattr(worker.status, "name", "")) in _CLOSING:
+                if worker.status.name in _CLOSING:
                     future.cancel()
                     raise RuntimeError("the Dask worker is closing: unit stopped, to be resumed") from None
 

@@ -111,13 +111,12 @@ class RunLimits:
     def grant_now(self, host: str, owner: str, wid: int) -> dict[str, Any] | None:
         """Return the grant of a slot of ``host`` when one is free now (the common case), else None.
 
-        The same test ``HostLimiter.acquire`` makes first, without a task per request.
+        ``HostLimiter.try_acquire``, what ``acquire`` tries first, without a task per request.
         """
         lim = self.limits.limiter(host)
         now = asyncio.get_running_loop().time()
-        if lim._waiters or owner in self.ended or lim._expired(now) is not None or not lim._free(now):
+        if owner in self.ended or not lim.try_acquire(now):
             return None
-        lim._admit(now)
         ticket = next(self.next_ticket)
         self.tickets[ticket] = (owner, lim, now)
         return {"wid": wid, "run": self.run_id, "ticket": ticket}
@@ -227,7 +226,7 @@ class _Broker:
     def __init__(self, worker: Any) -> None:
         self.worker = worker
         self.next_wid = itertools.count(1)
-        self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]], str]] = {}
+        self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
         # messages and grants cross between the engine's loop and the worker's in batches:
         # one wake-up of the other thread per batch, not per message
         self._outbox: list[dict[str, Any]] = []
@@ -258,19 +257,19 @@ class _Broker:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any]] = loop.create_future()
         wid = next(self.next_wid)
-        self.waiting[wid] = (loop, fut, run)
+        self.waiting[wid] = (loop, fut)
         self.send({"op": "want", "run": run, "host": host, "owner": owner, "wid": wid})
         return fut
 
     def _granted(self, grants: list[dict[str, Any]]) -> None:  # on the worker's event loop
         wake = set()
         for reply in grants:
+            run = reply.pop("run")
             entry = self.waiting.pop(reply.pop("wid"), None)
             if entry is None:  # nobody waits for it here any more
-                self._give_back(reply.pop("run"), reply)
+                self._give_back(run, reply)
                 continue
-            loop, fut, run = entry
-            del reply["run"]
+            loop, fut = entry
             with self._lock:
                 box = self._inbox.setdefault(loop, [])
                 box.append((fut, run, reply))

@@ -124,6 +124,9 @@ def start_fork_server() -> None:
         forkserver.ensure_running()
 
 
+_DASK_MALLOC = "MALLOC_TRIM_THRESHOLD_"
+
+
 @contextlib.contextmanager
 def _glibc_malloc_tuning() -> Iterator[None]:
     """Start processes meanwhile with glibc's own malloc tuning, not the one Dask sets.
@@ -140,9 +143,6 @@ def _glibc_malloc_tuning() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ[_DASK_MALLOC] = saved
-
-
-_DASK_MALLOC = "MALLOC_TRIM_THRESHOLD_"
 
 
 @contextlib.contextmanager
