@@ -9,10 +9,18 @@ writes after ``select`` (the selection's ``OUTPUT_SCHEMA`` then fetch's ``RESULT
 few dozen), occurrences of 1 to 3 images, ~1 % failed fetches, ~1.5 % exact duplicates
 (same sha256, pixel_hash, phash and chroma_hash as another row: mostly the neighbouring
 row, i.e. the same occurrence or class, a third of them a random row of another class) and
-~1.5 % near duplicates (phash within 1-4 bits and chroma_hash within 1-8 bits of another row,
-other bytes). Perceptual hashes are otherwise uniformly random 63-bit values, chroma
-hashes random 128-bit (null for ~5 %: grey images). It is written in batches of 250,000
-rows with ``pyarrow.parquet.ParquetWriter`` (generation is bounded in memory too).
+~1.5 % near duplicates (phash within 1-10 bits and chroma_hash within 2-20 bits of another row
+as bench/dedupe.py measures copies, other bytes, and a signature that differs by noise).
+
+Hashes crowd as real photos' do: 5 % of the rows belong to 5,000 look-alike collections
+(herbarium sheets, pinned insects, camera sites: Zipf-sized, the largest tens of thousands
+of rows), whose members' hashes lie 6-14 bits (phash) and 10-24 bits (chroma_hash) from their
+collection's: two members are a median 20 bits of phash apart, as bench/dedupe.py measures
+for sheets and insects of one collection, and often within curation's candidate thresholds;
+their signatures share the collection's layout and differ in one part (another specimen). The other rows' perceptual hashes are
+uniformly random 63-bit values, chroma hashes random 128-bit (null for ~5 %: grey images),
+signatures smooth random 32x32 images. It is written in batches of 250,000 rows with
+``pyarrow.parquet.ParquetWriter`` (generation is bounded in memory too).
 
 No image file is written (10M files would measure the disk, not curation): the layout
 is "folders" with each ok row naming ``images/<class>/<url_hash>.jpg``, and curation
@@ -91,6 +99,24 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
+N_COLLECTIONS, CROWD_SHARE = 5_000, 0.05
+
+
+def _smooth(rng: np.random.Generator, m: int) -> np.ndarray:
+    """Return ``m`` smooth 32x32 uint8 images (an 8x8 random grid, enlarged, with grain): signatures."""
+    grid = rng.integers(0, 256, (m, 8, 8), dtype=np.uint8)
+    big = grid.repeat(4, axis=1).repeat(4, axis=2).astype(np.int16)
+    return np.clip(big + rng.integers(-3, 4, big.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+
+
+def _flips(rng: np.random.Generator, m: int, width: int, count: np.ndarray) -> np.ndarray:
+    """Return ``m`` uint64 masks with ``count[k]`` distinct bits set among the low ``width``."""
+    out = np.zeros(m, dtype=np.uint64)
+    for j, b in enumerate(np.argsort(rng.random((m, width)), axis=1)[:, :int(count.max(initial=0))].T):
+        out |= np.where(j < count, np.uint64(1) << b.astype(np.uint64), np.uint64(0))
+    return out
+
+
 class Generator:
     """Writes the synthetic table batch by batch (see the module docstring)."""
 
@@ -109,6 +135,11 @@ class Generator:
                                   "http://creativecommons.org/licenses/by-nc/4.0/",
                                   "http://creativecommons.org/publicdomain/zero/1.0/", "CC_BY_SA_4_0"], pa.string())
         self.species = pa.array([f"Genus{c // 10} species{c}" for c in range(N_CLASSES)], pa.string())
+        # the look-alike collections: a centre (phash, chroma words, signature layout) each, Zipf-sized
+        self.crowd_cdf = np.cumsum(w := 1.0 / (np.arange(N_COLLECTIONS) + 5.0)) / w.sum()
+        self.crowd_phash = self.rng.integers(0, 2**63, N_COLLECTIONS, dtype=np.uint64)
+        self.crowd_chroma = self.rng.integers(0, 256, (N_COLLECTIONS, 16), dtype=np.uint8)
+        self.crowd_layout = _smooth(self.rng, N_COLLECTIONS)
 
     def batch(self, m: int, schema: pa.Schema) -> pa.Table:
         rng = self.rng
@@ -138,8 +169,27 @@ class Generator:
         src = np.where(rng.random(m) < 0.67, np.arange(m) - 1, (rng.random(m) * np.arange(m)).astype(np.int64))
         src = np.maximum(src, 0)
         near &= ~near[src]  # a copy of a row that is itself changed here would not be at the planted distance
+        sig = _smooth(rng, m)  # signatures: smooth images
+        # look-alike collections: members near their collection's hashes, its layout with one part their own
+        crowd = (kind >= 0.03) & (kind < 0.03 + CROWD_SHARE)
+        members = np.flatnonzero(crowd)
+        which = np.minimum(np.searchsorted(self.crowd_cdf, rng.random(len(members))), N_COLLECTIONS - 1)
+        phash[members] = self.crowd_phash[which] ^ _flips(rng, len(members), 63, rng.integers(6, 15, len(members)))
+        chroma_words = self.crowd_chroma[which].copy()
+        for j, bit in enumerate(np.argsort(rng.random((len(members), 128)), axis=1)[:, :24].T):
+            hit = j < rng.integers(10, 25, len(members))
+            chroma_words[hit, bit[hit] // 8] ^= (np.uint8(1) << (bit[hit] % 8).astype(np.uint8))
+        chroma[members] = chroma_words
+        own = self.crowd_layout[which]
+        part = rng.integers(0, 4, (len(members), 2)) * 8  # one 8 x 8 part, as smooth as the rest: another specimen
+        patches = _smooth(rng, len(members))[:, :8, :8]
+        for k, (y, x) in enumerate(part.tolist()):
+            own[k, y:y + 8, x:x + 8] = patches[k]
+        sig[members] = own
+        grey[members] = False
         for arr in (sha, pix, chroma):
             arr[exact] = arr[src[exact]]
+        sig[exact] = sig[src[exact]]
         for arr in (phash, width, height, nbytes, grey):
             arr[exact] = arr[src[exact]]
         # phash distances of copies as bench/dedupe.py measures them (73 % within 4 bits, 97.5 % within 10)
@@ -155,6 +205,9 @@ class Generator:
         for j in range(20):
             hit = near & (j < d_colour)
             chroma[hit, bits[hit, j] // 8] ^= (np.uint8(1) << (bits[hit, j] % 8).astype(np.uint8))
+        # an exact copy's signature is equal, a near copy's within noise of its source's
+        noise = rng.integers(-2, 3, (int(near.sum()), 32, 32))
+        sig[near] = np.clip(sig[src[near]].astype(np.int16) + noise, 0, 255).astype(np.uint8)
         self.planted.append(np.stack([self.done + src[near], self.done + np.flatnonzero(near), dist[near]], axis=1))
         self.done += m
         grey[near] = grey[src[near]]
@@ -202,6 +255,9 @@ class Generator:
             "fetched_url": pc.if_else(okm, identifier, null_str),
             "chroma_hash": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), m, [
                 pa.array(~grey & ok).buffers()[1], pa.py_buffer(chroma.tobytes())]),
+            "signature": pa.Array.from_buffers(pa.binary(), m, [
+                pa.array(ok).buffers()[1], pa.py_buffer((np.arange(m + 1, dtype=np.int32) * 1024).tobytes()),
+                pa.py_buffer(sig.tobytes())]),
         }
         arrays = [pc.cast(cols[f.name], f.type) if cols[f.name].type != f.type else cols[f.name] for f in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
@@ -221,6 +277,7 @@ def generate(root: Path, rows: int) -> np.ndarray:
 def near_recall(root: Path, planted: np.ndarray) -> str:
     """Return, by phash distance, the share of planted near copies that curation's candidate search links."""
     sys.path.insert(0, str(ROOT / "src"))
+    from gbifxdl.curate import CurateSettings
     from gbifxdl.curate._dedupe import phash_edges
 
     table = pq.read_table(root / "metadata.parquet", columns=["phash", "chroma_hash", "outcome"])
@@ -229,15 +286,18 @@ def near_recall(root: Path, planted: np.ndarray) -> str:
     wide = table["chroma_hash"].combine_chunks()
     confirm = np.frombuffer(wide.buffers()[1], dtype=">u8")[: 2 * len(wide)].reshape(-1, 2).astype(np.uint64)
     started = time.perf_counter()
-    a, b = phash_edges(values, np.flatnonzero(ok), 10, confirm=confirm,
-                       has_confirm=pc.is_valid(wide).to_numpy(zero_copy_only=False))
+    defaults = CurateSettings()
+    a, b = phash_edges(values, np.flatnonzero(ok), defaults.phash_threshold, confirm=confirm,
+                       has_confirm=pc.is_valid(wide).to_numpy(zero_copy_only=False),
+                       confirm_threshold=defaults.chroma_threshold)
     took = time.perf_counter() - started
     found = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
     live = planted[ok[planted[:, 0]] & ok[planted[:, 1]] & (values[planted[:, 0]] != values[planted[:, 1]])]
     hit = np.array([(min(s, c), max(s, c)) in found for s, c, _ in live.tolist()])
     parts = [f"{lo}-{hi} bits {hit[(live[:, 2] >= lo) & (live[:, 2] <= hi)].mean():.1%}"
              for lo, hi in ((1, 4), (5, 6), (7, 8), (9, 10))]
-    return (f"near-duplicate search on {len(values):,} rows: {took:.0f} s; planted copies linked: "
+    return (f"near-duplicate candidate search on {len(values):,} rows: {took:.0f} s, {len(a):,} candidate pairs; "
+            f"planted copies proposed: "
             f"{hit.mean():.1%} of {len(live):,} (" + ", ".join(parts) + ")")
 
 

@@ -1,31 +1,37 @@
-"""Benchmark of near-duplicate detection: the old and the new perceptual hash side by side.
+"""Benchmark of near-duplicate detection: false matches per image as the dataset grows, and recall.
 
-    python bench/dedupe.py                 # 1,000 photos, 3 copies each
-    python bench/dedupe.py --photos 200    # quicker
+    python bench/dedupe.py                    # 16,000 photos x 4 images = 64,000 images (about 40 min on
+                                              # 2 cores the first time; the images' hashes, signatures and
+                                              # pixels are cached in bench/.cache, later runs take minutes)
+    python bench/dedupe.py --photos 1000      # 4,000 images, quicker
 
-Photos: procedurally generated natural-looking scenes (no internet, no image corpus
-installed). Each is a 1/f ("pink") noise background -- the power spectrum of natural
-images falls as 1/f^2 -- coloured through a random earthy palette and blurred like an
-out-of-focus background, with a sharp, textured, soft-edged subject near the centre
-(the usual composition of an iNaturalist photo) whose texture is full-resolution 1/f
-noise, a hundred or more sharp 1-3 px lines (grass, twigs, hairs: the fine high-contrast
-detail that makes a nearest-pixel hash depend on the resolution), a light gradient and
-sensor grain, saved as a JPEG of 1,024 to 1,600 px. All photos share this style, which makes them
-*harder* to tell apart than real photos of different scenes.
+The set: photos of four kinds in equal shares, every fourth photo of each kind, so that any
+prefix holds all four:
 
-Copies, as a portal makes them of an iNaturalist original: (1) another resolution
-(500-1,000 px, Lanczos, quality 85-95), (2) another JPEG quality (40-75, slightly
-smaller), (3) 1-5 % cropped off up to four sides, then resized (600-1,200 px, quality
-70-95). Every image goes through fetch's resize route (``resize=512``, re-encoded) and,
-separately, through the kept-original route (the DCT-scaled greyscale decode); the hashes
-are of the very pixels fetch hashes (checked against ``process_bytes`` on a sample).
+- *photos*: procedurally generated natural-looking scenes (``photo`` below: a 1/f
+  background, a sharp textured subject near the centre, grass and twigs, light and grain);
+- *herbarium sheets*, *pinned insects* and *camera-trap frames* from
+  ``gbifxdl.testing.lookalike``: collections that look alike on purpose (100 sheets or
+  insects per collection, photographed the same way; 20 frames per camera site, one scene).
 
-Printed per threshold: recall over all same-photo pairs (original-copy and copy-copy),
-the share of photos whose four images end in one group (what dedupe needs), and the
-false-positive rate over all pairs of images of different photos, and the share of images
-with at least one false match; for the old hash, the new one, and the new one confirmed by
-the 128-bit colour hash ``chroma_hash`` within ``CONFIRM_THRESHOLD`` bits (what curation does); then a sweep
-of the confirming threshold at t=10, and the cost per image of ``phash`` and ``phashes``.
+Each photo comes with its three copies, as portals make them: another resolution, another
+JPEG quality, 1-5 % cropped off some sides. Every image goes through fetch's resize route
+(``resize=512``, re-encoded: ``process_bytes``), which gives its perceptual hashes and its
+signature, and its written JPEG is decoded as curation reads the file (``_images.pixels_of``).
+
+For each size (the first 4,000, 16,000 and 64,000 images), both decisions run on the same
+candidates, which curation's own search proposes (``phash_edges``: 64-bit hash within 10
+bits, colour hash within 20):
+
+- *baseline*: the hash match decides (curation before pixel confirmation);
+- *this tree*: each candidate confirmed on its signatures, then on its pixels (``_near.decide``).
+
+Printed per size: the pairs of images of different photos, the candidate pairs, and per
+decision the false matches (pairs of different photos it links), their rate per pair, the
+share of images with at least one false match, and the recall on true copies (pairs of
+one photo's images it links, and photos whose four images end in one group). Then the
+rate extrapolated to 10,000,000 images, per kind of photo, and a stress test of the pixel
+confirmation alone: *every* pair of images of one collection (not only the candidates).
 """
 
 from __future__ import annotations
@@ -36,24 +42,35 @@ from pathlib import Path
 # this folder holds select.py, which would shadow the standard library's `select`
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse
-import io
-import time
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from multiprocessing import get_context  # noqa: E402
 
-import numpy as np
-import simplejpeg
-from PIL import Image, ImageDraw, ImageFilter
+import numpy as np  # noqa: E402
+import simplejpeg  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
-from gbifxdl.curate._dedupe import CONFIRM_THRESHOLD, UnionFind, popcount64  # noqa: E402
+from gbifxdl.curate import _dedupe, _near, _pixels  # noqa: E402
+from gbifxdl.curate._images import pixels_of  # noqa: E402
 from gbifxdl.fetch import hashing  # noqa: E402
 from gbifxdl.fetch.image_types import ProcessOptions  # noqa: E402
-from gbifxdl.fetch.process import process_bytes, target_size  # noqa: E402
+from gbifxdl.fetch.process import process_bytes  # noqa: E402
+from gbifxdl.testing import lookalike  # noqa: E402
 
 COPIES = 3
 OPTIONS = ProcessOptions(resize=512, reencode=True, jpeg_quality=95)
+KINDS = ("photo", "herbarium", "pinned", "camera_trap")
+COLLECTION = {"herbarium": 100, "pinned": 100, "camera_trap": 20}  # photos per collection (per camera site)
+PHASH_T, CHROMA_T = 10, 20  # curation's defaults
+CACHE = ROOT / "bench" / ".cache"
+SIDE = _pixels.PIXEL_SIDE
+STRESS_PAIRS = 40_000
 
 
 def _pink(rng: np.random.Generator, h: int, w: int, slope: float) -> np.ndarray:
@@ -78,17 +95,16 @@ def _palette(rng: np.random.Generator, field: np.ndarray, bright: bool) -> np.nd
     return np.where(t < 0.5, base[0] + (base[1] - base[0]) * (t * 2), base[1] + (base[2] - base[1]) * (t * 2 - 1))
 
 
-def photo(seed: int) -> bytes:
-    """Return the JPEG of one generated photo (an "iNaturalist original")."""
+def photo(seed: int, widths: tuple[int, int] = (1024, 1601)) -> bytes:
+    """Return the JPEG of one generated natural-looking photo (an "iNaturalist original")."""
     rng = np.random.default_rng(seed)
-    w, h = (int(rng.integers(1024, 1601)), 0)
+    w = int(rng.integers(*widths))
     h = int(w * rng.choice([0.75, 0.667, 1.0, 1.333]))
     small_w, small_h = max(w // 8, 16), max(h // 8, 16)
     background = _palette(rng, _pink(rng, small_h, small_w, rng.uniform(1.6, 2.4)), bright=False)
     img = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(2, 8)))
     # the subject: a few overlapping textured blobs near the centre, soft-edged, sharp
-    # its texture at full resolution (fur, petals, leaves): the fine detail a hash must not alias
     subject = _palette(rng, _pink(rng, h, w, rng.uniform(1.0, 1.8)), bright=True)
     texture = Image.fromarray(np.clip(subject, 0, 255).astype(np.uint8))
     mask = Image.new("L", (w, h), 0)
@@ -123,163 +139,177 @@ def photo(seed: int) -> bytes:
     return simplejpeg.encode_jpeg(out, quality=int(rng.integers(88, 96)), colorsubsampling="420")
 
 
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+def _original(p: int, seed: int) -> bytes:
+    """Return the original of photo ``p``: kind ``p % 4``, in its collection."""
+    kind, nth = KINDS[p % 4], p // 4
+    s = seed * 1_000_003 + p
+    if kind == "photo":
+        return photo(s, (700, 1101))
+    group = seed * 100_000 + nth // COLLECTION[kind]
+    if kind == "herbarium":
+        return lookalike.herbarium_sheet(s, group)
+    if kind == "pinned":
+        return lookalike.pinned_insect(s, group)
+    return lookalike.camera_trap_frame(s, group)
 
 
-def copies(original: bytes, seed: int) -> list[bytes]:
-    """Return the portal's copies of one photo: other resolution, other quality, cropped."""
-    rng = np.random.default_rng(10_000_000 + seed)
-    img = Image.open(io.BytesIO(original)).convert("RGB")
-    w, h = img.size
-
-    def scaled(im: Image.Image, longest: int, resample: int = Image.LANCZOS) -> Image.Image:
-        f = longest / max(im.size)
-        return im.resize((max(1, round(im.size[0] * f)), max(1, round(im.size[1] * f))), resample)
-
-    resolution = _jpeg(scaled(img, int(rng.integers(500, 1001))), int(rng.integers(85, 96)))
-    quality = _jpeg(scaled(img, int(max(w, h) * rng.uniform(0.8, 1.0)), Image.BICUBIC), int(rng.integers(40, 76)))
-    cut = rng.uniform(0.0, 0.05, size=4) * (rng.random(4) < 0.7)
-    box = (round(w * cut[0]), round(h * cut[1]), w - round(w * cut[2]), h - round(h * cut[3]))
-    cropped = _jpeg(scaled(img.crop(box), int(rng.integers(600, 1201))), int(rng.integers(70, 96)))
-    return [resolution, quality, cropped]
-
-
-def resized_pixels(data: bytes) -> Image.Image:
-    """Return the pixels fetch hashes on its resize route (as ``process._jpeg_route`` makes them)."""
-    height, width, _, _ = simplejpeg.decode_jpeg_header(data)
-    tw, th = target_size(width, height, OPTIONS.resize, OPTIONS.resize_mode)
-    img = Image.fromarray(simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th,
-                                                 fastupsample=True))
-    return img if img.size == (tw, th) else img.resize((tw, th), Image.BOX)
-
-
-try:
-    import pdqhash  # optional: the 256-bit PDQ hash, measured for comparison only
-except ImportError:  # pragma: no cover
-    pdqhash = None
-
-
-def _pdq(img: Image.Image) -> np.ndarray:
-    bits, _ = pdqhash.compute(np.asarray(img))
-    return np.packbits(bits.astype(bool)).view(">u8").astype(np.uint64)  # 4 words
-
-
-def _distances(h: np.ndarray) -> np.ndarray:
-    """Return the (n, n) Hamming distances of hashes of shape (n,) or (n, words)."""
-    h = h.reshape(len(h), -1)
-    out = np.zeros((len(h), len(h)), dtype=np.int32)
-    for word in range(h.shape[1]):
-        col = h[:, word]
-        for i in range(len(h)):
-            out[i] += popcount64(col ^ col[i]).astype(np.int32)
+def _images(args: tuple[int, int]) -> list[tuple[int, tuple[int, int], bytes, np.ndarray, int]]:
+    """Return, for photo ``p`` and its copies: phash, chroma words, signature, pixels, shorter side."""
+    p, seed = args
+    original = _original(p, seed)
+    out = []
+    for data in [original] + lookalike.copies(original, seed * 1_000_003 + p):
+        written, measured = process_bytes(data, OPTIONS)
+        chroma = measured.chroma_hash or 0
+        pixels, shorter = pixels_of(written, SIDE)
+        out.append((measured.phash, (chroma >> 64, chroma & (2**64 - 1)), bytes.fromhex(measured.signature),
+                    pixels, shorter))
     return out
 
 
-def _words(value: int | None) -> np.ndarray:
-    """Return a chroma hash as 2 uint64 words (as curation holds it); a grey image's None as zeros."""
-    return np.frombuffer((value or 0).to_bytes(16, "big"), dtype=">u8").astype(np.uint64)
+def build(photos: int, seed: int) -> Path:
+    """Return the cache folder holding every image's hashes, signature and pixels (made once)."""
+    folder = CACHE / f"dedupe-{photos}-{seed}"
+    if (folder / "done.json").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    n = photos * (1 + COPIES)
+    pixels = np.lib.format.open_memmap(folder / "pixels.npy", "w+", np.uint8, (n, SIDE, SIDE, 3))
+    phash = np.zeros(n, np.uint64)
+    chroma = np.zeros((n, 2), np.uint64)
+    sigs = np.zeros((n, 32, 32), np.uint8)
+    shorter = np.zeros(n, np.int32)
+    started = time.perf_counter()
+    with get_context("fork").Pool(os.cpu_count()) as pool:
+        for p, group in enumerate(pool.imap(_images, [(p, seed) for p in range(photos)], chunksize=8)):
+            for k, (h, words, sig, pix, side) in enumerate(group):
+                i = p * (1 + COPIES) + k
+                phash[i], chroma[i], shorter[i] = h, words, side
+                sigs[i] = np.frombuffer(sig, np.uint8).reshape(32, 32)
+                pixels[i] = pix
+            if p % 500 == 499:
+                print(f"  {p + 1:,} photos made in {time.perf_counter() - started:.0f} s", flush=True)
+    pixels.flush()
+    np.save(folder / "phash.npy", phash)
+    np.save(folder / "chroma.npy", chroma)
+    np.save(folder / "signatures.npy", sigs)
+    np.save(folder / "shorter.npy", shorter)
+    (folder / "done.json").write_text(json.dumps({"photos": photos, "seed": seed,
+                                                  "seconds": time.perf_counter() - started}))
+    return folder
 
 
-def _evaluate(dist: np.ndarray, photo_of: np.ndarray, t: int, confirm: np.ndarray | None = None,
-              ct: int = CONFIRM_THRESHOLD) -> str:
-    """Return "recall groups false-pos (count) photos-hit" at threshold ``t`` (confirmed within ``ct``)."""
-    same = photo_of[:, None] == photo_of[None, :]
-    upper = np.triu(np.ones(same.shape, dtype=bool), 1)
-    close = dist <= t
-    if confirm is not None:
-        close &= confirm <= ct
-    uf = UnionFind(len(dist))
-    for a, b in zip(*np.nonzero(close & upper & same)):
-        uf.union(int(a), int(b))
-    group_size = np.bincount(photo_of)
-    whole = sum(1 for g in uf.groups(range(len(dist))) if len(g) == group_size[photo_of[g[0]]])
-    hit = np.unique(np.nonzero(close & ~same)[0]).size / len(dist)
-    false = int(np.count_nonzero(close & ~same & upper))
-    return (f"{np.mean(close[same & upper]):7.2%} {whole / len(group_size):7.2%} "
-            f"{false / np.count_nonzero(~same & upper):9.2e} {false:>6} {hit:7.2%}")
+def _recall(a: np.ndarray, b: np.ndarray, photo_of: np.ndarray, n: int) -> tuple[float, float]:
+    """Return (share of same-photo pairs linked directly, share of photos whose images form one group)."""
+    same = photo_of[a] == photo_of[b]
+    pairs = len(np.unique(np.minimum(a[same], b[same]) * n + np.maximum(a[same], b[same])))
+    total = (n // (1 + COPIES)) * (1 + COPIES) * COPIES // 2
+    whole = 0
+    for group in _dedupe.components(a[same], b[same]):
+        whole += len(group) == 1 + COPIES
+    return pairs / total, whole / (n // (1 + COPIES))
 
 
-def _cost_ms(fn, images: list, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for img in images:
-            fn(img)
-        best = min(best, time.perf_counter() - started)
-    return best / len(images) * 1000
+def _false(a: np.ndarray, b: np.ndarray, photo_of: np.ndarray, n: int) -> tuple[int, float]:
+    """Return (false pairs, share of images with at least one false match)."""
+    differ = photo_of[a] != photo_of[b]
+    return int(np.count_nonzero(differ)), len(np.unique(np.concatenate([a[differ], b[differ]]))) / n
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--photos", type=int, default=16_000, help="photos (each with 3 copies: 4 images)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--build-only", action="store_true", help="make (and cache) the images, nothing more")
     args = parser.parse_args()
+    if args.build_only:
+        print(build(args.photos, args.seed))
+        return
+    folder = build(args.photos, args.seed)
+    made = json.loads((folder / "done.json").read_text())
+    phash, chroma = np.load(folder / "phash.npy"), np.load(folder / "chroma.npy")
+    sigs, shorter = np.load(folder / "signatures.npy"), np.load(folder / "shorter.npy")
+    pixels = np.load(folder / "pixels.npy", mmap_mode="r")
+    n_all = len(phash)
+    photo_of = np.arange(n_all) // (1 + COPIES)
+    kind_of = photo_of % 4
+    print(f"{args.photos:,} photos x {1 + COPIES} images = {n_all:,} images (made in {made['seconds']:.0f} s, "
+          f"cached in {folder}); kinds: " + ", ".join(KINDS))
+    sizes = [s for s in (4_000, 16_000, 64_000, 256_000) if s <= n_all] or [n_all]
+    got = lambda i: (np.asarray(pixels[i]), int(shorter[i]))  # noqa: E731
+    print(f"\n{'images':>8} {'pairs of different photos':>26} {'candidates':>10} | {'baseline (hashes alone)':^44} | "
+          f"{'this tree (hashes, then pixels)':^58}")
+    print(f"{'':>8} {'':>26} {'':>10} | {'false':>7} {'per pair':>9} {'images hit':>10} {'recall':>7} {'groups':>7} | "
+          f"{'false':>5} {'per pair':>9} {'images hit':>10} {'recall':>7} {'groups':>7} {'ms/cand.':>8}")
+    rows = []
+    for n in sizes:
+        words = chroma[:n]
+        a, b = _dedupe.phash_edges(phash[:n], np.arange(n), PHASH_T, confirm=words,
+                                   has_confirm=words.any(axis=1), confirm_threshold=CHROMA_T)
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        different = n * (n - 1) // 2 - (n // 4) * 6
+        base_false, base_hit = _false(a, b, photo_of, n)
+        base_recall, base_groups = _recall(a, b, photo_of, n)
+        started = time.perf_counter()
+        keep, evidence, _ = _near.decide(a, b, sigs, np.ones(n_all, bool), got)
+        took = time.perf_counter() - started
+        ka, kb = a[keep], b[keep]
+        new_false, new_hit = _false(ka, kb, photo_of, n)
+        new_recall, new_groups = _recall(ka, kb, photo_of, n)
+        rows.append((n, different, new_false, evidence, ka, kb))
+        print(f"{n:>8,} {different:>26,} {len(a):>10,} | {base_false:>7,} {base_false / different:>9.1e} "
+              f"{base_hit:>10.2%} {base_recall:>7.2%} {base_groups:>7.2%} | {new_false:>5,} "
+              f"{new_false / different:>9.1e} {new_hit:>10.2%} {new_recall:>7.2%} {new_groups:>7.2%} "
+              f"{took / max(len(a), 1) * 1000:>8.2f}", flush=True)
+    n, different, false, evidence, ka, kb = rows[-1]
+    print(f"\nat {n:,} images, how the {evidence.candidates:,} candidates were decided: "
+          + ", ".join(f"{k} {v:,}" for k, v in evidence.as_dict().items() if k != "candidates"))
+    rate = max(false, 1) / different
+    print(f"per pair of different photos: {false} false matches in {different:,} pairs"
+          + (f" (none seen: below {rate:.1e})" if not false else f" = {rate:.1e}"))
+    for big in (1_000_000, 10_000_000):
+        print(f"  extrapolated to {big:,} images: {rate * (big - 1) / 2:.2g} false matches per image, "
+              f"{rate * big * (big - 1) / 2:,.0f} in all")
+    print("\nper kind, at the largest size:    false matches   recall (pairs)   photos in one group")
+    for k, name in enumerate(KINDS):
+        mine = kind_of[ka] == k
+        f = int(np.count_nonzero((photo_of[ka] != photo_of[kb]) & mine))
+        rec, groups = _recall(ka[mine], kb[mine], photo_of, n)
+        print(f"  {name:<30} {f:>13,} {rec * 4:>16.2%} {groups * 4:>21.2%}")  # a quarter of the photos each
+    # the stress test: every pair of images of different photos in one collection, candidates or not
+    n = sizes[0]
+    group_of = np.where(kind_of == 0, -1, kind_of * 1_000_000 + (photo_of // 4) // np.array(
+        [1, COLLECTION["herbarium"], COLLECTION["pinned"], COLLECTION["camera_trap"]])[kind_of])[:n]
+    i, j = np.triu_indices(n, 1)
+    hard = np.flatnonzero((group_of[i] == group_of[j]) & (group_of[i] >= 0) & (photo_of[i] != photo_of[j]))
+    rng = np.random.default_rng(0)  # at most STRESS_PAIRS of each kind, drawn at random
+    hard = np.concatenate([rng.permutation(hard[kind_of[i[hard]] == k])[:STRESS_PAIRS] for k in range(1, 4)])
+    i, j = i[hard], j[hard]
     started = time.perf_counter()
-    routes = {"resize route (512 px)": {"old": [], "new": [], "chroma": [], **({"pdq": []} if pdqhash else {})},
-              "kept originals (DCT-scaled decode)": {"old": [], "new": [], "chroma": []}}
-    sample: list[Image.Image] = []  # kept for timing; the rest is hashed and dropped
-    photo_of = []
-    for p in range(args.photos):
-        original = photo(args.seed * 1_000_000 + p)
-        for data in [original] + copies(original, args.seed * 1_000_000 + p):
-            img = resized_pixels(data)
-            if p < 5:  # the bench hashes exactly what fetch stores
-                stored = process_bytes(data, OPTIONS)[1]
-                assert hashing.phashes(img) == (stored.phash, stored.chroma_hash), "bench and fetch disagree"
-            if len(sample) < 300:
-                sample.append(img)
-            grey = hashing.jpeg_small(data, 1)  # what fetch hashes for a kept JPEG
-            for route, inputs in zip(routes.values(), (img, grey)):
-                route["old"].append(hashing.legacy_phash(inputs))
-                short, wide = hashing.phashes(inputs)
-                route["new"].append(short)
-                route["chroma"].append(_words(wide))
-                if "pdq" in route:
-                    route["pdq"].append(_pdq(inputs))
-            photo_of.append(p)
-    photo_of_arr = np.array(photo_of)
-    n = len(photo_of)
-    print(f"{args.photos} photos x {1 + COPIES} images = {n} images, generated and processed in "
-          f"{time.perf_counter() - started:.0f} s; same-photo pairs {args.photos * 6:,}, "
-          f"different-photo pairs {n * (n - 1) // 2 - args.photos * 6:,}")
-    cols = f"{'recall':>7} {'groups':>7} {'false+':>9} {'pairs':>6} {'hit':>7}"
-    for route, hashes in routes.items():
-        d_old = _distances(np.array(hashes["old"], dtype=np.uint64))
-        d_new = _distances(np.array(hashes["new"], dtype=np.uint64))
-        d_chroma = _distances(np.stack(hashes["chroma"]))
-        grey = ~np.stack(hashes["chroma"]).any(axis=1)  # no chroma hash: phash alone, as curation does
-        d_chroma[grey, :] = 0
-        d_chroma[:, grey] = 0
-        print(f"\n{route}\n{'t':>3}  old pHash (baseline): {cols}  | new pHash: {cols}  "
-              f"| new + chroma <= {CONFIRM_THRESHOLD}: {cols}")
-        for t in (4, 6, 8, 10, 12):
-            print(f"{t:>3}  {'':>22}{_evaluate(d_old, photo_of_arr, t)}  | {'':>11}{_evaluate(d_new, photo_of_arr, t)}"
-                  f"  | {'':>22}{_evaluate(d_new, photo_of_arr, t, d_chroma)}")
-        print(f"  confirming threshold at t=10 (chroma_hash <= T): {cols}")
-        for ct in (12, 14, 16, 18, 20, 22, 24, 28, 32):
-            print(f"  T={ct:<3}{'':>43}{_evaluate(d_new, photo_of_arr, 10, d_chroma, ct)}")
-        differ = photo_of_arr[:, None] != photo_of_arr[None, :]
-        same = ~differ & np.triu(np.ones(differ.shape, dtype=bool), 1)  # each same-photo pair once
-        false_candidates = d_chroma[(d_new <= 10) & differ]
-        print(f"  different photos within 10 bits of phash: their chroma_hash distance is at least "
-              f"{false_candidates.min() if false_candidates.size else '-'}; same-photo pairs within 10 bits: "
-              f"99th percentile {np.percentile(d_chroma[(d_new <= 10) & same], 99):.0f}")
-        if "pdq" in hashes:
-            d_pdq = _distances(np.stack(hashes["pdq"]))
-            for t in (31, 50, 70):
-                print(f"{t:>3}  {'PDQ (256 bits):':>22}{_evaluate(d_pdq, photo_of_arr, t)}")
-    print(f"\ncost per image on the 512 px image ({len(sample)} images, best of 3): "
-          f"old {_cost_ms(hashing.legacy_phash, sample):.3f} ms, new {_cost_ms(hashing.phash, sample):.3f} ms, "
-          f"new + chroma_hash (phashes) {_cost_ms(hashing.phashes, sample):.3f} ms"
-          + (f", PDQ {_cost_ms(_pdq, sample[:100], 1):.3f} ms" if pdqhash else ""))
-    print("recall: same-photo pairs within t bits; groups: photos whose 4 images form one group; "
-          "false+: share of different-photo pairs within t, pairs: their count; "
-          "hit: images with any false match")
-    print("with N images a false+ rate p gives each image about N*p false matches: "
-          "N=100,000 at p=3e-4 is 30 each; at p<=1e-6 one image in ten has one")
+    keep, evidence, scores = _near.decide(i, j, sigs, np.ones(n_all, bool), got)
+    took = time.perf_counter() - started
+    print(f"\nstress test at {n:,} images: {len(i):,} pairs of different photos of one collection (look-alikes, "
+          f"candidates or not; at most {STRESS_PAIRS:,} of each kind), decided in {took:.0f} s: "
+          f"{int(keep.sum())} false matches; "
+          + ", ".join(f"{k} {v:,}" for k, v in evidence.as_dict().items() if k != "candidates"))
+    for k, name in enumerate(KINDS[1:], 1):
+        mine = kind_of[i] == k
+        s1, s2 = scores[mine, 0], scores[mine, 1]
+        print(f"  {name:<12} {int(mine.sum()):>9,} pairs: signature score min {np.nanmin(s1):.2f} "
+              f"(passing {int((s1 <= _pixels.SIGNATURE_THRESHOLD).sum()):,}), pixel score min "
+              f"{np.nanmin(s2) if np.isfinite(s2).any() else float('nan'):.2f}; "
+              f"lines {_pixels.SIGNATURE_THRESHOLD}, {_pixels.PIXEL_THRESHOLD}")
+    sample = [Image.open(io.BytesIO(process_bytes(_original(p, 1), OPTIONS)[0])) for p in range(40)]
+    best = lambda fn: min(_time(fn, sample) for _ in range(3))  # noqa: E731
+    print(f"\ncost per 512 px image (fetch, in the image processes): phash {best(hashing.phash):.3f} ms, "
+          f"phash + chroma_hash + signature (fingerprints) {best(hashing.fingerprints):.3f} ms")
+
+
+def _time(fn, images: list) -> float:
+    started = time.perf_counter()
+    for img in images:
+        fn(img)
+    return (time.perf_counter() - started) / len(images) * 1000
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ such copies; hashes of datasets fetched before stay usable and are never mixed u
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -108,7 +109,13 @@ def test_curation_keeps_one_copy_of_each_photo(tmp_path: Path) -> None:
     table = table.set_column(table.schema.get_field_index("phash"), "phash", pa.array(hashes, pa.uint64()))
     pq.write_table(table, root / "metadata.parquet")
 
-    summary = curate(root, card=False)
+    # three copies of every photo: 75 % of the images are near duplicates, an unusual share, held back
+    held = curate(root, card=False)
+    assert held.kept == 4 * len(PHOTOS) and held.removed_total == {}
+    assert held.near_duplicates["held_back"] == 3 * len(PHOTOS) and "HELD BACK" in held.warnings[0]
+    assert len(held.near_duplicates["examples"]) == 12
+
+    summary = curate(root, CurateSettings(max_near_duplicate_share=1.0), card=False)  # the user accepts
 
     assert summary.kept == len(PHOTOS)
     assert summary.removed_total == {"near_duplicate": 3 * len(PHOTOS)}
@@ -157,18 +164,33 @@ def _colliding_dataset(root: Path, with_wide: bool) -> Path:
     return root
 
 
+ALL_COPIES = CurateSettings(max_near_duplicate_share=1.0)  # these datasets are three quarters copies, on purpose
+
+
 def test_distinct_photos_colliding_on_the_64_bit_hash_are_kept_when_the_colour_hash_disagrees(tmp_path: Path) -> None:
-    summary = curate(_colliding_dataset(tmp_path / "ds", with_wide=True), card=False)
+    summary = curate(_colliding_dataset(tmp_path / "ds", with_wide=True), ALL_COPIES, card=False)
     # every photo keeps one image; its three copies still go
     assert summary.kept == 4
     assert summary.removed_total == {"near_duplicate": 12}
 
 
-def test_rows_without_the_colour_hash_fall_back_to_the_64_bit_hash(tmp_path: Path) -> None:
-    # a dataset fetched before chroma_hash (null there): the collision merges the two photos, as before
-    summary = curate(_colliding_dataset(tmp_path / "ds", with_wide=False), card=False)
+def test_rows_without_the_colour_hash_are_confirmed_on_their_files(tmp_path: Path) -> None:
+    # a dataset fetched before chroma_hash and signature (null there): the pixels of its files reject the collision
+    root = _colliding_dataset(tmp_path / "ds", with_wide=False)
+    summary = curate(root, ALL_COPIES, card=False)
+    assert summary.kept == 4
+    assert summary.removed_total == {"near_duplicate": 12}
+    pairs = summary.near_duplicates["pairs"]
+    assert pairs["rejected_by_signature"] + pairs["rejected_by_pixels"] > 0 and pairs["confirmed_by_hashes"] == 0
+
+
+def test_rows_without_signatures_nor_files_fall_back_to_the_64_bit_hash(tmp_path: Path) -> None:
+    # ... and where its files cannot be read either, the hashes alone decide, as before: the collision merges
+    root = _colliding_dataset(tmp_path / "ds", with_wide=False)
+    summary = curate(root, dataclasses.replace(ALL_COPIES, check_files=False), card=False)
     assert summary.kept == 2
     assert summary.removed_total == {"near_duplicate": 14}
+    assert summary.near_duplicates["pairs"]["confirmed_by_hashes"] == summary.near_duplicates["pairs"]["candidates"]
 
 
 def test_resume_state_round_trips_the_colour_hash_and_reads_old_units_as_null(tmp_path: Path) -> None:

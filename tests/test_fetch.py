@@ -20,7 +20,7 @@ FAST = FetchSettings(resize=96, retry_backoff=0.05, workers=0, shard_size=16)
 
 METADATA_COLUMNS = ["outcome", "error", "attempts", "http_status", "host", "path", "shard", "key",
                     "orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash", "fetched_url",
-                    "chroma_hash"]
+                    "chroma_hash", "signature"]
 
 # fault kind -> (outcome, attempts) expected with FAST settings (max_attempts 3); a 429/503
 # uses up no attempt while its host serves other requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 import shutil
@@ -53,10 +54,13 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert "default-src 'none'" in page  # the browser itself refuses any network access
     kept = pq.read_table(tmp_path / "ds" / "metadata.parquet")
     per_class = Counter(kept["speciesKey"].to_pylist())
-    assert len(sources) == sum(min(n, 8) for n in per_class.values())  # up to 8 per class
+    near = json.loads((tmp_path / "ds" / "curate_summary.json").read_text())["near_duplicates"]
+    # up to 8 per class, and each near-duplicate pair found beside its copy
+    assert len(sources) == sum(min(n, 8) for n in per_class.values()) + 2 * len(near["examples"])
+    assert len(near["examples"]) == near["removed"] == 1 and page.count('class="pair"') == 1
     first = kept.slice(0, 1).to_pylist()[0]
     assert f'title="© {first["rightsHolder"]}' in page and first["references"] in page  # attribution on hover
-    for heading in ("Images per class", "Fetch outcomes", "Hosts", "Licences", "Splits"):
+    for heading in ("Images per class", "Fetch outcomes", "Near duplicates", "Hosts", "Licences", "Splits"):
         assert f"<h2>{heading}</h2>" in page
     assert ">http_404: 1<" in page and ">timeout: 1<" in page  # failure kinds
 

@@ -256,6 +256,33 @@ def _derived_section(facts: Any) -> list[str]:
     return lines
 
 
+def near_duplicate_lines(root: Path) -> list[str]:
+    """Return the card's paragraph on near duplicates: how many went, on what evidence, how many false
+    matches to expect at this size (from ``curate_summary.json``; nothing before a curation)."""
+    try:
+        near = json.loads((root / "curate_summary.json").read_text()).get("near_duplicates") or {}
+    except (OSError, ValueError):
+        return []
+    if not near:
+        return []
+    pairs, measured = near.get("pairs", {}), near.get("measured", {})
+    lines = ["", f"Near duplicates: {near.get('removed', 0)} images removed as copies of another image (another "
+             "size, JPEG quality, or a few percent cropped). The perceptual hashes proposed "
+             f"{pairs.get('candidates', 0)} pairs; each was checked on its pixels: "
+             f"{pairs.get('confirmed_by_pixels', 0)} confirmed on the image files, "
+             f"{pairs.get('confirmed_by_signature', 0)} on the stored signatures alone, "
+             f"{pairs.get('confirmed_by_hashes', 0)} on the hashes alone (images fetched before signatures), "
+             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0)} rejected as look-alikes. "
+             f"Measured by gbifxdl's bench: {measured.get('false_matches', 0)} false matches in "
+             f"{measured.get('pairs', 0):,} pairs of different photos; at this dataset's size "
+             f"({near.get('images', 0)} images) that is about {near.get('expected_false_matches', 0):.2g} "
+             "expected false matches."]
+    if near.get("held_back"):
+        lines += ["", f"**Warning:** {near['held_back']} images would have been removed as near duplicates, far more "
+                  "than copies usually are: they were kept, and `report.html` shows example pairs."]
+    return lines
+
+
 def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution: bool = True) -> Path:
     """Return the path of the ``README.md`` dataset card written into ``dataset_dir``.
 
@@ -322,6 +349,7 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         lines += ["", f"Removed during curation ({removed.num_rows} rows, listed in `removed.parquet`):", ""]
         lines += _table_md(("reason", "rows"), _counts(
             removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
+    lines += near_duplicate_lines(root)
     names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
     lines += ["", "Largest classes:", ""]
     lines += _table_md((class_column, "species", "images"),

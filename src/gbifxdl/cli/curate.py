@@ -30,11 +30,17 @@ def _fractions(text: str) -> tuple[float, float, float]:
               type=click.Choice(["drop-all", "keep-one", "keep-per-class"]),
               help="A photo under two classes: drop every copy, keep the best one, or one per class.")
 @click.option("--near-duplicates/--no-near-duplicates", default=True, show_default=True,
-              help="Also remove resized or re-encoded copies (perceptual hash).")
-@click.option("--phash-threshold", default=10, show_default=True, type=click.IntRange(0, 32),
-              help="Largest Hamming distance between perceptual hashes of near duplicates.")
-@click.option("--chroma-threshold", default=20, show_default=True, type=click.IntRange(0, 128),
-              help="...and between their colour hashes, which confirm each pair (128: no confirmation).")
+              help="Also remove resized, re-encoded or slightly cropped copies (hashes propose, pixels confirm).")
+@click.option("--phash-threshold", default=16, show_default=True, type=click.IntRange(0, 32),
+              help="Largest Hamming distance between perceptual hashes of a candidate pair.")
+@click.option("--chroma-threshold", default=32, show_default=True, type=click.IntRange(0, 128),
+              help="...and between their colour hashes (128: any); each candidate is then checked on its pixels.")
+@click.option("--pixel-tolerance", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="How different a candidate's pixels may be and still make a copy, as a multiple of the measured line.")
+@click.option("--max-near-duplicate-share", default=0.10, show_default=True, type=click.FloatRange(0, 1),
+              help="Hold back (and warn about) near-duplicate removals above this share of the dataset; 1: never.")
+@click.option("--accept-near-duplicate-changes", is_flag=True,
+              help="Apply what pixel-confirmed near duplicates change in a dataset curated by an older gbifxdl.")
 @click.option("--n-split", default=5, show_default=True, type=click.IntRange(1), help="Folds of the `set` column.")
 @click.option("--ood-th", default=5, show_default=True, type=click.IntRange(0),
               help="Classes with at most this many images (and at most half the median class size) become test_ood.")

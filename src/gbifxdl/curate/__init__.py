@@ -31,10 +31,10 @@ import pyarrow.compute as pc
 from gbifxdl._io import write_text_atomic
 import pyarrow.parquet as pq
 
-from gbifxdl.curate import _columns, _files, _plan, _setaside, _splits, _table, _write
+from gbifxdl.curate import _columns, _files, _near, _plan, _setaside, _splits, _table, _write
 from gbifxdl.curate._setaside import PurgeSummary
 from gbifxdl.curate._summary import CurateSummary, split_warnings
-from gbifxdl.errors import ConfigError
+from gbifxdl.errors import ConfigError, CurateError
 
 __all__ = ["CROSS_CLASS_POLICIES", "CurateSettings", "CurateSummary", "PurgeSummary", "curate", "purge_removed",
            "split_warnings"]
@@ -54,12 +54,21 @@ class CurateSettings:
     # a photo under two labels: drop every copy, keep the best one, or one per class
     cross_class_duplicates: str = "drop-all"
     near_duplicates: bool = True
-    # Hamming distance between 64-bit perceptual hashes: 10 finds >= 95 % of copies at another
-    # resolution, JPEG quality or with a few percent cropped (bench/dedupe.py)
-    phash_threshold: int = 10
-    # a pair within phash_threshold is a copy only if its 128-bit colour hashes (chroma_hash)
-    # are within this too: 20 keeps >= 95 % of copies and drops ~70x the false matches
-    chroma_threshold: int = 20
+    # Hamming distance between 64-bit perceptual hashes of a candidate pair: 16 proposes ~99 % of
+    # copies at another resolution, JPEG quality or with 1-5 % cropped off (bench/dedupe.py)
+    phash_threshold: int = 16
+    # ...and between its 128-bit colour hashes (chroma_hash); every candidate is then confirmed on
+    # its pixels (see _pixels), so these are wide: they decide what is compared, not what is removed
+    chroma_threshold: int = 32
+    # how different a candidate pair's pixels may be and still be a copy: a multiple of the lines
+    # bench/dedupe.py measured (1.0); larger tolerates more, and a very large value lets the hashes decide
+    pixel_tolerance: float = 1.0
+    # near duplicates to set aside above this share of the dataset are held back, with a warning
+    # and example pairs in the report: the user decides (1.0 accepts any share)
+    max_near_duplicate_share: float = 0.10
+    # curating a dataset last curated before pixel-confirmed near duplicates changes what was
+    # removed: refused (saying what would change) until this is set
+    accept_near_duplicate_changes: bool = False
     n_split: int = 5  # folds of the original `set` column
     # classes with at most this many images, and at most half the median class size, become
     # `test_ood` (so a small --max-per-class still leaves classes to train on)
@@ -81,10 +90,16 @@ class CurateSettings:
             )
         if not 0 <= self.phash_threshold <= 32:
             raise ConfigError(f"phash_threshold={self.phash_threshold}; use 0..32 bits "
-                              "(10 catches resized, re-encoded and slightly cropped copies)")
+                              "(16 proposes resized, re-encoded and slightly cropped copies; pixels confirm them)")
         if not 0 <= self.chroma_threshold <= 128:
             raise ConfigError(f"chroma_threshold={self.chroma_threshold}; use 0..128 bits "
-                              "(20 confirms copies; 128 accepts every pair phash_threshold finds)")
+                              "(32 with phash 16 proposes ~99 % of copies; 128 proposes every pair phash_threshold finds)")
+        if not self.pixel_tolerance > 0:
+            raise ConfigError(f"pixel_tolerance={self.pixel_tolerance}; use a number above 0 (1.0: the measured "
+                              "lines between copies and look-alikes; larger tolerates more difference)")
+        if not 0 <= self.max_near_duplicate_share <= 1:
+            raise ConfigError(f"max_near_duplicate_share={self.max_near_duplicate_share}; use a share from 0 to 1 "
+                              "(0.1: hold back near-duplicate removals above a tenth of the dataset; 1: never)")
         if self.verify_hashes and not self.check_files:
             raise ConfigError("verify_hashes needs check_files: drop one of the two settings")
         if self.n_split < 1:
@@ -105,8 +120,17 @@ class CurateSettings:
         changes speed must be left out.
         """
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
-                if not (k == "check_files" and v)}  # the default: fingerprints from before it existed still match
+                if k not in _NOT_OUTPUT and _DEFAULTS.get(k, object()) != v}
 
+
+
+# settings that say how, not what: never part of the fingerprint
+_NOT_OUTPUT = ("dry_run", "accept_near_duplicate_changes")
+# settings added after datasets were curated: left out of the fingerprint at their default, so that
+# fingerprints from before them still match
+_DEFAULTS: dict[str, Any] = {"check_files": True, "max_near_duplicate_share": 0.10, "pixel_tolerance": 1.0}
+# how near-duplicate candidates are confirmed (recorded with the settings; absent: hashes alone)
+NEAR_DUPLICATE_EVIDENCE = "pixels-1"
 
 
 def _progress_callback(progress: bool | Progress | None) -> Progress | None:
@@ -149,10 +173,13 @@ def curate(
     del groups
 
     settings_dict = {k: v for k, v in asdict(settings).items()
-                     if k != "dry_run" and not (k == "check_files" and v)}  # recorded only when files were not checked
+                     if k not in _NOT_OUTPUT and not (k == "check_files" and v)}  # recorded only when files were not checked
     settings_dict["fractions"] = list(settings.fractions)
     original_meta = src.meta_schema.metadata or {}
     prov = _table.provenance(src.meta_schema.empty_table())
+    previous = prov.get("curate_settings")  # the last curation's, if any
+    if settings.near_duplicates:
+        settings_dict["near_duplicate_evidence"] = NEAR_DUPLICATE_EVIDENCE
     prov["curate_settings"] = settings_dict
     metadata = _table.with_provenance(src.meta_schema.empty_table(), prov).schema.metadata or {}
     metadata = {**original_meta, **metadata}
@@ -172,6 +199,9 @@ def curate(
     gone = np.flatnonzero(~keep_mask)
     names = np.array(plan.names, dtype=object)
     newly = Counter(dict(zip(*_counts(names, plan.reason[gone][~was_removed[gone]]))))
+    if not settings.dry_run and not settings.accept_near_duplicate_changes:
+        _refuse_unseen_near_duplicate_change(root, previous, plan, was_removed)
+    near_summary = _near_summary(src, plan, names, gone, len(keep), settings)  # reads the table: before it is rewritten
     files = _file_plan(root, src, keep, plan.found_aside, prov)
     layout = "webdataset" if src.gather(["shard"], lambda t: pc.is_valid(t.column(0)).to_numpy(
         zero_copy_only=False)).any() else "folders"
@@ -203,7 +233,10 @@ def curate(
         dry_run=settings.dry_run,
         settings=settings_dict,
         warnings=split_warnings(splits, settings.fractions, settings.ood_th),
+        near_duplicates=near_summary,
     )
+    if plan.near_held:
+        summary.warnings.insert(0, _held_warning(plan.near_held, summary.near_duplicates["images"], root))
     for warning in summary.warnings:
         log.warning("%s: %s", root, warning)
     if not settings.dry_run:
@@ -213,6 +246,67 @@ def curate(
 
             summary.card = str(write_card(root))
     return summary
+
+
+NEAR_REASONS = ("near_duplicate", "near_duplicate_across_classes")
+_EXAMPLES = 12  # confirmed pairs kept in the summary for the report to show side by side
+
+
+def _near_summary(src: _columns.Source, plan: _plan.Removals, names: np.ndarray, gone: np.ndarray, images: int,
+                  settings: CurateSettings) -> dict[str, Any]:
+    """Return what the near-duplicate search did: its evidence, what it removed (or held back), the
+    false matches expected at this size, and a few confirmed pairs (url_hash, url_hash, scores)."""
+    if plan.near is None:
+        return {}
+    removed = int(np.count_nonzero(np.isin(names[plan.reason[gone]], list(NEAR_REASONS))))
+    images += removed  # the images the search looked at: those kept, and those it removed
+    pairs = plan.near_pairs
+    examples: list[list[Any]] = []
+    if len(pairs):
+        pick = np.random.default_rng(settings.seed).permutation(len(pairs))[:_EXAMPLES]
+        pick = pick[np.argsort(pairs[pick, 0])]
+        rows = np.unique(pairs[pick].ravel())
+        urls = dict(zip(rows.tolist(), src.take("url_hash", rows).to_pylist()))
+        for k in pick.tolist():
+            s1, s2 = plan.near_scores[k]
+            examples.append([urls[int(pairs[k, 0])], urls[int(pairs[k, 1])],
+                             None if np.isnan(s1) else round(float(s1), 3), None if np.isnan(s2) else round(float(s2), 3)])
+    return {
+        "evidence": NEAR_DUPLICATE_EVIDENCE,
+        "images": images,
+        "removed": removed,
+        "held_back": plan.near_held,
+        "pairs": plan.near.as_dict(),
+        "expected_false_matches": _near.expected_false_matches(images),
+        "measured": {"pairs": _near.MEASURED_PAIRS, "false_matches": _near.MEASURED_FALSE},
+        "examples": examples,
+    }
+
+
+def _held_warning(held: int, images: int, root: Path) -> str:
+    share = held / max(images, 1)
+    return (f"NEAR DUPLICATES HELD BACK: {held} of {images} images ({share:.0%}) would be set aside as near duplicates, "
+            f"far more than copies usually are; nothing was removed for it. Look at the example pairs in "
+            f"{root / 'report.html'} (`gbifxdl report {root}`), then either accept them "
+            f"(`gbifxdl curate {root} --max-near-duplicate-share 1`) or keep every image (`--no-near-duplicates`)")
+
+
+def _refuse_unseen_near_duplicate_change(root: Path, before: Any, plan: _plan.Removals, was_removed: np.ndarray
+                                         ) -> None:
+    """Raise the one-line error saying what would change, when ``root`` was last curated (settings
+    ``before``) before near duplicates were confirmed on pixels and this curation would remove or
+    restore other images for it."""
+    if not isinstance(before, dict) or before.get("near_duplicate_evidence") or not before.get("near_duplicates", True):
+        return
+    near_codes = [plan.names.index(r) for r in NEAR_REASONS if r in plan.names]
+    now_near = np.isin(plan.reason, near_codes)
+    restored = int(np.count_nonzero(was_removed & (plan.reason == 0)))
+    newly = int(np.count_nonzero(now_near & ~was_removed))
+    if restored or newly:
+        raise CurateError(
+            f"{root} was curated by an older gbifxdl, whose near duplicates were matched on hashes alone; "
+            f"confirmed on pixels, this curation would restore {restored} images and set aside {newly} more "
+            f"(see `gbifxdl curate {root} --dry-run`); run again with --accept-near-duplicate-changes to apply it")
 
 
 def _counts(names: np.ndarray, codes: np.ndarray) -> tuple[list[str], list[int]]:

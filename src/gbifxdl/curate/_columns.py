@@ -75,11 +75,11 @@ class Source:
                                                   else pa.string()) for c in columns}))
         return out
 
-    def take(self, name: str, rows: np.ndarray) -> pa.Array:
+    def take(self, name: str, rows: np.ndarray, batch_rows: int = BATCH_ROWS) -> pa.Array:
         """Return column ``name`` at the sorted row numbers ``rows`` (a few rows: read whole batches, keep those)."""
         out, start = [], 0
         rows = np.asarray(rows, dtype=np.int64)
-        for part in self.batches([name]):
+        for part in self.batches([name], batch_rows):
             lo, hi = np.searchsorted(rows, [start, start + part.num_rows])
             if hi > lo:
                 out.append(part.column(0).take(pa.array(rows[lo:hi] - start)))

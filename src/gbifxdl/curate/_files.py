@@ -111,7 +111,7 @@ class ShardIndex:
     image_ok: dict[str, tuple[int, bool, str | None]] = field(default_factory=dict)  # key -> (size, ok, sha256)
 
 
-def _key_ext(name: str) -> tuple[str, str]:
+def key_ext(name: str) -> tuple[str, str]:
     base = name.rsplit("/", 1)[-1]
     key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
     return (name[: len(name) - len(base)] + key, ext.lower())
@@ -132,7 +132,7 @@ def index_shard(path: Path, check: bool = True, digest: bool = False) -> ShardIn
             for info in tar:
                 if not info.isfile():
                     continue
-                key, ext = _key_ext(info.name)
+                key, ext = key_ext(info.name)
                 index.members.setdefault(key, []).append(info.name)
                 if check and ext in IMAGE_EXTS:
                     # without digest only the head is read: tarfile seeks over the rest

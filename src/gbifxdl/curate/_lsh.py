@@ -22,6 +22,32 @@ import numpy as np
 
 EXACT_MAX = 1 << 15  # distinct hashes: exact multi-index search up to here, sampling above
 BITS, TABLES = 20, 48
+# the work sampling may spend: chance collisions checked over all tables, and rows keyed and sorted
+_COLLISION_BUDGET, _SORT_BUDGET = 3e8, 1.2e8
+_MAX_TABLES = 512
+
+
+def plan(n: int, width: int, apart: int, bits_range: range = range(14, 25)) -> tuple[int, int]:
+    """Return (bits per key, tables) that best find pairs ``apart`` bits apart (of ``width``) among ``n``
+    hashes within the budget: chance collisions (n^2 / 2 / 2^bits a table) and sorts (n a table).
+
+    A few thousand hashes can afford many short keys (near-exact recall even for copies far apart);
+    tens of millions, a few dozen long ones.
+    """
+    from math import comb
+
+    best = (max(bits_range), TABLES, -1.0)
+    for bits in bits_range:
+        chance = n * (n - 1) / 2 / 2.0 ** bits
+        tables = int(min(_MAX_TABLES, _COLLISION_BUDGET / max(chance, 1), _SORT_BUDGET / max(n, 1)))
+        tables = max(tables, TABLES)
+        if chance * tables > 1.5 * _COLLISION_BUDGET:
+            continue  # even the fewest tables would drown in chance collisions
+        p = comb(width - apart, bits) / comb(width, bits)
+        recall = 1 - (1 - p) ** tables
+        if recall > best[2] + 1e-9:
+            best = (bits, tables, recall)
+    return best[0], best[1]
 _QUERY_BLOCK = 1 << 20  # rows looked up at once among the rows without chroma_hash
 _MAX_RUN = 64  # a key shared by more hashes: each is paired with the next 64 only (bounds the work)
 
@@ -41,9 +67,13 @@ def _byte_tables(positions: np.ndarray) -> np.ndarray:
     return out
 
 
-def sampled_pairs(h: np.ndarray, threshold: int, bits: int = BITS, tables: int = TABLES, seed: int = 0) -> np.ndarray:
-    """Return index pairs (i < j), shape (k, 2), of distinct ``hashes`` within ``threshold`` bits that share a key."""
+def sampled_pairs(h: np.ndarray, threshold: int, bits: int | None = None, tables: int | None = None,
+                  seed: int = 0) -> np.ndarray:
+    """Return index pairs (i < j), shape (k, 2), of distinct ``hashes`` within ``threshold`` bits that share a key
+    (``bits`` and ``tables``: by default as ``plan`` chooses for this many hashes)."""
     n = len(h)
+    if bits is None or tables is None:
+        bits, tables = plan(n, 64, threshold)
     rng = np.random.default_rng(seed)
     as_bytes = h.view(np.uint8).reshape(n, 8)  # little-endian: byte b holds bits 8b..8b+7
     if as_bytes.dtype.byteorder == ">":  # pragma: no cover - big-endian machines
@@ -120,7 +150,7 @@ def _scan(key: np.ndarray, check, found: list[np.ndarray], n: int) -> None:
 
 
 def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, threshold: int,
-                    chroma_threshold: int, bits: int = 24, tables: int = TABLES, seed: int = 0
+                    chroma_threshold: int, bits: int | None = None, tables: int | None = None, seed: int = 0
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Return row pairs (a, b), a < b, within ``threshold`` bits of phash and (where both have one)
     ``chroma_threshold`` bits of chroma_hash, found by sampling bits of both hashes.
@@ -132,6 +162,9 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     (20 bits, looked up among those rows only).
     """
     n = len(h)
+    if bits is None or tables is None:
+        bits, tables = plan(n, 192, threshold + chroma_threshold)
+    grey_bits, grey_tables = plan(n, 64, threshold)
     rng = np.random.default_rng(seed)
     h = np.ascontiguousarray(h, dtype=np.uint64)
     chroma = np.ascontiguousarray(chroma, dtype=np.uint64)
@@ -152,8 +185,8 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
             del key
     grey = np.flatnonzero(~has_chroma)
     if len(grey):
-        for _ in range(tables):  # rows without chroma_hash: phash alone, against every row
-            positions = np.sort(rng.choice(64, size=BITS, replace=False))
+        for _ in range(grey_tables):  # rows without chroma_hash: phash alone, against every row
+            positions = np.sort(rng.choice(64, size=grey_bits, replace=False))
             key = _keys(words[:1], positions)  # phash bits only
             grey_keys = key[grey]
             order = np.argsort(grey_keys)

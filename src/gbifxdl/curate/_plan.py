@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gbifxdl.curate import _columns, _dedupe, _files
+from gbifxdl.curate import _columns, _dedupe, _files, _near
 from gbifxdl.curate._columns import Source
 from gbifxdl.errors import CurateError
 
@@ -33,6 +33,10 @@ class Removals:
     names: list[str] = field(default_factory=lambda: [""])
     found_aside: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     failures: Counter[str] = field(default_factory=Counter)
+    near: _near.Evidence | None = None  # how near-duplicate candidates were decided (None: not searched)
+    near_pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))  # confirmed (row, row)
+    near_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # their scores (signature, pixels)
+    near_held: int = 0  # near-duplicate removals held back: an unusual share of the dataset (see curate)
 
     def code(self, name: str) -> int:
         """Return the code of reason ``name`` (added on first use)."""
@@ -115,8 +119,16 @@ def removals(root: Path, src: Source, classes: np.ndarray, settings: Any, report
                                    has_confirm=has_confirm, confirm_threshold=settings.chroma_threshold)
         del values, confirm, has_confirm
         a, b = alive[a], alive[b]
+        a, b, out.near, scores = _near.confirm(root, src, a, b, settings.check_files, settings.pixel_tolerance,
+                                               report)
+        out.near_pairs, out.near_scores = np.stack([a, b], axis=1), scores
         groups = [g.tolist() for g in _dedupe.components(a, b)]
-        drops.update(_dedupe.resolve(groups, classes, rank, ids, policy, "near_duplicate"))
+        near = _dedupe.resolve(groups, classes, rank, ids, policy, "near_duplicate")
+        live = int(np.count_nonzero(out.reason == 0)) - len(drops)
+        if len(near) > settings.max_near_duplicate_share * max(live, 1):
+            out.near_held = len(near)  # an unusual share: the user decides (see curate's warning)
+        else:
+            drops.update(near)
     for i, decision in drops.items():
         out.reason[i] = out.code(decision.reason)
         out.dup_of[i] = -1 if decision.duplicate_of is None else int(decision.duplicate_of)

@@ -78,7 +78,7 @@ def sync_folder_files(root: Path, base: Path, kept: set[str], restore: Iterable[
 
 def _members(path: Path) -> dict[str, list[tarfile.TarInfo]]:
     """Return {sample key: its members} of a readable tar ({} when absent or unreadable)."""
-    from gbifxdl.curate._files import _key_ext
+    from gbifxdl.curate._files import key_ext
 
     out: dict[str, list[tarfile.TarInfo]] = {}
     if not path.is_file():
@@ -87,7 +87,7 @@ def _members(path: Path) -> dict[str, list[tarfile.TarInfo]]:
         with tarfile.open(path, "r:") as tar:
             for info in tar:
                 if info.isfile():
-                    out.setdefault(_key_ext(info.name)[0], []).append(info)
+                    out.setdefault(key_ext(info.name)[0], []).append(info)
     except (OSError, tarfile.TarError, EOFError):
         return {}
     return out

@@ -47,6 +47,8 @@ class CurateSummary:
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     card: str | None = None  # the README.md written, if any
+    # the near-duplicate search: evidence per pair, removed or held back, expected false matches, examples
+    near_duplicates: dict[str, Any] = field(default_factory=dict)
 
     def saved(self) -> dict[str, Any]:
         """Return the part saved as curate_summary.json: the dataset's state, not this run's work."""
@@ -60,6 +62,7 @@ class CurateSummary:
             "failures": self.failures,
             "settings": self.settings,
             "warnings": self.warnings,
+            "near_duplicates": self.near_duplicates,
         }
 
     def format(self) -> str:
@@ -85,6 +88,16 @@ class CurateSummary:
                 f"{self.samples_restored} ({self.shards_rewritten} shards rewritten), empty folders removed: "
                 f"{self.folders_removed}"
             )
+        near = self.near_duplicates
+        if near:
+            pairs = near["pairs"]
+            lines.append(
+                f"near duplicates: {pairs['candidates']} candidate pairs from the hashes, "
+                f"{pairs['rejected_by_signature'] + pairs['rejected_by_pixels']} rejected on their pixels, "
+                f"{pairs['confirmed_by_pixels'] + pairs['confirmed_by_signature'] + pairs['confirmed_by_hashes']} "
+                f"confirmed ({pairs['confirmed_by_pixels']} on the image files, {pairs['confirmed_by_signature']} on "
+                f"signatures alone, {pairs['confirmed_by_hashes']} on hashes alone); expected false matches at "
+                f"this size: {near['expected_false_matches']:.2g}")
         lines.append("splits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())) or "none"))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -8,7 +8,8 @@ freely while these names keep their meaning.
 - tables: :data:`METADATA`, :data:`REMOVED`, :func:`read_table`, :func:`write_table`,
   :func:`provenance`, :func:`with_provenance`, :func:`require_columns`,
   :func:`drop_columns`, :func:`class_labels`, :func:`column_or_nulls`
-- files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`
+- files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`, :class:`ImageReader` (a row's
+  image bytes, in the dataset or set aside)
 - duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`
 - splits: :class:`SplitSpec`, :func:`assign`
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from gbifxdl.curate._dedupe import UnionFind, equal_value_pairs, resolve
 from gbifxdl.curate._files import IMAGE_EXTS, check_files, sync_folders
+from gbifxdl.curate._images import ImageReader
 from gbifxdl.curate._splits import SplitSpec, assign
 from gbifxdl.curate._table import (
     METADATA,
@@ -33,6 +35,7 @@ from gbifxdl.curate._table import (
 
 __all__ = [
     "IMAGE_EXTS",
+    "ImageReader",
     "METADATA",
     "REMOVED",
     "SplitSpec",

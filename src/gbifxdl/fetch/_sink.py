@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from gbifxdl.errors import StorageError
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, hash_int, wanted_state
+from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, journal_row, wanted_state
 from gbifxdl.store import Store
 
 STATE_DIR = ".gbifxdl/fetch"
@@ -132,8 +132,7 @@ class StoreSink:
             sizes = list(pool.map(lambda ie: self.store.size(ie[1]["path"]), ok))
         present = {i for (i, e), size in zip(ok, sizes) if size == e["bytes"]}
         self.held.update(entries[i]["path"] for i in present)
-        keep = [dict(e, i=i, chroma_hash=hash_int(e["chroma_hash"])) for i, e in enumerate(entries)
-                if e["outcome"] != "ok" or i in present]
+        keep = [dict(journal_row(e), i=i) for i, e in enumerate(entries) if e["outcome"] != "ok" or i in present]
         state.reopen(unit, keep)
         return False
 

@@ -15,6 +15,13 @@ of each plane's mean (128 bits). Two different photos that meet by chance in ``p
 keeps both. Curation removes a ``phash`` match only if the chroma hashes agree as well
 (bench/dedupe.py measures it). ``phashes`` computes both from the same pixels. Grey
 images get no chroma hash (its bits would be noise): curation relies on ``phash`` for them.
+
+``signature`` is what a hash match is checked against: the very 32x32 greyscale grid
+``phash`` is computed from, rounded to bytes (1,024 per image; ``fingerprints`` gives all
+three from the same pixels at no extra cost). Photos of one collection taken the same way
+(herbarium sheets, pinned insects, camera-trap frames) often meet in both hashes; curation
+confirms each candidate pair on these pixels (``gbifxdl.curate`` aligns the two and
+compares them part by part), and on the image files where it can read them.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ import numpy as np
 import simplejpeg
 from PIL import Image
 
-__all__ = ["CHROMA_MIN_SPREAD", "PHASH_VERSION_BIT", "chroma_hash", "is_legacy", "jpeg_grey", "jpeg_small",
-           "legacy_phash", "phash", "phashes"]
+__all__ = ["CHROMA_MIN_SPREAD", "PHASH_VERSION_BIT", "SIGNATURE_SIDE", "chroma_hash", "fingerprints", "is_legacy",
+           "jpeg_grey", "jpeg_small", "legacy_phash", "phash", "phashes", "signature"]
 
 PHASH_VERSION_BIT = 1 << 63  # set in every `phash`, clear in every `legacy_phash`
 _SIDE = 32  # the greyscale grid the DCT runs on
+SIGNATURE_SIDE = _SIDE  # the signature is that grid, SIGNATURE_SIDE x SIGNATURE_SIDE bytes
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -119,6 +127,23 @@ def phashes(pixels: np.ndarray | Image.Image) -> tuple[int, int | None]:
     """Return (``phash``, ``chroma_hash``) of the same pixels."""
     img = _image(pixels)
     return _phash64(_grid(_grey(img))), _chroma(img)
+
+
+def _signature(grid: np.ndarray) -> bytes:
+    return np.clip(np.rint(grid), 0, 255).astype(np.uint8).tobytes()
+
+
+def signature(pixels: np.ndarray | Image.Image) -> bytes:
+    """Return the pixel signature of RGB or greyscale pixels: 1,024 bytes, the 32x32 area-averaged
+    greyscale grid of ``phash`` (rows top to bottom), each cell rounded to 0..255."""
+    return _signature(_grid(_grey(pixels)))
+
+
+def fingerprints(pixels: np.ndarray | Image.Image) -> tuple[int, int | None, bytes]:
+    """Return (``phash``, ``chroma_hash``, ``signature``) of the same pixels (one greyscale grid for two)."""
+    img = _image(pixels)
+    grid = _grid(_grey(img))
+    return _phash64(grid), _chroma(img), _signature(grid)
 
 
 def is_legacy(value: int) -> bool:

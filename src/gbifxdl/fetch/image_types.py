@@ -37,6 +37,7 @@ class Processed:
     pixel_hash: str | None     # None unless asked for (kept originals, ``pixel_hash=True``)
     phash: int | None
     chroma_hash: int | None = None  # the 128-bit colour hash confirming phash (None: grey), see fetch.hashing
+    signature: str | None = None  # the 32x32 greyscale grid confirming a hash match, as hex (see fetch.hashing)
 
 
 class ImageFault(Exception):

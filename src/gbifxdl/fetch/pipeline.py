@@ -383,7 +383,7 @@ def _in_thread(settings: FetchSettings, options: ProcessOptions) -> Callable[[li
 
 _CLOSING = "gbifxdl-close-unit"  # the name of the tasks closing a finished unit
 _MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash",
-             "chroma_hash")
+             "chroma_hash", "signature")
 
 
 def _empty_entry() -> dict[str, Any]:

@@ -16,7 +16,9 @@ Widths and heights are as displayed (after EXIF orientation). The two pixel hash
   re-encoded image the encoder is deterministic, so its ``sha256`` stands for its pixels.
 - ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the final pixels (of a
   DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance; and
-  ``chroma_hash``, the 128-bit colour hash that confirms it (see :func:`phashes`).
+  ``chroma_hash``, the 128-bit colour hash that confirms it (see :func:`phashes`), and
+  ``signature``, the 32x32 greyscale grid both come from, against which curation checks
+  a hash match (see ``gbifxdl.fetch.hashing``).
 
 A kept original is validated by decoding it whole: a JPEG in the DCT at reduced scale
 (every byte of its entropy-coded data is read; libjpeg-turbo's warnings of corrupt or
@@ -35,7 +37,7 @@ from PIL import Image
 from gbifxdl._io import write_file
 from gbifxdl.fetch.image_types import ImageFault, Processed, ProcessOptions
 from gbifxdl.fetch.hashing import (  # noqa: F401  (phash: re-exported)
-    ORIENTATION_TRANSPOSE, apply_orientation, jpeg_small, phash, phashes)
+    ORIENTATION_TRANSPOSE, apply_orientation, fingerprints, jpeg_small, phash, phashes)
 
 # we check pixel counts ourselves, before decoding, with our own limit
 Image.MAX_IMAGE_PIXELS = None
@@ -160,7 +162,7 @@ def _jpeg_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processed]
         if options.pixel_hash:
             pixel_hash = _pixel_hash(apply_orientation(simplejpeg.decode_jpeg(data, colorspace="RGB"), orientation))
         shown = _oriented(width, height, orientation)
-        return data, _measure(data, "jpg", shown, shown, pixel_hash, phashes(small))
+        return data, _measure(data, "jpg", shown, shown, pixel_hash, fingerprints(small))
     # fast chroma upsampling: the box resample and the 4:2:0 encode that follow average
     # chroma again, so the fancy filter would buy nothing visible
     pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=tw, min_height=th, fastupsample=True)
@@ -191,7 +193,7 @@ def _pillow_route(data: bytes, options: ProcessOptions) -> tuple[bytes, Processe
     if options.reencode:
         return _encode(shown, options, original)
     pixel_hash = _pixel_hash(np.asarray(shown)) if options.pixel_hash else None
-    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), original, original, pixel_hash, phashes(shown))
+    return data, _measure(data, _EXTENSIONS.get(fmt, fmt.lower()), original, original, pixel_hash, fingerprints(shown))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -232,7 +234,7 @@ def _encode(img: Image.Image, options: ProcessOptions, original: tuple[int, int]
     """
     out = simplejpeg.encode_jpeg(np.asarray(img), quality=options.jpeg_quality, colorspace="RGB",
                                  colorsubsampling="420")
-    return out, _measure(out, "jpg", original, img.size, None, phashes(img))
+    return out, _measure(out, "jpg", original, img.size, None, fingerprints(img))
 
 
 def _pixel_hash(pixels: np.ndarray) -> str:
@@ -241,7 +243,7 @@ def _pixel_hash(pixels: np.ndarray) -> str:
 
 
 def _measure(out: bytes, ext: str, original: tuple[int, int], final: tuple[int, int], pixel_hash: str | None,
-             perceptual: tuple[int, int]) -> Processed:
+             perceptual: tuple[int, int | None, bytes]) -> Processed:
     return Processed(ext=ext, orig_width=original[0], orig_height=original[1], width=final[0], height=final[1],
                      bytes=len(out), sha256=hashlib.sha256(out).hexdigest(), pixel_hash=pixel_hash,
-                     phash=perceptual[0], chroma_hash=perceptual[1])
+                     phash=perceptual[0], chroma_hash=perceptual[1], signature=perceptual[2].hex())

@@ -39,6 +39,9 @@ RESULT_SCHEMA = pa.schema([
     # the 128-bit colour hash confirming a `phash` match (fetch.hashing.chroma_hash), 16 bytes
     # big-endian; null for grey images and in state written before it existed (read as null)
     ("chroma_hash", pa.binary(16)),
+    # the 32x32 greyscale grid a near-duplicate candidate is confirmed on (fetch.hashing.signature),
+    # 1,024 bytes; hex text in journal lines and fetch's rows; null in state written before it
+    ("signature", pa.binary()),
 ])
 RESULT_COLUMNS = tuple(RESULT_SCHEMA.names)
 
@@ -122,8 +125,7 @@ class FetchState:
 
     def write_unit(self, unit: int, rows: list[dict[str, Any]]) -> None:
         """Write a finished unit's result rows atomically, then drop its journal and spool."""
-        records = [{k: r.get(k) for k in RESULT_COLUMNS} | {"chroma_hash": _hash_bytes(r.get("chroma_hash"))}
-                   for r in rows]
+        records = [stored_row({k: r.get(k) for k in RESULT_COLUMNS}) for r in rows]
         table = pa.Table.from_pylist(records, schema=RESULT_SCHEMA)
         path = self.unit_path(unit)
         with atomic_path(path) as tmp:
@@ -143,9 +145,8 @@ class FetchState:
     def ok_rows(self, unit: int) -> list[dict[str, Any]]:
         """Return a finished unit's ok rows, each with its row number ``i`` in the unit."""
         rows = self.read_unit(unit).to_pylist()
-        # chroma_hash back to an int, as journal lines (JSON) and fetch's rows hold it
-        return [dict(r, i=i, chroma_hash=hash_int(r["chroma_hash"])) for i, r in enumerate(rows)
-                if r["outcome"] == "ok"]
+        # back to the JSON values journal lines and fetch's rows hold
+        return [dict(journal_row(r), i=i) for i, r in enumerate(rows) if r["outcome"] == "ok"]
 
     def reopen(self, unit: int, ok_rows: list[dict[str, Any]]) -> None:
         """Turn a finished unit back into an unfinished one that keeps ``ok_rows``."""
@@ -179,13 +180,18 @@ def compare_state(saved: dict[str, Any], wanted: dict[str, Any], where: str, oth
             f"same settings, or use another {other}")
 
 
-def _hash_bytes(value: int | None) -> bytes | None:
-    return None if value is None else value.to_bytes(16, "big")
+def stored_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a fetch row (JSON values: ``chroma_hash`` an int, ``signature`` hex) as ``RESULT_SCHEMA`` stores it."""
+    wide, sig = row.get("chroma_hash"), row.get("signature")
+    return dict(row, chroma_hash=None if wide is None else wide.to_bytes(16, "big"),
+                signature=None if sig is None else bytes.fromhex(sig))
 
 
-def hash_int(value: bytes | None) -> int | None:
-    """Return a stored 16-byte colour hash as the int fetch's rows hold (None stays None)."""
-    return None if value is None else int.from_bytes(value, "big")
+def journal_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a stored row as the JSON values journal lines and fetch's rows hold (``stored_row`` undone)."""
+    wide, sig = row.get("chroma_hash"), row.get("signature")
+    return dict(row, chroma_hash=None if wide is None else int.from_bytes(wide, "big"),
+                signature=None if sig is None else sig.hex())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

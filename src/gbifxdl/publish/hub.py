@@ -27,7 +27,7 @@ from gbifxdl.publish.facts import HUB_SPLITS, DatasetFacts, size_category
 
 __all__ = ["front_matter", "split_table_name", "write_split_tables"]
 
-_FETCH_INTERNALS = ("outcome", "error", "attempts", "http_status", "phash", "chroma_hash", "pixel_hash")
+_FETCH_INTERNALS = ("outcome", "error", "attempts", "http_status", "phash", "chroma_hash", "pixel_hash", "signature")
 
 
 def split_table_name(split: str) -> str:

@@ -30,7 +30,7 @@ MANIFEST_KEY = b"gbifxdl.manifest"
 MANIFEST_VERSION = 1
 # what fetch measured on its way, not what a rebuild needs or checks
 _FETCH_ONLY = ("outcome", "error", "attempts", "http_status", "host", "orig_width", "orig_height", "pixel_hash", "phash",
-              "chroma_hash")
+              "chroma_hash", "signature")
 # columns a manifest adds to the selection's: a rebuild drops them to get the selection back
 ADDED = ("label", "attribution", "split", "set", "path", "shard", "key", "width", "height", "bytes", "sha256")
 

@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page describing a dataset folder.
 
 ``write_report(DIR)`` writes ``DIR/report.html``: images per class (log scale), fetch
-outcomes and failure kinds, curation removals, hosts, licences, splits, and a grid of
+outcomes and failure kinds, curation removals, near duplicates (example pairs side by
+side), hosts, licences, splits, and a grid of
 thumbnails per class with each image's attribution on hover. Plots are inline SVG and
 thumbnails inline base64 JPEG; a Content-Security-Policy forbids any network access,
 so the page opens anywhere, offline.
@@ -9,6 +10,7 @@ so the page opens anywhere, offline.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from html import escape
 from pathlib import Path
@@ -23,11 +25,11 @@ from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
 from gbifxdl.card import citation_text, last_value_per_label, license_name
 from gbifxdl.curate import split_warnings
-from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
+from gbifxdl.curate.toolkit import METADATA, REMOVED, ImageReader, provenance, read_table
 from gbifxdl.publish.facts import licence_counts, ranked, read_columns
 from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg
-from gbifxdl.report._thumbs import thumbnails
+from gbifxdl.report._thumbs import thumbnail_uri, thumbnails
 
 __all__ = ["write_report"]
 
@@ -44,6 +46,7 @@ bottom:0;background:rgba(0,0,0,.75);color:#fff;font-size:10px;padding:3px;line-h
 .muted{color:#777}.empty{color:#999;font-style:italic}table{border-collapse:collapse}
 td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
 .warning{background:#fff4e5;border-left:3px solid #e8a33d;padding:8px 12px}
+.pair{display:flex;flex-wrap:wrap;gap:4px;width:236px;border:1px solid #ddd;padding:4px}.pair p{margin:2px;font-size:11px}
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _FAILED_COLOURS = {"ok": _svg.GREEN}
@@ -136,6 +139,7 @@ def write_report(
         _section("Fetch outcomes", _svg.hbars(outcomes, colour=_svg.RED, colours=_FAILED_COLOURS),
                  "every selected image: ok, or the kind of failure"),
         _section("Removed by curation", _svg.hbars(reasons, colour=_svg.GREY)),
+        _near_section(root, thumb_size),
         _section("Hosts", _svg.stacked_hbars([(h, ok_by_host[h], bad_by_host[h]) for h in hosts[:20]]),
                  f"the {min(len(hosts), 20)} busiest of {len(hosts)}"),
         _section("Licences", _svg.hbars(licences)),
@@ -154,6 +158,58 @@ def write_report(
     target = root / "report.html"
     write_text_atomic(target, page)
     return target
+
+
+def _near_section(root: Path, size: int) -> str:
+    """Return the section on near duplicates: what the search found and on what evidence, the false
+    matches expected at this size, a warning when an unusual share was held back, and example pairs
+    side by side (from ``curate_summary.json``; empty before a curation)."""
+    try:
+        near = json.loads((root / "curate_summary.json").read_text()).get("near_duplicates") or {}
+    except (OSError, ValueError):
+        return ""
+    if not near:
+        return ""
+    pairs = near.get("pairs", {})
+    facts = (f"<p>{near.get('removed', 0):,} images removed as near duplicates. The hashes proposed "
+             f"{pairs.get('candidates', 0):,} pairs: {pairs.get('confirmed_by_pixels', 0):,} confirmed on the image "
+             f"files, {pairs.get('confirmed_by_signature', 0):,} on signatures alone, "
+             f"{pairs.get('confirmed_by_hashes', 0):,} on hashes alone, "
+             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0):,} rejected as look-alikes. "
+             f"Expected false matches at this size ({near.get('images', 0):,} images): "
+             f"{near.get('expected_false_matches', 0):.2g}.</p>")
+    held = near.get("held_back", 0)
+    if held:
+        facts = (f'<p class="warning"><b>Held back:</b> {held:,} of {near.get("images", 0):,} images '
+                 f'({held / max(near.get("images", 1), 1):.0%}) would have been removed as near duplicates, far more '
+                 "than copies usually are, so none was. Look at the pairs below: if they are copies, curate again "
+                 "with <code>--max-near-duplicate-share 1</code>; if not, with <code>--no-near-duplicates</code>.</p>"
+                 + facts)
+    examples = near.get("examples") or []
+    if examples:
+        wanted = {u for ex in examples for u in ex[:2]}
+        files: dict[str, tuple[Any, Any, Any]] = {}
+        for name in (METADATA, REMOVED):
+            if (root / name).is_file():
+                t = read_columns(root / name, ("url_hash", "path", "shard", "key"))
+                for u, path, shard, key in zip(*(t.column(c).to_pylist() if c in t.column_names
+                                                 else [None] * t.num_rows for c in ("url_hash", "path", "shard", "key"))):
+                    if u in wanted:
+                        files.setdefault(u, (path, shard, key))
+        reader = ImageReader(root, size)
+        cells = []
+        for a, b, s1, s2 in examples:
+            pics = []
+            for u in (a, b):
+                data = reader.data(*files.get(u, (None, None, None)))
+                uri = thumbnail_uri(data, size) if data else None
+                img = f'<img src="{uri}" alt="">' if uri else "?"
+                pics.append(f'<figure class="thumb pair-image">{img}<figcaption>{escape(u[:12])}</figcaption></figure>')
+            scores = ", ".join(f"{label} {v:.2f}" for label, v in (("signature", s1), ("pixels", s2)) if v is not None)
+            cells.append(f'<div class="pair">{"".join(pics)}<p class="muted">{escape(scores)}</p></div>')
+        facts += '<div class="grid">' + "".join(cells) + "</div>"
+    return _section("Near duplicates", facts, "pairs found: each image beside the copy it matched, with their "
+                    "scores on signatures and on pixels (lower is more alike)")
 
 
 def _grid(root: Path, table: pa.Table, labels: pa.ChunkedArray, names: dict[str, Any], per_class: list[tuple[str, int]],

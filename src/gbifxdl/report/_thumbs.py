@@ -13,6 +13,11 @@ from PIL import Image
 from gbifxdl.curate.toolkit import IMAGE_EXTS
 
 
+def thumbnail_uri(data: bytes, size: int) -> str | None:
+    """Return a JPEG data URI of the image in ``data``, at most ``size`` pixels a side (None: unreadable)."""
+    return _thumb(data, size)
+
+
 def _thumb(data: bytes, size: int) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as img:

@@ -1,0 +1,169 @@
+"""Which near-duplicate candidates are confirmed, and on what evidence.
+
+The perceptual hashes only propose pairs (``_dedupe.phash_edges``); each proposed pair is
+then checked on its pixels (``_pixels``): the stored signatures first, then, where both
+image files can be read, the pixels decoded from them. A pair whose rows have no
+signature (fetched before signatures existed) is checked on signatures made from its
+files; only where neither exists (an old table without its files) does the hash match
+alone decide, as it did before, and the summary counts those pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gbifxdl.curate import _pixels
+from gbifxdl.curate._columns import Source
+from gbifxdl.curate._images import ImageReader
+
+Progress = Callable[[str, int, int], None]
+_ROWS_AT_ONCE = 2048  # images decoded and held at once (128 x 128 x 3 bytes each)
+_SIGNATURE_BATCH = 32_768  # rows a batch when reading signatures (a kilobyte each)
+# measured by bench/dedupe.py (64,000 images of 16,000 photos, half of them look-alike collections):
+# pairs of different photos compared, and how many of them were confirmed (false matches)
+MEASURED_PAIRS = 2_047_968_000
+MEASURED_FALSE = 0
+
+
+@dataclass
+class Evidence:
+    """How the candidate pairs of one curation were decided."""
+
+    candidates: int = 0  # pairs the hashes proposed
+    rejected_by_signature: int = 0
+    rejected_by_pixels: int = 0
+    confirmed_by_pixels: int = 0  # on the image files (both stages)
+    confirmed_by_signature: int = 0  # on the signatures alone: a file unreadable, or under 128 pixels a side
+    confirmed_by_hashes: int = 0  # no signature and no file: the hashes alone, as before signatures existed
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def expected_false_matches(images: int) -> float:
+    """Return the expected number of false near-duplicate matches among ``images`` images: the measured
+    rate per pair of different photos (bench/dedupe.py; with none seen, one in the pairs measured, an
+    upper estimate) times the pairs."""
+    rate = max(MEASURED_FALSE, 1) / MEASURED_PAIRS
+    return rate * images * (images - 1) / 2
+
+
+def _signatures(src: Source, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the stored signatures of the sorted ``rows`` as (k, 32, 32) uint8, and which rows have one."""
+    side = _pixels.SIGNATURE_SIDE
+    out = np.zeros((len(rows), side, side), dtype=np.uint8)
+    has = np.zeros(len(rows), dtype=bool)
+    if not src.has("signature") or not len(rows):
+        return out, has
+    column = src.take("signature", rows, batch_rows=_SIGNATURE_BATCH)
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False) & (
+        pc.fill_null(pc.binary_length(column), 0).to_numpy() == side * side)
+    if valid.any():
+        fixed = column.filter(pa.array(valid)).cast(pa.binary(side * side))
+        data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * side * side:]
+        out[valid] = data[: int(valid.sum()) * side * side].reshape(-1, side, side)
+        has = valid
+    return out, has
+
+
+class _Files:
+    """The rows' image files, decoded on demand (a bounded number held at once)."""
+
+    def __init__(self, root: Path, src: Source, rows: np.ndarray) -> None:
+        self.reader = ImageReader(root, _pixels.PIXEL_SIDE)
+        self.rows = rows
+        self.paths = src.take("path", rows).to_pylist() if src.has("path") else [None] * len(rows)
+        self.shards = src.take("shard", rows).to_pylist() if src.has("shard") else [None] * len(rows)
+        self.keys = src.take("key", rows).to_pylist() if src.has("key") else [None] * len(rows)
+        self.held: dict[int, tuple[np.ndarray, int] | None] = {}
+
+    def get(self, position: int) -> tuple[np.ndarray, int] | None:
+        """Return the pixels of ``rows[position]`` and its shorter side (None: unreadable)."""
+        if position not in self.held:
+            if len(self.held) >= _ROWS_AT_ONCE:
+                self.held.clear()
+            self.held[position] = self.reader.read(self.paths[position], self.shards[position], self.keys[position])
+        return self.held[position]
+
+
+Pixels = Callable[[int], "tuple[np.ndarray, int] | None"]  # position -> (128 x 128 YCbCr, shorter side) or None
+
+
+def decide(ia: np.ndarray, ib: np.ndarray, sigs: np.ndarray, has_sig: np.ndarray, pixels: Pixels | None,
+           tolerance: float = 1.0, progress: Progress | None = None) -> tuple[np.ndarray, Evidence, np.ndarray]:
+    """Return which candidate pairs (``ia[k]``, ``ib[k]``: positions in ``sigs``) are the same picture, how
+    each was decided, and every pair's scores (signature stage, pixel stage; NaN where it did not run).
+
+    ``sigs``/``has_sig``: each position's signature (k, 32, 32) and whether it has one; ``pixels``: a
+    position's decoded image for the second stage (None: no files, the signatures decide). A pair with a
+    signature missing on either side is kept on its hash match alone. ``tolerance`` multiplies both
+    stages' thresholds.
+    """
+    evidence = Evidence(candidates=len(ia))
+    both = has_sig[ia] & has_sig[ib]
+    keep = ~both  # without signatures on both sides: the hashes alone decide
+    evidence.confirmed_by_hashes = int(np.count_nonzero(~both))
+    scores = np.full((len(ia), 2), np.nan)
+    on_sigs = np.flatnonzero(both)
+    s1, cuts = _pixels.signature_scores(sigs[ia[on_sigs]], sigs[ib[on_sigs]])
+    scores[on_sigs, 0] = s1
+    passed = s1 <= _pixels.SIGNATURE_THRESHOLD * tolerance
+    evidence.rejected_by_signature = int(np.count_nonzero(~passed))
+    on_sigs, cuts = on_sigs[passed], cuts[passed]
+    if pixels is None:
+        keep[on_sigs] = True
+        evidence.confirmed_by_signature = len(on_sigs)
+        return keep, evidence, scores
+    # pairs in order of their first position, so that the images held at once serve many pairs
+    order = np.lexsort((ib[on_sigs], ia[on_sigs]))
+    on_sigs, cuts = on_sigs[order], cuts[order]
+    step = _ROWS_AT_ONCE // 4
+    for start in range(0, len(on_sigs), step):
+        if progress is not None:
+            progress("comparing near duplicates", start, len(on_sigs))
+        chunk, chunk_cuts = on_sigs[start:start + step], cuts[start:start + step]
+        got = [(pixels(int(ia[k])), pixels(int(ib[k]))) for k in chunk.tolist()]
+        # both images read, and both at least as large as the pixel stage: else the signatures decide
+        readable = np.array([p is not None and q is not None and min(p[1], q[1]) >= _pixels.PIXEL_SIDE
+                             for p, q in got], dtype=bool)
+        keep[chunk[~readable]] = True
+        evidence.confirmed_by_signature += int(np.count_nonzero(~readable))
+        if readable.any():
+            pairs = [g for g, ok in zip(got, readable) if ok]
+            s2 = _pixels.pixel_scores(np.stack([p[0] for p, _ in pairs]), np.stack([q[0] for _, q in pairs]),
+                                      chunk_cuts[readable])
+            scores[chunk[readable], 1] = s2
+            ok = s2 <= _pixels.PIXEL_THRESHOLD * tolerance
+            keep[chunk[readable][ok]] = True
+            evidence.confirmed_by_pixels += int(np.count_nonzero(ok))
+            evidence.rejected_by_pixels += int(np.count_nonzero(~ok))
+    return keep, evidence, scores
+
+
+def confirm(root: Path, src: Source, a: np.ndarray, b: np.ndarray, check_files: bool, tolerance: float = 1.0,
+            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, Evidence, np.ndarray]:
+    """Return the candidate edges ``a[k]``-``b[k]`` (row numbers) that the pixels confirm, how each was
+    decided, and the confirmed pairs' scores (see ``decide``).
+
+    ``check_files``: read the image files for the second stage (False: signatures, or else hashes, decide).
+    """
+    if not len(a):
+        return a, b, Evidence(), np.empty((0, 2))
+    rows, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    ia, ib = inverse[: len(a)], inverse[len(a):]
+    sigs, has_sig = _signatures(src, rows)
+    files = _Files(root, src, rows) if check_files else None
+    if files is not None:  # rows fetched before signatures: one from the file, where it can be read
+        for pos in np.flatnonzero(~has_sig).tolist():
+            got = files.get(pos)
+            if got is not None:
+                sigs[pos], has_sig[pos] = _pixels.signature_of_pixels(got[0]), True
+    keep, evidence, scores = decide(ia, ib, sigs, has_sig, files.get if files is not None else None, tolerance,
+                                    progress)
+    return a[keep], b[keep], evidence, scores[keep]
