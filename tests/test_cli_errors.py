@@ -291,3 +291,27 @@ def test_key_forms(capsys: pytest.CaptureFixture[str]) -> None:
     for bad in ("", "  ", "0026011-25082713150079", "26011-250827131500795", "10.1000/xyz", f"{KEY}x", None):
         with pytest.raises(InvalidKey):
             check_key(bad)
+
+
+@pytest.mark.parametrize("args", [["cite", "{dir}"], ["export", "{dir}", "--manifest", "{dir}/m.parquet"],
+                                  ["curate", "{dir}"], ["derive", "{dir}", "--title", "t", "--source-url", "https://zenodo.org/records/1", "--dry-run"]])
+def test_a_folder_that_is_no_dataset_is_named_as_such_whatever_the_command(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]) -> None:
+    folder = tmp_path / "not-a-dataset"
+    folder.mkdir()
+    code, out, err, _ = invoke(capsys, cli, [a.format(dir=folder) for a in args])
+    line = one_error_line(err)
+    assert code != 0 and f"{folder} is not a dataset folder" in line
+    assert "curate works" not in line  # the message fits every command that takes a dataset folder
+    assert list(folder.iterdir()) == []  # and nothing was written there
+
+
+def test_a_missing_archive_creates_nothing_and_exits_as_select_does(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing, ds = tmp_path / "nonexistent.zip", tmp_path / "ds"
+    run_code, _, run_err, _ = invoke(capsys, cli, ["run", "--archive", str(missing), "-o", str(ds)])
+    assert f"{missing}: no such file" in one_error_line(run_err)
+    assert not ds.exists()  # not even a log: a bad argument creates nothing
+    select_code, _, select_err, _ = invoke(capsys, cli, ["select", str(missing), "-o", str(tmp_path / "s.parquet")])
+    one_error_line(select_err)
+    assert run_code == select_code == 2

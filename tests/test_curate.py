@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -188,6 +190,19 @@ def test_cli_curates_and_writes_the_card(tmp_path: Path) -> None:
 
     bad = runner.invoke(cli, ["curate", str(expected.root), "--fractions", "0.8,0.2"])
     assert bad.exit_code != 0
+
+
+def test_fractions_that_do_not_add_up_to_one_are_refused_in_one_line(tmp_path: Path) -> None:
+    root = standard_dataset(tmp_path / "ds").root
+    before = (root / "metadata.parquet").read_bytes()
+    bad = subprocess.run([sys.executable, "-m", "gbifxdl", "curate", str(root), "--fractions", "0.8,0.3,0.1"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and not bad.stdout
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "add up to 1.2" in lines[0] and "0.8,0.1,0.1" in lines[0]
+    assert (root / "metadata.parquet").read_bytes() == before  # nothing was rescaled, nothing changed
+    with pytest.raises(ConfigError, match="add up to 0.5"):
+        CurateSettings(fractions=(0.3, 0.1, 0.1))
 
 
 def test_the_stage_module_holds_curate_whatever_was_imported_first(tmp_path: Path) -> None:

@@ -247,3 +247,18 @@ def test_emulator_answers_have_the_recorded_shape(shared_gbif, universe):
     assert set(synonym) >= set(recorded) - {"additionalStatus"}
     assert set(synonym["acceptedUsage"]) == set(recorded["acceptedUsage"]) - {"code"}
     assert synonym["synonym"] is True and isinstance(synonym["usage"]["key"], str)
+
+
+def test_match_prints_what_matched_and_says_what_did_not(gbif, capsys):
+    from gbifxdl.cli import cli, run_command
+
+    with pytest.raises(SystemExit) as exited:
+        run_command(cli, ["match", "--api-url", gbif.url + "/v1", "Vanessa atalanta", "Aglais io", "Notarealname xyz"],
+                    prog_name="gbifxdl")
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    printed = [line.split("\t")[0] for line in out.splitlines()]
+    assert printed == ["Vanessa atalanta", "Aglais io"]  # the good names, in order, with their keys
+    assert all(line.split("\t")[1].isdigit() for line in out.splitlines())
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Notarealname xyz" in lines[0] and "Aglais io" not in lines[0]

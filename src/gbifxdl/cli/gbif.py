@@ -126,7 +126,18 @@ def match(names: tuple[str, ...], version: int, lenient: bool, api_url: str | No
     if not all(name.strip() for name in names):
         raise ConfigError("a taxon name is empty: give names such as 'Aglais io' (quote names with spaces)")
 
-    for m in match_names(list(names), api_url=api_url, version=version, strict=not lenient):
+    from gbifxdl.query import NameMatchError
+
+    try:
+        matches = match_names(list(names), api_url=api_url, version=version, strict=not lenient)
+    except NameMatchError as exc:  # the names that matched are printed, then what did not (one line)
+        _print_matches(exc.matched)
+        raise
+    _print_matches(matches)
+
+
+def _print_matches(matches: list[Any]) -> None:
+    for m in matches:
         fields = [m.name, str(m.taxon_key), m.match_type, str(m.confidence), m.rank or "", m.accepted_name or m.canonical_name or ""]
         click.echo("\t".join(fields) + (f"\t({m.note})" if m.note else ""))
 

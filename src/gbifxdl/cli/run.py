@@ -143,6 +143,8 @@ def _check_source(source: Any) -> None:
 
     if source.key:
         check_key(source.key)
+    if source.archive is not None and not Path(source.archive).is_file():
+        raise ConfigError(f"--archive {source.archive}: no such file; give the path of a GBIF download (KEY.zip)")
     if source.predicate is not None:  # a full request keeps its own format
         check_payload(source.predicate, format=None if "predicate" in source.predicate else source.format)
 

@@ -109,6 +109,9 @@ class CurateSettings:
         fractions = tuple(float(f) for f in self.fractions)
         if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
             raise ConfigError(f"fractions={self.fractions!r}; give three non-negative numbers for train, val, test, e.g. 0.8,0.1,0.1")
+        if abs(sum(fractions) - 1) > 1e-6:  # never rescaled behind the user's back
+            raise ConfigError(f"fractions={','.join(f'{f:g}' for f in fractions)} add up to {sum(fractions):g}; give "
+                              "three shares of train, val, test that add up to 1, e.g. 0.8,0.1,0.1")
         object.__setattr__(self, "fractions", fractions)
         if not self.class_column:
             raise ConfigError("class_column is empty; name a column of metadata.parquet, e.g. speciesKey")

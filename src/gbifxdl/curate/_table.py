@@ -27,8 +27,8 @@ def read_table(path: Path) -> pa.Table:
     """Return the Parquet table at ``path``, or raise a CurateError saying what to do."""
     if not path.is_file():
         raise CurateError(
-            f"{path} not found: curate works on a folder written by `gbifxdl fetch` "
-            "(it holds metadata.parquet); check the folder name"
+            f"{path} not found: {path.parent} is not a dataset folder (one written by `gbifxdl fetch` "
+            "or `gbifxdl run` holds metadata.parquet); check the folder name"
         )
     try:
         return pq.read_table(path)

@@ -15,7 +15,14 @@ _UNSURE = ("FUZZY", "HIGHERRANK", "VARIANT")
 
 
 class NameMatchError(ConfigError):
-    """A taxon name has no match, or only an uncertain one (fuzzy, higher rank)."""
+    """A taxon name has no match, or only an uncertain one (fuzzy, higher rank).
+
+    ``matched``: the names that did match, with their matches (what a user still wants to see).
+    """
+
+    def __init__(self, message: str, matched: Sequence[NameMatch] = ()) -> None:
+        super().__init__(message)
+        self.matched = list(matched)
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,10 @@ def match_names(
             parse = parse_v1 if version == 1 else parse_v2
             cache[clean] = parse(clean, _get_json(url, {param: clean}, settings))
         results.append(cache[clean])
-    problems = [_problem(m, strict) for m in results]
-    problems = [p for p in dict.fromkeys(problems) if p]
+    each = [_problem(m, strict) for m in results]
+    problems = [p for p in dict.fromkeys(each) if p]
     if problems:
-        raise NameMatchError("; ".join(problems))
+        raise NameMatchError("; ".join(problems), [m for m, p in zip(results, each) if not p])
     return results
 
 
