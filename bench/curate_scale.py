@@ -12,9 +12,9 @@ row, i.e. the same occurrence or class, a third of them a random row of another 
 ~1.5 % near duplicates (phash within 1-10 bits and chroma_hash within 2-20 bits of another row
 as bench/dedupe.py measures copies, other bytes, and a signature that differs by noise).
 
-Hashes crowd as real photos' do: 5 % of the rows belong to 5,000 look-alike collections
-(herbarium sheets, pinned insects, camera sites: Zipf-sized, the largest tens of thousands
-of rows), whose members' hashes lie 6-14 bits (phash) and 10-24 bits (chroma_hash) from their
+Hashes crowd as real photos' do: 5 % of the rows belong to look-alike collections
+(herbarium sheets, pinned insects, camera sites; 100 rows on average, Zipf-sized, the
+largest a few thousand rows; a larger table holds more of them, not larger ones), whose members' hashes lie 6-14 bits (phash) and 10-24 bits (chroma_hash) from their
 collection's: two members are a median 20 bits of phash apart, as bench/dedupe.py measures
 for sheets and insects of one collection, and often within curation's candidate thresholds;
 their signatures share the collection's layout and differ in one part (another specimen). The other rows' perceptual hashes are
@@ -99,7 +99,7 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-N_COLLECTIONS, CROWD_SHARE = 5_000, 0.05
+CROWD_SHARE, COLLECTION_MEAN = 0.05, 100  # rows in look-alike collections, and their mean size
 
 
 def _smooth(rng: np.random.Generator, m: int) -> np.ndarray:
@@ -120,8 +120,10 @@ def _flips(rng: np.random.Generator, m: int, width: int, count: np.ndarray) -> n
 class Generator:
     """Writes the synthetic table batch by batch (see the module docstring)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, rows: int, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
+        # a larger table holds more collections, not larger ones
+        n_collections = max(1, int(rows * CROWD_SHARE / COLLECTION_MEAN))
         weights = 1.0 / (np.arange(N_CLASSES) + 20.0) ** 1.05
         self.cdf = np.cumsum(weights / weights.sum())
         self.next_gbif = 1_000_000_000
@@ -136,10 +138,11 @@ class Generator:
                                   "http://creativecommons.org/publicdomain/zero/1.0/", "CC_BY_SA_4_0"], pa.string())
         self.species = pa.array([f"Genus{c // 10} species{c}" for c in range(N_CLASSES)], pa.string())
         # the look-alike collections: a centre (phash, chroma words, signature layout) each, Zipf-sized
-        self.crowd_cdf = np.cumsum(w := 1.0 / (np.arange(N_COLLECTIONS) + 5.0)) / w.sum()
-        self.crowd_phash = self.rng.integers(0, 2**63, N_COLLECTIONS, dtype=np.uint64)
-        self.crowd_chroma = self.rng.integers(0, 256, (N_COLLECTIONS, 16), dtype=np.uint8)
-        self.crowd_layout = _smooth(self.rng, N_COLLECTIONS)
+        sizes = 1.0 / (np.arange(n_collections) % 1000 + 5.0)  # Zipf-like within each thousand collections
+        self.crowd_cdf = np.cumsum(sizes) / sizes.sum()
+        self.crowd_phash = self.rng.integers(0, 2**63, n_collections, dtype=np.uint64)
+        self.crowd_chroma = self.rng.integers(0, 256, (n_collections, 16), dtype=np.uint8)
+        self.crowd_layout = _smooth(self.rng, n_collections)
 
     def batch(self, m: int, schema: pa.Schema) -> pa.Table:
         rng = self.rng
@@ -173,7 +176,7 @@ class Generator:
         # look-alike collections: members near their collection's hashes, its layout with one part their own
         crowd = (kind >= 0.03) & (kind < 0.03 + CROWD_SHARE)
         members = np.flatnonzero(crowd)
-        which = np.minimum(np.searchsorted(self.crowd_cdf, rng.random(len(members))), N_COLLECTIONS - 1)
+        which = np.minimum(np.searchsorted(self.crowd_cdf, rng.random(len(members))), len(self.crowd_cdf) - 1)
         phash[members] = self.crowd_phash[which] ^ _flips(rng, len(members), 63, rng.integers(6, 15, len(members)))
         chroma_words = self.crowd_chroma[which].copy()
         for j, bit in enumerate(np.argsort(rng.random((len(members), 128)), axis=1)[:, :24].T):
@@ -267,7 +270,7 @@ def generate(root: Path, rows: int) -> np.ndarray:
     """Write ``root/metadata.parquet`` with ``rows`` synthetic rows; return the planted near copies
     (source row, copy row, phash distance)."""
     root.mkdir(parents=True, exist_ok=True)
-    schema, gen = _schema(), Generator()
+    schema, gen = _schema(), Generator(rows)
     with pq.ParquetWriter(root / "metadata.parquet", schema) as writer:
         for start in range(0, rows, BATCH):
             writer.write_table(gen.batch(min(BATCH, rows - start), schema))

@@ -275,7 +275,7 @@ def near_duplicate_lines(root: Path) -> list[str]:
              f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0)} rejected as look-alikes. "
              f"Measured by gbifxdl's bench: {measured.get('false_matches', 0)} false matches in "
              f"{measured.get('pairs', 0):,} pairs of different photos; at this dataset's size "
-             f"({near.get('images', 0)} images) that is at most about {near.get('expected_false_matches', 0):.2g} "
+             f"({near.get('images', 0)} images) that is about {near.get('expected_false_matches', 0):.2g} "
              "expected false matches."]
     if near.get("held_back"):
         lines += ["", f"**Warning:** {near['held_back']} images would have been removed as near duplicates, far more "

@@ -27,6 +27,29 @@ _COLLISION_BUDGET, _SORT_BUDGET = 3e8, 1.2e8
 _MAX_TABLES = 512
 
 
+class _Pairs:
+    """Pairs found table after table (as i * n + j), compacted as they come: a close pair is found by many
+    tables, and hundreds of tables' duplicates must never sit in memory together."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+        self.compacted = 0
+
+    def append(self, pairs: np.ndarray) -> None:
+        self.parts.append(pairs)
+        self.size += len(pairs)
+        if self.size > max(2 * self.compacted, 1 << 20):
+            self.parts = [np.unique(np.concatenate(self.parts))]
+            self.size = self.compacted = len(self.parts[0])
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def unique(self) -> np.ndarray:
+        return np.unique(np.concatenate(self.parts))
+
+
 def plan(n: int, width: int, apart: int, bits_range: range = range(14, 25)) -> tuple[int, int]:
     """Return (bits per key, tables) that best find pairs ``apart`` bits apart (of ``width``) among ``n``
     hashes within the budget: chance collisions (n^2 / 2 / 2^bits a table) and sorts (n a table).
@@ -78,7 +101,7 @@ def sampled_pairs(h: np.ndarray, threshold: int, bits: int | None = None, tables
     as_bytes = h.view(np.uint8).reshape(n, 8)  # little-endian: byte b holds bits 8b..8b+7
     if as_bytes.dtype.byteorder == ">":  # pragma: no cover - big-endian machines
         as_bytes = as_bytes[:, ::-1]
-    found = []
+    found = _Pairs()
     for _ in range(tables):
         lookup = _byte_tables(np.sort(rng.choice(64, size=bits, replace=False)))
         key = lookup[0][as_bytes[:, 0]]
@@ -100,7 +123,7 @@ def sampled_pairs(h: np.ndarray, threshold: int, bits: int | None = None, tables
             active = active[ordered[active] == ordered[active + d]]
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    pairs = np.unique(np.concatenate(found))
+    pairs = found.unique()
     return np.stack([pairs // n, pairs % n], axis=1)
 
 
@@ -133,7 +156,7 @@ def _byte_tables_wide(positions: np.ndarray, n_bytes: int) -> np.ndarray:
     return out
 
 
-def _scan(key: np.ndarray, check, found: list[np.ndarray], n: int) -> None:
+def _scan(key: np.ndarray, check, found: _Pairs, n: int) -> None:
     """Add to ``found`` (as i * n + j) the pairs of rows sharing a key that ``check(a, b)`` accepts."""
     order = np.argsort(key)  # any order within a key: every pair of a run is checked
     ordered = key[order]
@@ -169,7 +192,7 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     h = np.ascontiguousarray(h, dtype=np.uint64)
     chroma = np.ascontiguousarray(chroma, dtype=np.uint64)
     words = [h.view(np.uint8).reshape(n, 8), chroma.view(np.uint8).reshape(n, 16)]  # views: no copy
-    found: list[np.ndarray] = []
+    found = _Pairs()
 
     def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         x = h[a] ^ h[b]
@@ -211,5 +234,5 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     if not found:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    pairs = np.unique(np.concatenate(found))
+    pairs = found.unique()
     return pairs // n, pairs % n

@@ -204,16 +204,24 @@ def _part_scores(a: np.ndarray, moved: np.ndarray, mask: np.ndarray, parts: int)
     return rms.reshape(n, -1).max(axis=1)
 
 
-def signature_scores(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return each pair's signature-stage score and alignment, for signatures ``a``, ``b`` (P, 32, 32) uint8.
+def signature_scores(a: np.ndarray, b: np.ndarray, ia: np.ndarray | None = None, ib: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Return each pair's signature-stage score and alignment, for signatures ``a``, ``b`` (P, 32, 32) uint8,
+    or, given ``ia`` and ``ib``, for the pairs (``a[ia[k]]``, ``b[ib[k]]``) (gathered a block at a time:
+    millions of pairs never sit in memory as signatures).
 
     The alignment is an (P, 4) array of (x lo, x hi, y lo, y hi) cuts, for the pixel stage to refine.
     """
-    scores = np.empty(len(a), dtype=np.float64)
-    cuts = np.empty((len(a), 4), dtype=np.float64)
-    for start in range(0, len(a), _BLOCK):
-        sa = a[start:start + _BLOCK].astype(np.float32)
-        sb = b[start:start + _BLOCK].astype(np.float32)
+    count = len(a) if ia is None else len(ia)
+    scores = np.empty(count, dtype=np.float32)
+    cuts = np.empty((count, 4), dtype=np.float32)  # multiples of COARSE_STEP: exact enough
+    for start in range(0, count, _BLOCK):
+        if ia is None or ib is None:
+            sa = a[start:start + _BLOCK].astype(np.float32)
+            sb = b[start:start + _BLOCK].astype(np.float32)
+        else:
+            sa = a[ia[start:start + _BLOCK]].astype(np.float32)
+            sb = b[ib[start:start + _BLOCK]].astype(np.float32)
         hx = _coarse_axis(sa.mean(axis=1), sb.mean(axis=1))  # column profiles: the x axis
         hy = _coarse_axis(sa.mean(axis=2), sb.mean(axis=2))
         x, y = (_LO[hx], _HI[hx]), (_LO[hy], _HI[hy])

@@ -97,7 +97,7 @@ class CurateSummary:
                 f"{pairs['confirmed_by_pixels'] + pairs['confirmed_by_signature'] + pairs['confirmed_by_hashes']} "
                 f"confirmed ({pairs['confirmed_by_pixels']} on the image files, {pairs['confirmed_by_signature']} on "
                 f"signatures alone, {pairs['confirmed_by_hashes']} on hashes alone); expected false matches at "
-                f"this size: at most about {near['expected_false_matches']:.2g}")
+                f"this size: about {near['expected_false_matches']:.2g}")
         lines.append("splits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())) or "none"))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -176,7 +176,7 @@ def _near_section(root: Path, size: int) -> str:
              f"files, {pairs.get('confirmed_by_signature', 0):,} on signatures alone, "
              f"{pairs.get('confirmed_by_hashes', 0):,} on hashes alone, "
              f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0):,} rejected as look-alikes. "
-             f"Expected false matches at this size ({near.get('images', 0):,} images): at most about "
+             f"Expected false matches at this size ({near.get('images', 0):,} images): about "
              f"{near.get('expected_false_matches', 0):.2g}.</p>")
     held = near.get("held_back", 0)
     if held:
