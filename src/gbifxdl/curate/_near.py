@@ -61,20 +61,31 @@ def expected_false_matches(images: int) -> float:
 
 
 def _signatures(src: Source, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the stored signatures of the sorted ``rows`` as (k, 32, 32) uint8, and which rows have one."""
+    """Return the stored signatures of the sorted ``rows`` as (k, 32, 32) uint8, and which rows have one.
+
+    Read a batch at a time, each batch's wanted signatures copied straight into the result: the
+    result is the only copy that grows with the candidates.
+    """
     side = _pixels.SIGNATURE_SIDE
+    size = side * side
     out = np.zeros((len(rows), side, side), dtype=np.uint8)
     has = np.zeros(len(rows), dtype=bool)
     if not src.has("signature") or not len(rows):
         return out, has
-    column = src.take("signature", rows, batch_rows=_SIGNATURE_BATCH)
-    valid = pc.is_valid(column).to_numpy(zero_copy_only=False) & (
-        pc.fill_null(pc.binary_length(column), 0).to_numpy() == side * side)
-    if valid.any():
-        fixed = column.filter(pa.array(valid)).cast(pa.binary(side * side))
-        data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * side * side:]
-        out[valid] = data[: int(valid.sum()) * side * side].reshape(-1, side, side)
-        has = valid
+    flat = out.reshape(len(rows), size)
+    start = 0
+    for part in src.batches(["signature"], _SIGNATURE_BATCH):
+        lo, hi = np.searchsorted(rows, [start, start + part.num_rows])
+        if hi > lo:
+            column = part.column(0).combine_chunks().take(pa.array(rows[lo:hi] - start))
+            lengths = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+            valid = pc.is_valid(column).to_numpy(zero_copy_only=False) & (lengths == size)
+            if valid.any():
+                fixed = column.filter(pa.array(valid)).cast(pa.binary(size))
+                data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * size:]
+                flat[lo:hi][valid] = data[: int(valid.sum()) * size].reshape(-1, size)
+                has[lo:hi] = valid
+        start += part.num_rows
     return out, has
 
 
