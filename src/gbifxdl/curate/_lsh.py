@@ -7,10 +7,11 @@ near-linear. Above ``EXACT_MAX`` distinct hashes, candidates come instead from `
 keys of ``bits`` bit positions each (fixed positions, drawn once from a seeded
 generator, so a run is reproducible): two hashes ``d`` bits apart share one key with
 probability C(64-d, bits) / C(64, bits), and every candidate is then checked exactly
-(Hamming distance <= t), so there is no false pair, only a chance of a missed one:
-with the defaults (20 bits, 48 tables) pairs within 6 bits are found with probability
->= 99 %, 8 bits 86 %, 10 bits 55 % (a copy usually also links to the other copies of
-its photo, which are closer). bench/curate_scale.py measures it on planted copies.
+(Hamming distance <= t), so there is no false pair, only a chance of a missed one. Key
+length and table count come from ``plan``: the most recall for pairs at the thresholds
+that a fixed budget of chance collisions and sorts allows at this many hashes (many short
+keys for thousands of hashes, a few dozen long ones for tens of millions).
+bench/curate_scale.py measures it on planted copies.
 
 Work per table: one key (8 byte-table lookups), one sort, one pass over equal-key
 runs, each candidate checked as it is found: time and memory linear in the rows.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 EXACT_MAX = 1 << 15  # distinct hashes: exact multi-index search up to here, sampling above
-BITS, TABLES = 20, 48
+TABLES = 48  # the fewest tables sampling uses
 # the work sampling may spend: chance collisions checked over all tables, and rows keyed and sorted
 _COLLISION_BUDGET, _SORT_BUDGET = 3e8, 1.2e8
 _MAX_TABLES = 512
@@ -180,9 +181,9 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
 
     A copy differs from its original in both hashes, but in a smaller share of the 192 bits
     than of the 64 alone, so keys drawn from all 192 find it more often for the same number
-    of chance collisions: with 24 bits and 48 tables, a pair 8 + 16 bits apart is found with
-    probability 86 %, 6 + 12 bits 98 %. Rows without chroma_hash are matched on phash alone
-    (20 bits, looked up among those rows only).
+    of chance collisions (with 24 bits and 48 tables, a pair 8 + 16 bits apart is found with
+    probability 86 %, 6 + 12 bits 98 %; ``plan`` chooses both). Rows without chroma_hash are
+    matched on phash alone (looked up among those rows only).
     """
     n = len(h)
     if bits is None or tables is None:

@@ -94,7 +94,6 @@ class _Files:
 
     def __init__(self, root: Path, src: Source, rows: np.ndarray) -> None:
         self.reader = ImageReader(root, _pixels.PIXEL_SIDE)
-        self.rows = rows
         self.paths = src.take("path", rows).to_pylist() if src.has("path") else [None] * len(rows)
         self.shards = src.take("shard", rows).to_pylist() if src.has("shard") else [None] * len(rows)
         self.keys = src.take("key", rows).to_pylist() if src.has("key") else [None] * len(rows)

@@ -15,10 +15,6 @@ from gbifxdl.curate.toolkit import IMAGE_EXTS
 
 def thumbnail_uri(data: bytes, size: int) -> str | None:
     """Return a JPEG data URI of the image in ``data``, at most ``size`` pixels a side (None: unreadable)."""
-    return _thumb(data, size)
-
-
-def _thumb(data: bytes, size: int) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale, much faster
@@ -47,7 +43,7 @@ def thumbnails(
             by_shard.setdefault(shards[i], {})[keys[i]] = i
         elif paths[i]:
             try:
-                uri = _thumb((root / paths[i]).read_bytes(), size)
+                uri = thumbnail_uri((root / paths[i]).read_bytes(), size)
             except OSError:
                 continue
             if uri:
@@ -59,7 +55,7 @@ def thumbnails(
                     key, _, ext = info.name.partition(".")
                     if info.isfile() and key in members and ext.lower() in IMAGE_EXTS:
                         data = tar.extractfile(info)
-                        uri = _thumb(data.read(), size) if data else None
+                        uri = thumbnail_uri(data.read(), size) if data else None
                         if uri:
                             found[members[key]] = uri
         except (OSError, tarfile.TarError):

@@ -747,7 +747,6 @@ def pinned_insect(seed: int, collection: int = 0) -> bytes:
 class _Site:
     img: Image.Image  # the scene
     front: Image.Image  # RGBA: the nearest grass, drawn over animals
-    trunks: Image.Image  # L: 1 + 254 * (y of its foot) / height where a trunk stands, else 0
     horizon: int
     brand: str
     night_gain: float
@@ -784,8 +783,6 @@ def _site_base(site: int) -> _Site:
     arr = np.where(far[..., None], foliage_tex * 0.8 + sky * 0.2, arr)
     img = _to_image(arr)
     draw = ImageDraw.Draw(img)
-    trunks = Image.new("L", (w, h), 0)
-    tdraw = ImageDraw.Draw(trunks)
     # trunks: tapered, with bark streaks and a shaded side; nearer ones wider and standing lower
     for _ in range(int(rng.integers(2, 6))):
         base_y = rng.uniform(horizon + 10, h * 0.95)
@@ -796,8 +793,6 @@ def _site_base(site: int) -> _Site:
         lean = rng.normal(0, wd * 0.4)
         draw.polygon([(x - wd / 2, base_y), (x + wd / 2, base_y), (x + lean + wd * 0.35, -10),
                       (x + lean - wd * 0.35, -10)], fill=bark)
-        tdraw.polygon([(x - wd / 2, base_y), (x + wd / 2, base_y), (x + lean + wd * 0.35, -10),
-                       (x + lean - wd * 0.35, -10)], fill=1 + int(254 * base_y / h))
         for _k in range(int(wd / 6)):
             sx = x + rng.uniform(-0.4, 0.4) * wd
             draw.line((sx, base_y, sx + lean, -10), fill=_rgb(np.array(bark) * rng.uniform(0.6, 0.9)), width=2)
@@ -824,7 +819,7 @@ def _site_base(site: int) -> _Site:
     img = img.filter(ImageFilter.GaussianBlur(0.8))  # a trail camera's soft lens
     arr = np.asarray(img, dtype=np.float32) * _vignette(w, h, rng.uniform(0.15, 0.3))
     brand = "".join(chr(65 + int(i)) for i in rng.integers(0, 26, size=int(rng.integers(5, 9))))
-    return _Site(_to_image(arr), front.filter(ImageFilter.GaussianBlur(0.8)), trunks, horizon, brand,
+    return _Site(_to_image(arr), front.filter(ImageFilter.GaussianBlur(0.8)), horizon, brand,
                  float(rng.uniform(0.45, 0.7)))
 
 
