@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 import webdataset as wds
 
 from _dataset_factory import PROVENANCE, standard_dataset, write_dataset, Row, jpeg, photo
-from gbifxdl.card import citation_text, license_name, write_card
+from gbifxdl.publish.card import citation_text, license_name, write_card
 from gbifxdl.publish.facts import licence_conditions, most_restrictive
 from gbifxdl.curate import CurateSettings, curate
 

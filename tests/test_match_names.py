@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from gbifxdl.cli._query_options import predicate_from_options, query_options
 from gbifxdl.errors import GbifError, GbifUnavailable
-from gbifxdl.gbif._http import ApiSettings
+from gbifxdl.gbif import ApiSettings
 from gbifxdl.query import NameMatchError, match_names, parse_v1, parse_v2, resolve_taxa
 from gbifxdl.testing.species import add_species_routes, v1_body, v2_body
 from gbifxdl.testing.universe import Universe

@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from _publish_demo import build_demo, offline, rows  # noqa: F401 - offline is a fixture
-from gbifxdl.card import license_name
+from gbifxdl.publish.credit import license_name
 from gbifxdl.publish.facts import most_restrictive, size_category
 
 datasets = pytest.importorskip("datasets")

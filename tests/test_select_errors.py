@@ -128,7 +128,7 @@ def test_2014_download_key_as_citation_is_not_a_doi(tmp_path: Path) -> None:
 
     from _dataset_factory import Row, jpeg, photo, write_dataset
 
-    from gbifxdl.card import write_card
+    from gbifxdl.publish.card import write_card
     from gbifxdl.testing.dwca import write_dwca
 
     key = "0000066-140730101524044"

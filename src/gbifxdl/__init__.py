@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "CurateSettings": "gbifxdl.curate",
     "postprocess": "gbifxdl.compat",
     "add_set_column": "gbifxdl.compat",
-    "write_card": "gbifxdl.card",
+    "write_card": "gbifxdl.publish.card",
     "write_report": "gbifxdl.report",
     # run
     "RunSettings": "gbifxdl.run",

@@ -82,10 +82,10 @@ class Change:
         return "; ".join(f"{section}: {text}" for section, text in parts.items())
 
 
-def compare(state: RunState, settings: RunSettings, new_digests: dict[str, str]) -> Change:
-    """Return what changed between the saved settings in ``state`` and ``settings``."""
+def compare(state: RunState, settings: RunSettings, new_digests: dict[str, str],
+            previous: RunSettings | None) -> Change:
+    """Return what changed between the saved settings in ``state`` (built again: ``previous``) and ``settings``."""
     new_outputs = output_settings(settings)
-    previous = previous_settings(state.settings)
     if previous is None:  # saved by a version whose settings no longer build: trust the digests
         changed = {s: [] for s, d in new_digests.items() if state.fingerprint.get(s) != d}
         return Change(changed)
@@ -105,33 +105,6 @@ def compare(state: RunState, settings: RunSettings, new_digests: dict[str, str])
         if diff:
             others[section] = diff
     return Change(changed, others)
-
-
-def previous_settings(data: dict[str, Any]) -> RunSettings | None:
-    """Return the RunSettings saved as plain JSON in the run state (None if they no longer build)."""
-    from gbifxdl.curate import CurateSettings
-    from gbifxdl.errors import GbifxdlError
-    from gbifxdl.fetch import FetchSettings
-    from gbifxdl.run import RunSettings, SourceSettings, WaitSettings
-    from gbifxdl.select import SelectSettings
-
-    def build(cls: type, values: Any) -> Any:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = values if isinstance(values, dict) else {}
-        return cls(**{k: _tuples(v) if k != "predicate" else v for k, v in values.items() if k in names})
-
-    try:
-        return RunSettings(
-            output=str(data.get("output", "")),
-            source=build(SourceSettings, data.get("source")),
-            wait=build(WaitSettings, data.get("wait")),
-            select=build(SelectSettings, data.get("select")),
-            fetch=build(FetchSettings, data.get("fetch")),
-            curate=build(CurateSettings, data.get("curate")),
-            report=bool(data.get("report", True)),
-        )
-    except (GbifxdlError, TypeError, ValueError):
-        return None
 
 
 @dataclass
@@ -227,10 +200,6 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def one_change(key: str, before: Any, now: Any) -> str:

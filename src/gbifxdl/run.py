@@ -10,6 +10,7 @@ units without downloading any image twice).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from gbifxdl import _changes
 from gbifxdl._changes import STAGES, plain as _plain
 from gbifxdl._io import write_text_atomic
-from gbifxdl.errors import ConfigError, StateError
+from gbifxdl.errors import ConfigError, GbifxdlError, StateError
 from gbifxdl.fetch import FetchSettings
 from gbifxdl.curate import CurateSettings
 from gbifxdl.select import SelectSettings
@@ -80,9 +82,7 @@ class RunSettings:
 
     def fingerprint(self) -> dict[str, str]:
         """Give one digest per stage of the settings that decide its output (speed settings excluded)."""
-        from gbifxdl._changes import output_settings
-
-        return {stage: _digest(values) for stage, values in output_settings(self).items()}
+        return {stage: _digest(values) for stage, values in _changes.output_settings(self).items()}
 
 
 @dataclass
@@ -169,8 +169,6 @@ def _stages(settings: RunSettings) -> tuple[str, ...]:
 
 
 def _open_state(dataset: Path, settings: RunSettings, allow_changed: bool, echo: Callable[[str], None]) -> RunState:
-    from gbifxdl import _changes
-
     new_fingerprint = settings.fingerprint()
     state = RunState.load(dataset)
     if state is None:
@@ -184,9 +182,9 @@ def _open_state(dataset: Path, settings: RunSettings, allow_changed: bool, echo:
         state.save()
         return state
     _remove_pending(dataset, state)
-    change = _changes.compare(state, settings, new_fingerprint)
+    previous = _previous_settings(state.settings)
+    change = _changes.compare(state, settings, new_fingerprint, previous)
     if change.first is not None:
-        previous = _changes.previous_settings(state.settings)
         plan = _changes.plan(dataset, state, change, previous, settings)
         if plan.has_work and not allow_changed:
             raise StateError(
@@ -215,6 +213,31 @@ def _open_state(dataset: Path, settings: RunSettings, allow_changed: bool, echo:
     state.save()
     _remove_pending(dataset, state)
     return state
+
+
+def _previous_settings(data: dict[str, Any]) -> RunSettings | None:
+    """Return the RunSettings saved as plain JSON in the run state (None if they no longer build)."""
+    def build(cls: type, values: Any) -> Any:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = values if isinstance(values, dict) else {}
+        return cls(**{k: _tuples(v) if k != "predicate" else v for k, v in values.items() if k in names})
+
+    try:
+        return RunSettings(
+            output=str(data.get("output", "")),
+            source=build(SourceSettings, data.get("source")),
+            wait=build(WaitSettings, data.get("wait")),
+            select=build(SelectSettings, data.get("select")),
+            fetch=build(FetchSettings, data.get("fetch")),
+            curate=build(CurateSettings, data.get("curate")),
+            report=bool(data.get("report", True)),
+        )
+    except (GbifxdlError, TypeError, ValueError):
+        return None
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _remove_pending(dataset: Path, state: RunState) -> None:

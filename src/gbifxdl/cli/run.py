@@ -199,7 +199,7 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
     """Run the real pipeline offline, against a GBIF emulator and image hosts on loopback."""
     from gbifxdl.cli._query_options import predicate_from_options
     from gbifxdl.fetch import FetchSettings
-    from gbifxdl.fetch.scheduler import host_of
+    from gbifxdl.fetch.download import host_of
     from gbifxdl.run import RunSettings, RunState, SourceSettings, WaitSettings, run as run_job
     from gbifxdl.select import SelectSettings
     from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif

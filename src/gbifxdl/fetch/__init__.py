@@ -10,7 +10,9 @@
 - :mod:`~gbifxdl.fetch.validate`   kept originals checked by their headers only (in threads)
 - :mod:`~gbifxdl.fetch.writers`    species folders or WebDataset shards
 - :mod:`~gbifxdl.fetch.shards`     work units and resume state
-- :mod:`~gbifxdl.fetch.pipeline`   the stage itself, :func:`fetch`
+- :mod:`~gbifxdl.fetch.pipeline`   the engine that runs units (:class:`~gbifxdl.fetch.pipeline.UnitRun`)
+- :mod:`~gbifxdl.fetch.scaleout`   to a store, or on a Dask cluster (:mod:`~gbifxdl.fetch.cluster`)
+- :mod:`~gbifxdl.fetch.stage`      the stage itself, :func:`fetch`: here, to a store or on a cluster
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 from gbifxdl._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from gbifxdl.fetch.pipeline import fetch
+    from gbifxdl.fetch.stage import fetch
     from gbifxdl.fetch.settings import FAILURE_KINDS, FetchSettings, FetchSummary
 
 __all__ = ["FAILURE_KINDS", "FetchSettings", "FetchSummary", "fetch"]
@@ -28,7 +30,7 @@ __all__ = ["FAILURE_KINDS", "FetchSettings", "FetchSummary", "fetch"]
 # lazy: the image workers import gbifxdl.fetch.process, and must not pay for the
 # pipeline's imports (aiohttp, pyarrow) on every start
 __getattr__ = lazy_getattr(__name__, {
-    "fetch": "gbifxdl.fetch.pipeline",
+    "fetch": "gbifxdl.fetch.stage",
     "FAILURE_KINDS": "gbifxdl.fetch.settings",
     "FetchSettings": "gbifxdl.fetch.settings",
     "FetchSummary": "gbifxdl.fetch.settings",

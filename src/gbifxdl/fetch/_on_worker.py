@@ -1,7 +1,7 @@
 """A Dask worker's side of the fetch on a cluster: one unit, fetched by the single-machine engine.
 
 :func:`fetch_unit` is the task :mod:`~gbifxdl.fetch.cluster` submits. It fetches the unit
-into this machine's staging folder (:mod:`~gbifxdl.fetch.scaleout`) with
+into this machine's staging folder (:mod:`~gbifxdl.fetch._sink`) with
 :class:`~gbifxdl.fetch.pipeline.UnitRun`, asking the scheduler's
 :mod:`~gbifxdl.fetch._shared_limits` before each request, and puts the finished unit into
 the store (:mod:`~gbifxdl.fetch._sink`). The engine (its event loop thread and image
@@ -46,9 +46,8 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
     from distributed import get_worker
 
     from gbifxdl.fetch._shared_limits import WorkerSide
-    from gbifxdl.fetch._sink import StoreSink, unit_key
+    from gbifxdl.fetch._sink import StoreSink, prepare_staging, staging_dir, unit_key, upload_finished
     from gbifxdl.fetch.pipeline import UnitRun
-    from gbifxdl.fetch.scaleout import prepare_staging, staging_dir, upload_finished
     from gbifxdl.fetch.shards import input_fingerprint
     from gbifxdl.fetch.writers import make_writer
     from gbifxdl.store import open_store

@@ -12,13 +12,21 @@ store holds whole files only, and any machine that can read the store can resume
   already in the store (at their path, with their size) are kept, the rest fetched again
   (a shard is one put: it is there or the unit is fetched again);
 - any other unit is fetched from the start.
+
+Staging, the local folder a unit is fetched into first (:func:`staging_dir`), is shared by
+a fetch to a store on this machine (:mod:`~gbifxdl.fetch.scaleout`) and the Dask task
+(:mod:`~gbifxdl.fetch._on_worker`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,10 +34,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gbifxdl.errors import StorageError
+from gbifxdl.errors import StateError, StorageError
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, journal_row, wanted_state
-from gbifxdl.store import Store
+from gbifxdl.store import Store, redact_url
 
 STATE_DIR = ".gbifxdl/fetch"
 STATE_KEY = f"{STATE_DIR}/state.json"
@@ -140,3 +148,35 @@ class StoreSink:
 def _result_table(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data)).cast(RESULT_SCHEMA)
 
+
+def staging_dir(target: str, *parts: str) -> Path:
+    """Return this machine's staging folder for the output ``target`` (created)."""
+    base = os.environ.get("GBIFXDL_STAGING") or os.path.join(tempfile.gettempdir(), f"gbifxdl-staging-{os.getuid()}")
+    digest = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
+    path = Path(base, digest, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def prepare_staging(folder: Path, fingerprint: dict[str, Any], settings: FetchSettings) -> FetchState:
+    """Return the fetch state of a staging folder, emptied first when it belongs to other work."""
+    state = FetchState(folder, settings)
+    try:
+        state.check(fingerprint)
+    except StateError:
+        # staging is a cache of work in progress: the store decides what is done
+        shutil.rmtree(folder)
+        state = FetchState(folder, settings)
+        state.check(fingerprint)
+    return state
+
+
+def upload_finished(state: FetchState, sink: StoreSink, units: set[int]) -> set[int]:
+    """Send to the store the units finished in staging but not there yet; return the others."""
+    left = set()
+    for unit in sorted(units):
+        if state.unit_done(unit):
+            sink.unit_closed(state, unit)
+        elif not sink.recover(state, unit):
+            left.add(unit)
+    return left

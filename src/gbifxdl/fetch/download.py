@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import email.utils
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings
     for _ in range(settings.max_redirects + 1):
         if not current[:8].lower().startswith(("http://", "https://")):
             return Attempt(None, "bad_redirect", f"will not follow a redirect to {current!r} (http and https only)")
-        host = _host(current)
+        host = host_of(current)
         ticket = await gate.enter(host) if gate is not None else None
         answer: Attempt | None = None
         try:
@@ -140,7 +141,7 @@ async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings
 
 async def _request(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
     """Return one request's answer; a redirect is outcome ``redirect`` with its Location as ``error``."""
-    host = _host(url)
+    host = host_of(url)
     async with session.get(url, allow_redirects=False) as resp:
         status = resp.status
         if status in (301, 302, 303, 307, 308):
@@ -182,10 +183,16 @@ def opted_out(values: Any) -> str | None:
     return None
 
 
-def _host(url: str) -> str:
-    from gbifxdl.fetch.scheduler import host_of
+_NETLOC = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 
-    return host_of(url)
+
+def host_of(url: str) -> str:
+    """Return the host (with port when given) of ``url``, lower-case ("" when it has none).
+
+    A regular expression: ``urlsplit`` did the same at ten times the cost, on every URL.
+    """
+    m = _NETLOC.match(url)
+    return m.group(1).lower().rsplit("@", 1)[-1] if m else ""
 
 
 async def _read_body(resp: aiohttp.ClientResponse, settings: FetchSettings) -> Attempt:

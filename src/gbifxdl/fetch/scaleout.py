@@ -13,24 +13,22 @@ unit's files leave it as soon as they are in the store, so it holds a few units 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from gbifxdl.errors import FetchError, StateError
+from gbifxdl.errors import FetchError
 from gbifxdl.fetch._host_stats import write_host_stats
 from gbifxdl.fetch._results import assemble, summarise
-from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state
+from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state, prepare_staging, staging_dir, upload_finished
 from gbifxdl.fetch.pipeline import UnitRun, _nothing_to_do, lock_folder
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import FetchState, input_fingerprint
+from gbifxdl.fetch.shards import input_fingerprint
 from gbifxdl.fetch.writers import make_writer
-from gbifxdl.store import Store, open_store, redact_url
+from gbifxdl.store import Store, open_store
 
 
 def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *, progress: bool,
@@ -91,39 +89,6 @@ def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSetti
     if progress:
         print(summary.format())
     return summary
-
-
-def staging_dir(target: str, *parts: str) -> Path:
-    """Return this machine's staging folder for the output ``target`` (created)."""
-    base = os.environ.get("GBIFXDL_STAGING") or os.path.join(tempfile.gettempdir(), f"gbifxdl-staging-{os.getuid()}")
-    digest = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
-    path = Path(base, digest, *parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def prepare_staging(folder: Path, fingerprint: dict[str, Any], settings: FetchSettings) -> FetchState:
-    """Return the fetch state of a staging folder, emptied first when it belongs to other work."""
-    state = FetchState(folder, settings)
-    try:
-        state.check(fingerprint)
-    except StateError:
-        # staging is a cache of work in progress: the store decides what is done
-        shutil.rmtree(folder)
-        state = FetchState(folder, settings)
-        state.check(fingerprint)
-    return state
-
-
-def upload_finished(state: FetchState, sink: StoreSink, units: set[int]) -> set[int]:
-    """Send to the store the units finished in staging but not there yet; return the others."""
-    left = set()
-    for unit in sorted(units):
-        if state.unit_done(unit):
-            sink.unit_closed(state, unit)
-        elif not sink.recover(state, unit):
-            left.add(unit)
-    return left
 
 
 def _fetch_here(selection: Path, target: str, store: Store, sink: StoreSink, settings: FetchSettings,

@@ -6,7 +6,8 @@
 - :func:`cancel`, :func:`list_downloads`, :func:`citation`
 - :func:`check_key`, :func:`check_payload`: the local checks every call makes first
 - :func:`send`, :func:`check`: one HTTP call to the GBIF API with retries, and its answer
-  turned into a typed error (for other stages that talk to GBIF, e.g. the species match)
+  turned into a typed error (defined in :mod:`gbifxdl._gbif_http`, below the stages, where
+  query's species match reaches them too)
 
 Every function takes ``api_url`` (default ``$GBIF_API_URL`` or ``https://api.gbif.org/v1``)
 and raises the typed errors of :mod:`gbifxdl.errors`. Keys, payloads and options are
@@ -31,7 +32,7 @@ from gbifxdl.gbif._api import (
     wait,
 )
 from gbifxdl.gbif._archive import ArchiveCheckFailed, download_archive
-from gbifxdl.gbif._http import (  # check, send: for query's species match
+from gbifxdl._gbif_http import (  # shared with query's species match, which sits below gbif
     DEFAULT_API_URL,
     ApiSettings,
     GbifUnreachable,

@@ -20,7 +20,7 @@ from gbifxdl.errors import (
     TooManyDownloads,
     WaitTimeout,
 )
-from gbifxdl.gbif._http import ApiSettings, GbifUnreachable, check, resolve_api_url, send
+from gbifxdl._gbif_http import ApiSettings, GbifUnreachable, check, resolve_api_url, send
 from gbifxdl.gbif._key import KEY_PATTERN, check_key, is_doi
 from gbifxdl.gbif._status import DownloadPage, DownloadStatus
 
@@ -83,7 +83,7 @@ def make_request(
     request.setdefault("notificationAddresses", [])
     if send_notification is not None:
         request["sendNotification"] = send_notification
-    request.setdefault("sendNotification", bool(request["notificationAddresses"]))
+    request.setdefault("sendNotification", False)  # one default, as `run` and the config's [source] notification
     if format is not None:
         request["format"] = format
     request.setdefault("format", "DWCA")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from gbifxdl.errors import DownloadNotReady, GbifError, GbifUnavailable
 from gbifxdl.gbif._api import raise_if_unsuccessful, status
-from gbifxdl.gbif._http import DEFAULT_SETTINGS, ApiSettings, GbifUnreachable, check, resolve_api_url, send
+from gbifxdl._gbif_http import DEFAULT_SETTINGS, ApiSettings, GbifUnreachable, check, resolve_api_url, send
 
 log = logging.getLogger("gbifxdl.gbif")
 

@@ -4,6 +4,10 @@
 registers it with GBIF's derived-dataset service and records the DOI it gets;
 ``export_manifest(DIR, OUT)`` writes the dataset without its images, and
 ``rebuild(OUT, DIR2)`` fetches them again, checking each against its sha256.
+
+The dataset card is :mod:`~gbifxdl.publish.card` (``write_card``, which ``curate`` calls; its
+public name is also ``gbifxdl.card``); licence names and the citation text, shared by the card,
+Croissant, manifests, derived datasets and the report, are in :mod:`~gbifxdl.publish.credit`.
 """
 
 from __future__ import annotations

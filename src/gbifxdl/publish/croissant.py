@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from gbifxdl import __version__
 from gbifxdl._io import sha256_file, write_text_atomic
 from gbifxdl._meta import HOMEPAGE
+from gbifxdl.publish.credit import citation_text
 from gbifxdl.publish.facts import TAXON_RANKS, DatasetFacts, dataset_facts
 
 __all__ = ["CROISSANT", "write_croissant"]
@@ -135,8 +136,6 @@ def _biases(facts: DatasetFacts) -> str:
 
 def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, Any]:
     """Return the Croissant JSON-LD object describing the dataset of ``facts``."""
-    from gbifxdl.card import citation_text
-
     prov, derived = facts.prov, facts.derived or {}
     key = prov.get("download_key")
     cite = (derived.get("citation") or "") if derived.get("doi") else ""

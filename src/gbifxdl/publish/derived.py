@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
 from gbifxdl.errors import ConfigError, GbifError
+from gbifxdl.publish.credit import citation_text
 from gbifxdl.publish.facts import DERIVED_STATE, dataset_facts, read_json
 
 __all__ = ["DerivedDataset", "dataset_citation", "derive", "derive_request"]
@@ -118,7 +119,7 @@ def derive(dataset_dir: str | Path, *, title: str, source_url: str, description:
 
 def _refresh(root: Path) -> None:
     """Rewrite the card, croissant.json and (when there is one) the report with the DOI."""
-    from gbifxdl.card import write_card
+    from gbifxdl.publish.card import write_card
 
     write_card(root, attribution=False)
     if (root / "report.html").is_file():
@@ -129,8 +130,6 @@ def _refresh(root: Path) -> None:
 
 def dataset_citation(dataset_dir: str | Path) -> str:
     """Return the citation to give for the dataset folder: its derived DOI's, else its download's."""
-    from gbifxdl.card import citation_text
-
     root = Path(dataset_dir)
     derived = read_json(root / DERIVED_STATE)
     if derived and derived.get("doi"):

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from gbifxdl._io import sha256_file
 from gbifxdl.curate.toolkit import METADATA, column_or_nulls, provenance, read_table
+from gbifxdl.publish.credit import license_name
 
 DERIVED_STATE = Path(".gbifxdl") / "derived.json"
 REBUILD_STATE = "rebuild.json"
@@ -88,8 +89,6 @@ def ranked(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown"
 
 def licence_counts(values: pa.Array | pa.ChunkedArray) -> list[tuple[str, int]]:
     """Return (short licence name, images) pairs, most frequent first: ``license_name`` of each distinct value."""
-    from gbifxdl.card import license_name
-
     found: Counter[str] = Counter()
     for value, count in ranked(values, null="\x00"):
         found[license_name(None if value == "\x00" else value)] += count

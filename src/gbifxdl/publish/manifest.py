@@ -22,6 +22,7 @@ import pyarrow as pa
 from gbifxdl import __version__
 from gbifxdl.curate.toolkit import METADATA, column_or_nulls, provenance, read_table, with_provenance, write_table
 from gbifxdl.errors import ConfigError
+from gbifxdl.publish.credit import license_name
 from gbifxdl.publish.facts import DERIVED_STATE, read_json
 
 __all__ = ["MANIFEST_KEY", "export_manifest", "read_manifest"]
@@ -36,8 +37,6 @@ ADDED = ("label", "attribution", "split", "set", "path", "shard", "key", "width"
 
 
 def _attribution(rights: Any, creator: Any, licence: Any, publisher: Any) -> str:
-    from gbifxdl.card import license_name
-
     parts = [f"© {rights or creator or 'unknown'}", f"by {creator}" if creator and creator != rights else "",
              license_name(licence), f"via {publisher}" if publisher else ""]  # fmt: skip
     return ", ".join(p for p in parts if p)

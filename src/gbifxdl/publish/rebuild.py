@@ -76,7 +76,7 @@ def _drop_samples(root: Path, shard: str, keys: set[str]) -> None:
 
 def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = True) -> RebuildSummary:
     """Return what rebuilding the dataset of ``manifest`` into ``output_dir`` found."""
-    from gbifxdl.card import write_card
+    from gbifxdl.publish.card import write_card
     from gbifxdl.fetch import fetch
 
     table, prov, info = read_manifest(manifest)

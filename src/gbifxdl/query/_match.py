@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gbifxdl.errors import ConfigError, GbifError
-from gbifxdl.gbif import ApiSettings, check, resolve_api_url, send
+from gbifxdl._gbif_http import ApiSettings, check, resolve_api_url, send
 
 _RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # matches that may not be the taxon the user meant: refused unless strict=False
@@ -166,7 +166,7 @@ def _key(value: Any) -> int | str | None:
 
 
 def _get_json(url: str, params: dict[str, str], settings: ApiSettings | None) -> dict[str, Any]:
-    """Return the JSON object GBIF answers to GET url (retries and typed errors from gbif._http)."""
+    """Return the JSON object GBIF answers to GET url (retries and typed errors from gbifxdl._gbif_http)."""
     response = check(send("GET", url, params=params, settings=settings), what="match taxon names")
     try:
         body = response.json()

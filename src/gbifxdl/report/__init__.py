@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
-from gbifxdl.card import citation_text, last_value_per_label, license_name
 from gbifxdl.curate import split_warnings
 from gbifxdl.curate.toolkit import METADATA, REMOVED, ImageReader, provenance, read_table
+from gbifxdl.publish.card import last_value_per_label
+from gbifxdl.publish.credit import citation_text, license_name
 from gbifxdl.publish.facts import licence_counts, ranked, read_columns
 from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg

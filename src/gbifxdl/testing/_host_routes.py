@@ -26,6 +26,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from gbifxdl.testing._images import photo_id
+
 if TYPE_CHECKING:
     from gbifxdl.testing.image_hosts import ImageHosts
 
@@ -38,20 +40,20 @@ async def extra_route(hosts: "ImageHosts", request: web.Request, parts: list[str
     if len(parts) == 4 and parts[0] in ("tiny", "norendition") and parts[1] == "photos":
         size = parts[3].split(".")[0]
         if size == "original":
-            return await hosts._photo(request, _int(parts[2]))
+            return await hosts._photo(request, photo_id(parts[2]))
         if parts[0] == "norendition" or size not in INAT_SIZES:
             return await hosts._send(request, 404, b"no such rendition", "text/plain")
-        return await _sized(hosts, request, _int(parts[2]), 100)
+        return await _sized(hosts, request, photo_id(parts[2]), 100)
     if len(parts) == 3 and parts[0] == "photos" and parts[2].split(".")[0] in INAT_SIZES:
-        return await _sized(hosts, request, _int(parts[1]), INAT_SIZES[parts[2].split(".")[0]])
+        return await _sized(hosts, request, photo_id(parts[1]), INAT_SIZES[parts[2].split(".")[0]])
     if len(parts) == 6 and parts[0] == "iiif" and parts[2] == "full" and parts[4] == "0":
         size = unquote(parts[3])
         if size in ("max", "full"):
-            return await hosts._photo(request, _int(parts[1]))
+            return await hosts._photo(request, photo_id(parts[1]))
         m = re.fullmatch(r"!(\d+),(\d+)", size)
         if m is None:
             return await hosts._send(request, 400, b"unsupported IIIF size", "text/plain")
-        return await _sized(hosts, request, _int(parts[1]), min(int(m[1]), int(m[2])))
+        return await _sized(hosts, request, photo_id(parts[1]), min(int(m[1]), int(m[2])))
     if len(parts) == 2 and parts[0] == "65535":
         m = re.fullmatch(r"(\d+)_[0-9a-f]+(?:_([a-z]))?\.jpg", parts[1])
         if m is not None:
@@ -61,7 +63,7 @@ async def extra_route(hosts: "ImageHosts", request: web.Request, parts: list[str
             if suffix in FLICKR_SIZES:
                 return await _sized(hosts, request, int(m[1]), FLICKR_SIZES[suffix])
     if len(parts) == 3 and parts[0] == "optout":
-        data, ctype = await hosts._image(_int(parts[2].split(".")[0]), hosts._original_variant)
+        data, ctype = await hosts._image(photo_id(parts[2].split(".")[0]), hosts._original_variant)
         return await hosts._send(request, 200, data, ctype, {"X-Robots-Tag": unquote(parts[1])})
     if len(parts) >= 3 and parts[0] == "goto":
         target = hosts.base_urls[int(parts[1]) % len(hosts.base_urls)] + "/" + "/".join(parts[2:])
@@ -73,9 +75,3 @@ async def _sized(hosts: "ImageHosts", request: web.Request, image_id: int, side:
     prefix = "exact-side-" if hosts.exact_size else "side-"
     data, ctype = await hosts._image(image_id, f"{prefix}{side}")
     return await hosts._send(request, 200, data, ctype)
-
-
-def _int(text: str) -> int:
-    from gbifxdl.testing.image_hosts import _int as to_int
-
-    return to_int(text)

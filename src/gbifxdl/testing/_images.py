@@ -26,6 +26,14 @@ _SPECIAL_FORMATS = {0: "png-alpha", 1: "cmyk-jpeg", 2: "gif", 3: "webp", 4: "tif
 FORMATS = ("jpeg",) + tuple(_SPECIAL_FORMATS.values())
 
 
+def photo_id(text: str) -> int:
+    """Return the image id a URL path names: the number itself, or a stable number for any other text."""
+    try:
+        return int(text)
+    except ValueError:
+        return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big")
+
+
 def format_for(image_id: int) -> str:
     """Return the format name an id is served in (see ``FORMATS``)."""
     return _SPECIAL_FORMATS.get(image_id % 50, "jpeg")

@@ -68,7 +68,7 @@ from aiohttp import web
 from gbifxdl.testing._host_faults import answer_fault
 from gbifxdl.testing._host_policy import HostPolicy, PolicyState
 from gbifxdl.testing._host_routes import extra_route
-from gbifxdl.testing._images import image_bytes, write_selection
+from gbifxdl.testing._images import image_bytes, photo_id, write_selection
 
 __all__ = ["RANDOM_FAULTS", "HostPolicy", "ImageHosts", "write_selection"]
 
@@ -294,7 +294,7 @@ class ImageHosts:
         parts = request.path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "photos":
             # a faulty photo is faulty in every rendition, as on a real host
-            image_id = _int(parts[1])
+            image_id = photo_id(parts[1])
             fault = self.fault_of(image_id)
             if fault is not None:
                 return await self._fault(request, url, fault, image_id, count)
@@ -309,12 +309,12 @@ class ImageHosts:
                 data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
                 return await self._send(request, 200, data, "image/jpeg")
         if len(parts) == 3 and parts[0] == "alias":
-            return await self._photo(request, _int(parts[2].split(".")[0]))
+            return await self._photo(request, photo_id(parts[2].split(".")[0]))
         if len(parts) == 3 and parts[0] == "near" and parts[1] in ("reencoded", "resized"):
-            data, ctype = await self._image(_int(parts[2].split(".")[0]), parts[1])
+            data, ctype = await self._image(photo_id(parts[2].split(".")[0]), parts[1])
             return await self._send(request, 200, data, ctype)
         if len(parts) == 3 and parts[0] == "fault":
-            return await self._fault(request, url, parts[1], _int(parts[2].split(".")[0]), count)
+            return await self._fault(request, url, parts[1], photo_id(parts[2].split(".")[0]), count)
         return await self._send(request, 404, b"not found", "text/plain")
 
     async def _photo(self, request: web.Request, image_id: int, ctype: str | None = None) -> web.StreamResponse:
@@ -361,10 +361,3 @@ class ImageHosts:
 
 def _netloc(host: str) -> str:
     return host.split("://", 1)[-1].split("/", 1)[0]
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big")

@@ -1,0 +1,331 @@
+"""The dataset card (``README.md``) and the per-image credits (``ATTRIBUTION.csv``).
+
+The card tells a reader what the dataset is, where it came from (the GBIF query, the
+download key and DOI, and the citation GBIF asks for), what it holds (images, classes,
+splits, licences), every setting that shaped it, and how to load it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gbifxdl import __version__
+from gbifxdl._io import atomic_path, write_text_atomic
+from gbifxdl.archive import normalise_doi
+from gbifxdl.curate import split_warnings
+from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
+from gbifxdl.publish.credit import bare_doi, citation_text, license_name
+from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
+from gbifxdl.publish.croissant import write_croissant
+from gbifxdl.publish.hub import front_matter, write_split_tables
+
+__all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
+
+ATTRIBUTION_COLUMNS = (
+    "file", "gbifID", "datasetKey", "license", "license_url", "creator", "rightsHolder",
+    "publisher", "references", "identifier", "split",
+)  # fmt: skip
+
+def _file_of(path: str | None, shard: str | None, key: str | None) -> str:
+    return path or (f"{shard}#{key}" if shard else "")
+
+
+def write_attribution(dataset_dir: str | Path) -> Path:
+    """Return the path of ``ATTRIBUTION.csv``, one row per image with its licence and credits.
+
+    Streamed: metadata.parquet is read a batch of rows at a time and the file written as it
+    goes (under a temporary name, then renamed), so any number of images fits in memory.
+    """
+    root = Path(dataset_dir)
+    path = root / METADATA
+    if not path.is_file():
+        read_table(path)  # raises the helpful error
+    source = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    names = source.schema_arrow.names
+    wanted = ("path", "shard", "key", "gbifID", "datasetKey", "license", "creator", "rightsHolder", "publisher",
+              "references", "identifier", "split")
+    licences: dict[str | None, str] = {}
+    target = root / "ATTRIBUTION.csv"
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(ATTRIBUTION_COLUMNS)
+        for batch in source.iter_batches(batch_size=65_536, columns=[n for n in wanted if n in names]):
+            n = batch.num_rows
+            col = lambda name: batch.column(name).to_pylist() if name in batch.schema.names else [None] * n  # noqa: E731
+            for row in zip(col("path"), col("shard"), col("key"), col("gbifID"), col("datasetKey"), col("license"),
+                           col("creator"), col("rightsHolder"), col("publisher"), col("references"),
+                           col("identifier"), col("split")):  # fmt: skip
+                path_, shard, key, gbif_id, dataset_key, lic, *rest = row
+                if lic not in licences:
+                    licences[lic] = license_name(lic)
+                writer.writerow([_file_of(path_, shard, key), gbif_id, dataset_key, licences[lic], lic or ""]
+                                + ["" if v is None else v for v in rest])  # fmt: skip
+    return target
+
+
+def _table_md(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return lines
+
+
+def _json_block(value: Any) -> list[str]:
+    return ["```json", json.dumps(value, indent=2, sort_keys=True, default=str), "```"]
+
+
+def _query_block(query: Any) -> list[str]:
+    if isinstance(query, str):
+        try:
+            return _json_block(json.loads(query))
+        except ValueError:
+            return ["```", query, "```"]
+    return _json_block(query)
+
+
+def _counts(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown") -> list[tuple[str, int]]:
+    """Return (value, count) pairs, most frequent first (Arrow columns are counted columnar)."""
+    return ranked(values, null)
+
+
+def last_value_per_label(labels: pa.ChunkedArray | pa.Array, values: pa.ChunkedArray | pa.Array, wanted: list[str]
+                    ) -> dict[str, Any]:
+    """Return {label: the value of its last row} for the ``wanted`` labels (what a dict built row by row holds).
+
+    ``labels`` may be the raw class column (any type, null for ``unlabeled``): only the rows
+    of the wanted labels are turned into text.
+    """
+    rows = np.flatnonzero(_wanted_rows(labels, wanted))
+    text = pc.fill_null(pc.cast(labels.take(pa.array(rows)), pa.string()), "unlabeled")
+    table = pa.table({"label": text, "row": pa.array(rows)})
+    last = table.group_by("label").aggregate([("row", "max")])
+    picked = values.take(last.column("row_max")).to_pylist() if last.num_rows else []
+    return dict(zip(last.column("label").to_pylist(), picked))
+
+
+def _wanted_rows(labels: pa.ChunkedArray | pa.Array, wanted: list[str]) -> np.ndarray:
+    """Return a boolean mask of the rows whose label (as text, null = ``unlabeled``) is in ``wanted``."""
+    mask = np.zeros(len(labels), dtype=bool)
+    if "unlabeled" in wanted:
+        mask |= pc.is_null(labels).to_numpy(zero_copy_only=False)
+    named = pa.array([w for w in wanted if w != "unlabeled"], pa.string())
+    start = 0
+    chunks = labels.chunks if isinstance(labels, pa.ChunkedArray) else [labels]
+    for chunk in chunks:  # text a chunk at a time: never the whole column as strings
+        text = pc.cast(chunk.dictionary_decode() if pa.types.is_dictionary(chunk.type) else chunk, pa.string())
+        mask[start:start + len(chunk)] |= pc.fill_null(pc.is_in(text, value_set=named), False).to_numpy(
+            zero_copy_only=False)
+        start += len(chunk)
+    return mask
+
+
+def _load_section(layout: str, class_column: str) -> list[str]:
+    lines = [
+        "## How to load it", "",
+        "Every recipe runs from inside the dataset folder. The table `metadata.parquet` has one row",
+        "per image, with its class, `split` (train/val/test/test_ood), the original k-fold `set`,",
+        "and every GBIF field; pandas, DuckDB and Polars read it as it is:", "",
+        "```python", "import pandas as pd", 'df = pd.read_parquet("metadata.parquet")',
+        'train = df[df.split == "train"]', "```", "",
+        "```python", "import duckdb",
+        "duckdb.sql(\"SELECT split, count(*) FROM 'metadata.parquet' GROUP BY split\").show()", "```", "",
+        "```python", "import polars as pl", 'df = pl.read_parquet("metadata.parquet")', "```", "",
+    ]  # fmt: skip
+    if layout == "folders":
+        lines += [
+            "Hugging Face `datasets` loads the folder as it is (the front matter of this card points it at",
+            "`metadata-<split>.parquet`, one table per split whose `file_name` column names each image):", "",
+            "```python", "import os", "from datasets import load_dataset",
+            "# datasets' cache keeps absolute image paths: rebuilt on load, it never points at a moved copy",
+            'ds = load_dataset(os.getcwd(), download_mode="force_redownload")',
+            'image, label = ds["train"][0]["image"], ds["train"][0]["label"]', "```", "",
+            "Images sit in `images/<class>/<url_hash>.jpg`, so torchvision's `ImageFolder` reads them;",
+            "pick a split with the table (labels are the same indices as `label` above):", "",
+            "```python", "import os, pandas as pd", "from torchvision.datasets import ImageFolder",
+            'df = pd.read_parquet("metadata.parquet")',
+            'train_files = {os.path.abspath(p) for p in df.loc[df.split == "train", "path"]}',
+            'train = ImageFolder("images", is_valid_file=lambda p: os.path.abspath(p) in train_files,',
+            "                    allow_empty=True)  # classes held out whole (test_ood) have no train image",
+            "```",
+        ]  # fmt: skip
+    else:
+        lines += [
+            "Images sit in WebDataset shards `shards/shard-*.tar` (`<key>.jpg` + `<key>.json`, key =",
+            "`url_hash`); pick a split with the table:", "",
+            "```python", "import glob, pandas as pd, webdataset as wds",
+            'df = pd.read_parquet("metadata.parquet")',
+            'train_keys = set(df.loc[df.split == "train", "key"])',
+            'train = (wds.WebDataset(sorted(glob.glob("shards/*.tar")), shardshuffle=False)',
+            '         .select(lambda s: s["__key__"] in train_keys).decode("pil").to_tuple("jpg", "json"))',
+            "```",
+        ]  # fmt: skip
+    lines += [
+        "", "`croissant.json` describes the files and fields in MLCommons Croissant; `mlcroissant` reads",
+        "the records through it (it caches extracted shards by their path under `~/.cache/croissant`:",
+        "set `CROISSANT_CACHE` to a folder of its own for each dataset):", "",
+        "```python", "import mlcroissant as mlc",
+        'records = mlc.Dataset(jsonld="croissant.json").records("images")', "```", "",
+        "## Labels", "",
+        f"The class is `{class_column}` (the GBIF taxon key; `label` in the Hugging Face tables is its",
+        "index among the class names sorted as text, the order torchvision's `ImageFolder` uses too).",
+        "Every row carries the whole taxonomy: the names `kingdom`, `phylum`, `class`, `order`, `family`,",
+        "`genus`, `species` and their keys `kingdomKey` ... `speciesKey`. To train on another rank, take",
+        "its column as the label, e.g. the genus:", "",
+        "```python", "import pandas as pd", 'df = pd.read_parquet("metadata.parquet")',
+        'df["label"] = df["genus"].astype("category").cat.codes', "```",
+    ]  # fmt: skip
+    return lines
+
+
+def _derived_section(facts: Any) -> list[str]:
+    lines = ["## A DOI for this dataset", ""]
+    derived = facts.derived
+    if derived and derived.get("doi"):
+        lines += [
+            f"This curated dataset is registered with GBIF as a derived dataset, DOI "
+            f"https://doi.org/{bare_doi(derived['doi'])}. Cite it as:", "",
+            f"> {derived.get('citation') or 'https://doi.org/' + bare_doi(derived['doi'])}", "",
+            f"It credits {len(derived.get('relatedDatasets') or {})} GBIF datasets with the occurrences each "
+            "contributed after curation.",
+        ]  # fmt: skip
+    else:
+        lines += [
+            "GBIF expects a derived-dataset DOI when the data you publish or analyse is a filtered subset",
+            "of a download (here, the images kept after selection and curation), so that the DOI credits",
+            "each source dataset with the records it actually contributed. Register one with",
+            "`gbifxdl derive DIR --title ... --source-url URL` once the dataset is deposited where others can",
+            "reach it, and cite that DOI instead of the download's.",
+        ]  # fmt: skip
+    return lines
+
+
+def near_duplicate_lines(root: Path) -> list[str]:
+    """Return the card's paragraph on near duplicates: how many went, on what evidence, how many false
+    matches to expect at this size (from ``curate_summary.json``; nothing before a curation)."""
+    try:
+        near = json.loads((root / "curate_summary.json").read_text()).get("near_duplicates") or {}
+    except (OSError, ValueError):
+        return []
+    if not near:
+        return []
+    pairs, measured = near.get("pairs", {}), near.get("measured", {})
+    lines = ["", f"Near duplicates: {near.get('removed', 0)} images removed as copies of another image (another "
+             "size, JPEG quality, or a few percent cropped). The perceptual hashes proposed "
+             f"{pairs.get('candidates', 0)} pairs; each was checked on its pixels: "
+             f"{pairs.get('confirmed_by_pixels', 0)} confirmed on the image files, "
+             f"{pairs.get('confirmed_by_signature', 0)} on the stored signatures alone, "
+             f"{pairs.get('confirmed_by_hashes', 0)} on the hashes alone (images fetched before signatures), "
+             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0)} rejected as look-alikes. "
+             f"Measured by gbifxdl's bench: {measured.get('false_matches', 0)} false matches in "
+             f"{measured.get('pairs', 0):,} pairs of different photos; at this dataset's size "
+             f"({near.get('images', 0)} images) that is about {near.get('expected_false_matches', 0):.2g} "
+             "expected false matches."]
+    if near.get("held_back"):
+        lines += ["", f"**Warning:** {near['held_back']} images would have been removed as near duplicates, far more "
+                  "than copies usually are: they were kept, and `report.html` shows example pairs."]
+    return lines
+
+
+def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution: bool = True) -> Path:
+    """Return the path of the ``README.md`` dataset card written into ``dataset_dir``.
+
+    Also writes ``ATTRIBUTION.csv`` unless ``attribution`` is False. Works best on a
+    curated folder (splits, removals); on a fetched one it describes what is there.
+    """
+    root = Path(dataset_dir)
+    if not (root / METADATA).is_file():
+        read_table(root / METADATA)  # raises the helpful error
+    schema = pq.read_schema(root / METADATA)
+    prov = provenance(schema.empty_table())
+    settings = (prov.get("curate_settings") or {})
+    class_column = settings.get("class_column", "speciesKey")
+    # each column the card counts is read alone, counted and let go: ten million rows of many
+    # columns never sit in memory together
+    col = lambda name: read_column(root / METADATA, name)  # noqa: E731
+    facts = dataset_facts(root)
+    images = facts.images
+    classes = facts.classes if facts.class_column == class_column else _counts(col(class_column), null="unlabeled")
+    layout = facts.layout
+    key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
+    cite = citation_text(prov)
+    name = title or (facts.derived or {}).get("title") or (
+        f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
+    split_tables = write_split_tables(facts)
+
+    lines = front_matter(facts, name, split_tables) + [f"# {name}", ""]
+    lines += [
+        f"{images} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
+        f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in schema.names else 'fetched'} "
+        f"with gbifxdl {__version__}.", "",
+        "## Citation", "",
+        "GBIF asks that you cite the download the data came from:", "",
+        f"> {cite}" if cite else "> (no DOI recorded: cite the GBIF download key above and the date)", "",
+        "Each image keeps its own licence and owner: `ATTRIBUTION.csv` lists, for every image, its",
+        "licence, creator, rights holder, publisher and source page. CC BY and CC BY-NC require",
+        "that credit; CC BY-NC forbids commercial use.", "",
+    ]  # fmt: skip
+    lines += _derived_section(facts) + ["", "## Source", ""]
+    lines += _table_md(("field", "value"), [
+        ("GBIF download key", key or ""), ("DOI", f"https://doi.org/{bare_doi(doi)}" if doi else ""),
+        ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
+        ("card written", date.today().isoformat()),
+    ])  # fmt: skip
+    if prov.get("query"):
+        lines += ["", "The query (GBIF predicate):", ""] + _query_block(prov["query"])
+    lines += ["", "## Contents", ""]
+    splits = facts.splits
+    occurrences = count_distinct(col("gbifID"))
+    datasets = distinct(col("datasetKey"))
+    lines += _table_md(("", "count"), [("images", images), ("classes", len(classes)),
+                                       ("occurrences", occurrences), ("GBIF datasets", datasets), ("layout", layout)]
+                       + [(f"split `{k}`", v) for k, v in splits])  # fmt: skip
+    if "split" in schema.names:  # an empty split must never pass unnoticed
+        lines += [f"\n**Warning:** {w}." for w in split_warnings(dict(splits), settings.get("fractions") or (0.8, 0.1, 0.1))]
+    if "set" in schema.names:
+        lines += ["", "Folds of the original `set` column: "
+                  + ", ".join(f"`{k}` {v}" for k, v in sorted(_counts(col("set"))))]
+    removed = (read_columns(root / REMOVED, ("removed_reason",)) if (root / REMOVED).is_file()
+               else pa.table({}))  # fmt: skip
+    if removed.num_rows:
+        lines += ["", f"Removed during curation ({removed.num_rows} rows, listed in `removed.parquet`):", ""]
+        lines += _table_md(("reason", "rows"), _counts(
+            removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
+    lines += near_duplicate_lines(root)
+    names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
+    lines += ["", "Largest classes:", ""]
+    lines += _table_md((class_column, "species", "images"),
+                       [(k, names.get(k) or "", v) for k, v in classes[:20]])  # fmt: skip
+    lines += ["", "## Licences", ""]
+    licences = facts.licences
+    lines += [f"Taken together the images may be used under the terms of **{facts.licence_name}** (the",
+              f"`license: {facts.licence_hub}` of this card's front matter): the most restrictive conditions",
+              "among them. Each image's own licence is in `ATTRIBUTION.csv`; the mix:", ""]
+    lines += _table_md(("licence", "images", "share"),
+                       [(k, v, f"{100 * v / max(images, 1):.1f} %") for k, v in licences])  # fmt: skip
+    lines += ["", "## Settings", ""]
+    for stage in ("select_settings", "fetch_settings", "curate_settings"):
+        if prov.get(stage):
+            lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
+    lines += _load_section(layout, class_column)
+    lines += ["", "## Files", "",
+              "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
+              "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",
+              "- `ATTRIBUTION.csv`: licence and credits per image",
+              "- `croissant.json`: this description in MLCommons Croissant (files, checksums, fields)",
+              *([f"- `{n}`: the rows of one split, for Hugging Face `datasets`" for n in split_tables[:1]]),
+              "- `curate_summary.json`, `report.html`: counts, plots and thumbnails", ""]  # fmt: skip
+    target = root / "README.md"
+    write_text_atomic(target, "\n".join(lines))
+    write_croissant(facts, title=name)
+    if attribution:
+        write_attribution(root)
+    return target
+
