@@ -132,6 +132,7 @@ def _with_meta(good: Path, target: Path, meta: bytes) -> Path:
     return target
 
 
+@pytest.mark.slow
 @FUZZ
 @given(meta=meta_xmls(), chunk_bytes=st.sampled_from([4 << 20, 512]))
 def test_any_meta_xml_is_read_or_refused(good_archive: tuple[Path, bytes], tmp_path_factory: pytest.TempPathFactory,
@@ -220,6 +221,7 @@ def test_well_formed_tables_are_read_right(tmp_path_factory: pytest.TempPathFact
 # --- select, end to end ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(n=st.integers(1, 30), broken=st.sets(st.integers(0, 29), max_size=30), short=st.booleans())

@@ -124,6 +124,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], entry: str = "from gbi
                           text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_password_never_appears_in_output_or_files(emu: GbifEmulator, tmp_path: Path) -> None:
     env = {"NETRC": str(tmp_path / "none")}
     payload = payload_file(tmp_path, "IE", creator="sam")
@@ -149,6 +150,7 @@ def test_password_never_appears_in_output_or_files(emu: GbifEmulator, tmp_path: 
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_legacy_gbifpost_errors_are_one_line(emu: GbifEmulator, tmp_path: Path) -> None:
     payload = payload_file(tmp_path, "ES", creator="sam")
     run = _run(["-p", str(payload), "-w", "wrong", "--api-url", emu.api_url], tmp_path, {"NETRC": str(tmp_path / "none")},

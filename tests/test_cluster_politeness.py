@@ -58,6 +58,7 @@ def test_most_in_one_second_counts_a_sliding_window() -> None:
     assert most_in_one_second([0.0, 1.0, 2.0]) == 1  # a window is [t, t + 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
 def test_a_hosts_limits_hold_across_every_worker_of_the_cluster(tmp_path: Path, workers: int) -> None:
     # host 0: configured to 3 in flight and 20 requests/s; one photo in four takes 400 ms

@@ -167,6 +167,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("text", "expected"), BAD, ids=[t.splitlines()[-1] for t, _ in BAD])
 def test_a_bad_value_in_the_file_is_one_line(tmp_path: Path, text: str, expected: list[str]) -> None:
     (tmp_path / "bad.toml").write_text(text)

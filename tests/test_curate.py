@@ -192,6 +192,7 @@ def test_cli_curates_and_writes_the_card(tmp_path: Path) -> None:
     assert bad.exit_code != 0
 
 
+@pytest.mark.slow
 def test_fractions_that_do_not_add_up_to_one_are_refused_in_one_line(tmp_path: Path) -> None:
     root = standard_dataset(tmp_path / "ds").root
     before = (root / "metadata.parquet").read_bytes()

@@ -13,6 +13,7 @@ import statistics
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,6 +115,7 @@ def test_sampled_near_pairs_are_exact_pairs_and_find_close_copies() -> None:
     assert len(planted & got) >= 0.99 * len(planted)
 
 
+@pytest.mark.slow
 def test_no_check_files_trusts_the_table_and_checking_finds_what_is_gone(tmp_path) -> None:
     import shutil
     import subprocess

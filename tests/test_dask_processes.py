@@ -15,6 +15,8 @@ import cloudpickle  # noqa: E402  (a dependency of distributed)
 
 from gbifxdl.testing.dask_processes import DaskProcesses  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole file: see the README's Development section
+
 # the workers cannot import this test module (tests/ is not a package on their path):
 # send its functions by value, as a user's script would be sent
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

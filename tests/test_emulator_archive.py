@@ -297,6 +297,7 @@ def test_universe_names_keys_and_hierarchy(universe):
     assert universe.count({"type": "equals", "key": "TAXON_KEY", "value": "7017"}) < universe.count(None)
 
 
+@pytest.mark.slow
 def test_writing_is_streaming_in_bounded_memory(tmp_path):
     # a child process writes ~90 MB of text; its peak resident memory must stay far below
     # that (the interpreter alone is ~30 MB), so the rows are never all held at once

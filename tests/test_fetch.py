@@ -42,6 +42,7 @@ def hosts() -> ImageHosts:
         yield h
 
 
+@pytest.mark.slow
 def test_every_fault_ends_with_its_outcome_and_permanent_ones_are_not_retried(hosts: ImageHosts, tmp_path: Path) -> None:
     urls = [hosts.fault_url(kind, 1000 + i, host=i % 3) for i, kind in enumerate(FAULTS)]
     urls += [hosts.photo_url(i, i % 3) for i in range(20)] + ["not a url"]
@@ -156,6 +157,7 @@ def test_a_fixed_per_host_limit_holds_under_load(tmp_path: Path) -> None:
         assert 6 <= h.max_concurrent(h.base_urls[1]) <= 24
 
 
+@pytest.mark.slow
 def test_a_host_that_throttles_slows_down_alone(tmp_path: Path) -> None:
     with ImageHosts(1, latency=0.05, max_connections_per_host=2, max_side=64) as slow, \
             ImageHosts(1, latency=0.05, max_side=64) as fast:

@@ -189,6 +189,7 @@ def _damaged_lzw_tiff() -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow
 def test_native_decoder_warnings_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -57,6 +57,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "gbifxdl", *args]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--quiet"], ["--workers", "0", "--quiet"], []],
                          ids=["processes", "threads", "progress-bar"])
 def test_ctrl_c_during_fetch_prints_one_line_and_the_same_command_finishes(tmp_path: Path, extra: list[str]) -> None:
@@ -93,6 +94,7 @@ shard_size = 20
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_run_prints_one_line_and_the_same_command_finishes(tmp_path: Path) -> None:
     settings = LocalGbifSettings(n_occurrences=200, prepare_seconds=0.3, run_seconds=0.5, fault_rate=0.0,
                                  latency=0.2)

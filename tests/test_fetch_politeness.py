@@ -30,6 +30,7 @@ def host_stats(out: Path) -> dict[str, dict]:
     return {h["host"]: h for h in json.loads((out / ".gbifxdl" / "fetch" / "hosts.json").read_text())}
 
 
+@pytest.mark.slow
 def test_no_image_is_lost_to_429_and_no_request_arrives_inside_a_retry_after_window(tmp_path: Path) -> None:
     # host 0 answers 15 requests/s and 429 (Retry-After: 1) beyond; host 1 has no limit
     with ImageHosts(2, max_side=64, policies={0: HostPolicy(rate=15)}) as h:
@@ -48,6 +49,7 @@ def test_no_image_is_lost_to_429_and_no_request_arrives_inside_a_retry_after_win
         assert "hosts (2)" in summary.format()
 
 
+@pytest.mark.slow
 def test_a_window_limited_host_keeps_its_images_and_the_configured_concurrency_holds(tmp_path: Path) -> None:
     # 429 after 20 requests per 2-second window; at most 2 connections configured for it
     with ImageHosts(2, max_side=64, latency=0.01, policies={0: HostPolicy(per_window=20, window=2.0)}) as h:
@@ -60,6 +62,7 @@ def test_a_window_limited_host_keeps_its_images_and_the_configured_concurrency_h
         assert h.max_concurrent(h.base_urls[0]) <= 2
 
 
+@pytest.mark.slow
 def test_a_redirect_counts_against_the_host_it_goes_to(tmp_path: Path) -> None:
     # every URL on host 0 redirects to host 1, which allows one connection and 10 requests/s
     with ImageHosts(2, max_side=64, latency=0.02, policies={1: HostPolicy(rate=10)}) as h:
@@ -221,6 +224,7 @@ def test_the_host_summary_stays_short_for_hundreds_of_hosts() -> None:
     assert lines[-1].startswith("  292 other hosts:") and "146 of them rate-limited" in lines[-1]
 
 
+@pytest.mark.slow
 def test_a_fault_mix_with_a_throttling_host_loses_no_good_image(tmp_path: Path) -> None:
     # as seen in the field: one host allows 4 in flight and a few requests/s (Retry-After: 2
     # beyond), and random faults everywhere; every good image must arrive

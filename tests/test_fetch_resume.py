@@ -21,6 +21,8 @@ from gbifxdl.testing.image_hosts import ImageHosts, write_selection
 
 from _process_group import group_ends
 
+pytestmark = pytest.mark.slow  # whole file: see the README's Development section
+
 SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 N_IMAGES = 120
 KILL_AT = (5, 40, 80)  # images written (at their final place) when the process is killed

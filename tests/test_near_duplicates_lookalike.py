@@ -131,6 +131,7 @@ def test_curating_an_older_dataset_again_says_what_would_change_before_changing_
     assert again.returncode == 0 and "removed nothing new" in again.stdout
 
 
+@pytest.mark.slow
 def test_an_unusual_share_of_near_duplicates_is_held_back_with_example_pairs_in_the_report(tmp_path: Path) -> None:
     # what hashes alone would do to a look-alike collection: most of it "near duplicates"
     root, _ = _fetched(tmp_path, "herbarium", seed=2)

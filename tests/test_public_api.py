@@ -29,6 +29,7 @@ def _public_modules() -> list[str]:
     return names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["forward", "reverse"])
 def test_every_public_module_imports_in_a_fresh_interpreter_in_any_order(order: str) -> None:
     modules = _public_modules()
@@ -42,6 +43,7 @@ def test_every_public_module_imports_in_a_fresh_interpreter_in_any_order(order: 
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", [
     "import gbifxdl.fetch.process",
     "import gbifxdl.select; gbifxdl.select.select",
@@ -67,6 +69,7 @@ assert gbifxdl.FetchSettings is FetchSettings and gbifxdl.RunSettings is RunSett
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_every_name_in_all_resolves_and_import_stays_light() -> None:
     code = """import sys, gbifxdl
 heavy = {'pyarrow', 'duckdb', 'aiohttp', 'PIL', 'numpy', 'requests'} & set(sys.modules)

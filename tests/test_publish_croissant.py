@@ -12,6 +12,8 @@ from PIL import Image
 
 from _publish_demo import build_demo, offline, rows  # noqa: F401 - offline is a fixture
 
+pytestmark = pytest.mark.slow  # whole file: see the README's Development section
+
 mlc = pytest.importorskip("mlcroissant")
 
 

@@ -49,6 +49,7 @@ def _contributions(root: Path) -> dict[str, int]:
     return {k: len(v) for k, v in occurrences.items()}
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_exact_request_and_sends_nothing(demo: Path, gbif: GbifEmulator) -> None:
     done = _gbifxdl("derive", str(demo), "--title", "Nymphalidae photos", "--source-url", SOURCE, "--dry-run",
                     api_url=gbif.api_url)
@@ -61,6 +62,7 @@ def test_dry_run_prints_the_exact_request_and_sends_nothing(demo: Path, gbif: Gb
     assert not [r for r in gbif.requests if r.method == "POST"]
 
 
+@pytest.mark.slow
 def test_derive_registers_and_every_description_gives_the_doi(demo: Path, gbif: GbifEmulator) -> None:
     done = _gbifxdl("derive", str(demo), "--title", "Nymphalidae photos", "--source-url", SOURCE, api_url=gbif.api_url)
     assert done.returncode == 0, done.stderr
@@ -85,6 +87,7 @@ def test_derive_registers_and_every_description_gives_the_doi(demo: Path, gbif: 
     assert again.returncode != 0 and "already registered" in again.stderr and len(again.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_wrong_password_is_one_line_and_changes_nothing(demo: Path, gbif: GbifEmulator) -> None:
     card = (demo / "README.md").read_text()
     done = _gbifxdl("derive", str(demo), "--title", "T", "--source-url", SOURCE, api_url=gbif.api_url,
@@ -94,6 +97,7 @@ def test_a_wrong_password_is_one_line_and_changes_nothing(demo: Path, gbif: Gbif
     assert not (demo / ".gbifxdl" / "derived.json").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_is_refused_before_anything_is_sent(demo: Path, gbif: GbifEmulator) -> None:
     done = _gbifxdl("derive", str(demo), "--title", "T", "--source-url", "zenodo record", api_url=gbif.api_url)
     assert done.returncode == 2 and "--source-url" in done.stderr

@@ -21,6 +21,8 @@ from _publish_demo import build_demo, offline, rows  # noqa: F401 - offline is a
 from gbifxdl.publish.credit import license_name
 from gbifxdl.publish.facts import most_restrictive, size_category
 
+pytestmark = pytest.mark.slow  # whole file: see the README's Development section
+
 datasets = pytest.importorskip("datasets")
 HUB = {"train": "train", "val": "validation", "test": "test", "test_ood": "test_ood"}
 

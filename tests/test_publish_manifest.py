@@ -62,6 +62,7 @@ def test_the_manifest_lists_every_image_with_what_a_rebuild_needs(source: Path, 
     assert prov["fetch_settings"]["resize"] == 128 and prov["doi"].startswith("10.15468/dl.")
 
 
+@pytest.mark.slow
 def test_a_rebuild_from_the_same_sources_is_byte_identical(source: Path, tmp_path: Path) -> None:
     export_manifest(source, tmp_path / "m.parquet")
     done = subprocess.run([sys.executable, "-m", "gbifxdl", "rebuild", str(tmp_path / "m.parquet"), "-o",

@@ -81,6 +81,7 @@ def test_the_readme_has_loaders_for_every_layout() -> None:
     assert not any(re.search(r"\{\d+\.\.\d+\}", code) for code in blocks)  # no shard count written in
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(_output_blocks())))
 def test_readme_loading_snippets_run_on_the_demo(index: int, demos: dict[str, Path], loaders: None,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,6 +92,7 @@ def test_readme_loading_snippets_run_on_the_demo(index: int, demos: dict[str, Pa
             assert namespace["image"].size[0] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_snippet_of_the_dataset_card_runs_in_the_dataset(layout: str, demos: dict[str, Path], loaders: None,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,6 +108,7 @@ def test_every_snippet_of_the_dataset_card_runs_in_the_dataset(layout: str, demo
     assert not failures, "\n\n".join(failures)
 
 
+@pytest.mark.slow
 def test_the_readme_python_api_block_runs_against_the_local_gbif(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = next(code for code in python_blocks(README.read_text()) if "gbifxdl.post(" in code)
     with local_gbif(LocalGbifSettings(n_occurrences=60, prepare_seconds=0.1, run_seconds=0.1, fault_rate=0.0)) as gbif:

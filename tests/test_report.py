@@ -65,6 +65,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert ">http_404: 1<" in page and ">timeout: 1<" in page  # failure kinds
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_without_console_errors(tmp_path: Path) -> None:
     page = _report(tmp_path, "webdataset")
     shot = tmp_path / "report.png"
@@ -81,6 +82,7 @@ def test_report_renders_in_chromium_without_console_errors(tmp_path: Path) -> No
     assert dom.stdout.count('class="bar"') >= 4 + 3 and dom.stdout.count('class="thumb"') == 8 + 8 + 3 + 2
 
 
+@pytest.mark.slow
 def test_console_errors_are_caught(tmp_path: Path) -> None:
     # the check above must be able to fail: a page that throws and reaches for the network
     bad = tmp_path / "bad.html"

@@ -149,6 +149,7 @@ def _posts(local) -> list:
     return [r for r in local.emulator.requests if r.method == "POST"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "webdataset"])
 def test_killed_run_equals_uninterrupted_run(tmp_path: Path, env: dict[str, str], local, layout: str) -> None:
     config = tmp_path / "gbifxdl.toml"
@@ -204,6 +205,17 @@ def test_killed_run_equals_uninterrupted_run(tmp_path: Path, env: dict[str, str]
     assert local.hosts.total_requests() == counts
 
 
+def test_a_key_saved_only_in_the_state_is_written_on_resume(tmp_path: Path) -> None:
+    """A kill between saving the key in the run state and in download_key.txt loses neither."""
+    from gbifxdl._stages import stage_request
+    from gbifxdl.run import RunState
+
+    state = RunState(path=tmp_path / ".gbifxdl" / "run.json", download_key="0000001-250101000000000")
+    stage_request(None, state, tmp_path, progress=False, echo=print)  # type: ignore[arg-type]  # posts nothing
+    assert (tmp_path / "download_key.txt").read_text() == "0000001-250101000000000\n"
+
+
+@pytest.mark.slow
 def test_changed_settings_are_refused(tmp_path: Path, env: dict[str, str], local) -> None:
     config = tmp_path / "gbifxdl.toml"
     config.write_text(CONFIG)
@@ -227,6 +239,7 @@ def test_changed_settings_are_refused(tmp_path: Path, env: dict[str, str], local
     assert max(per_class.values()) <= 4 and len(_table(out)) > len(before)
 
 
+@pytest.mark.slow
 def test_run_from_existing_key_and_archive(tmp_path: Path, env: dict[str, str], local) -> None:
     from gbifxdl.credentials import Credentials
     from gbifxdl.gbif import post_request, wait
@@ -248,6 +261,7 @@ def test_run_from_existing_key_and_archive(tmp_path: Path, env: dict[str, str], 
     assert not (tmp_path / "k" / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_gbifpipe_runs_the_original_pipeline(tmp_path: Path, env: dict[str, str], local) -> None:
     from gbifxdl.credentials import Credentials
     from gbifxdl.gbif import post_request, wait
@@ -266,6 +280,7 @@ def test_gbifpipe_runs_the_original_pipeline(tmp_path: Path, env: dict[str, str]
     assert (tmp_path / "ds" / "report.html").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -283,6 +298,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, env: dict[str, str], args: 
     assert len(lines) == 1 and expected in lines[0], done.stderr
 
 
+@pytest.mark.slow
 def test_init_writes_a_config_that_runs(tmp_path: Path, env: dict[str, str]) -> None:
     from gbifxdl.cli.run import _stage_sections
     from gbifxdl.config import read_config, settings_from
@@ -301,6 +317,7 @@ def test_init_writes_a_config_that_runs(tmp_path: Path, env: dict[str, str]) -> 
     assert bad.returncode != 0 and "[fetch]: unknown setting(s) resise" in bad.stderr
 
 
+@pytest.mark.slow
 def test_demo_leaves_a_dataset_and_says_what_to_open(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GBIF_")}
     done = _run([sys.executable, "-m", "gbifxdl", "demo", "-o", "demo", "--occurrences", "80", "--no-progress"],

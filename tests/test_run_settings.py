@@ -77,6 +77,7 @@ def _archive_and_selection(ds: Path) -> dict[str, tuple[int, int]]:
             "selection.parquet": _files(ds)["selection.parquet"]}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_speed_settings_change_freely_and_are_used(tmp_path: Path, local, key: str) -> None:
     first = _gbifxdl_run(tmp_path, local, key, BASE)
     assert first.returncode == 0, first.stderr
@@ -94,6 +95,7 @@ def test_speed_settings_change_freely_and_are_used(tmp_path: Path, local, key: s
     assert (saved["connections"], saved["per_host"], saved["user_agent"]) == (5, 2, "other-agent/1.0")
 
 
+@pytest.mark.slow
 def test_a_fetch_output_change_refetches_only_the_images(tmp_path: Path, local, key: str) -> None:
     first = _gbifxdl_run(tmp_path, local, key, BASE)
     assert first.returncode == 0, first.stderr
@@ -144,6 +146,7 @@ def _first_curation(tmp_path: Path, local, key: str, *extra: str) -> tuple[Path,
     return ds, near
 
 
+@pytest.mark.slow
 def test_a_curate_change_downloads_and_deletes_nothing(tmp_path: Path, local, key: str) -> None:
     ds, _ = _first_curation(tmp_path, local, key)
     kept_sources, images, requests = _archive_and_selection(ds), _files(ds / "images"), local.hosts.total_requests()
@@ -166,6 +169,7 @@ def test_a_curate_change_downloads_and_deletes_nothing(tmp_path: Path, local, ke
     assert _removed(ds, "near_duplicate") == set()  # the new curation's record only
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "webdataset"])
 def test_a_gentler_curation_brings_removed_images_back(tmp_path: Path, local, key: str, layout: str) -> None:
     ds, near = _first_curation(tmp_path, local, key, "--layout", layout)

@@ -71,6 +71,7 @@ def _store_table(store: Store) -> Any:
     return pq.read_table(io.BytesIO(store.read_bytes("metadata.parquet")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "webdataset"])
 def test_fetch_to_s3_gives_the_files_and_rows_of_a_local_fetch(hosts: ImageHosts, s3: Any, tmp_path: Path,
                                                                layout: str) -> None:
@@ -90,6 +91,7 @@ def test_fetch_to_s3_gives_the_files_and_rows_of_a_local_fetch(hosts: ImageHosts
     assert again.fetched_now == 0 and hosts.total_requests() == 0
 
 
+@pytest.mark.slow
 def test_an_upload_cut_short_is_resumed_by_another_machine_without_fetching_what_arrived(
         hosts: ImageHosts, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sel = _selection(hosts, tmp_path)
@@ -114,6 +116,7 @@ def test_an_upload_cut_short_is_resumed_by_another_machine_without_fetching_what
     assert not store.exists(uploading_key(1))
 
 
+@pytest.mark.slow
 def test_a_store_of_another_selection_or_settings_is_refused(hosts: ImageHosts, s3: Any, tmp_path: Path) -> None:
     from gbifxdl.errors import StateError
 
@@ -139,6 +142,7 @@ def test_fetch_to_sftp(hosts: ImageHosts, tmp_path: Path) -> None:
         assert not [p for p in (tmp_path / "server").rglob("*") if ".tmp-" in p.name]
 
 
+@pytest.mark.slow
 def test_the_command_line_writes_to_s3_with_credentials_from_the_environment(hosts: ImageHosts, s3: Any,
                                                                              tmp_path: Path) -> None:
     sel = _selection(hosts, tmp_path, 20)
@@ -154,6 +158,7 @@ def test_the_command_line_writes_to_s3_with_credentials_from_the_environment(hos
     assert len(open_store(url).list("images/")) == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["folders", "webdataset"])
 def test_a_local_dask_cluster_gives_the_dataset_of_one_machine(hosts: ImageHosts, tmp_path: Path,
                                                                layout: str) -> None:
@@ -168,6 +173,7 @@ def test_a_local_dask_cluster_gives_the_dataset_of_one_machine(hosts: ImageHosts
         pq.read_table(tmp_path / "single" / "metadata.parquet"))
 
 
+@pytest.mark.slow
 def test_image_processes_on_a_dask_worker_run_with_glibc_malloc_tuning(hosts: ImageHosts, tmp_path: Path) -> None:
     # a Dask nanny gives its worker MALLOC_TRIM_THRESHOLD_, which costs image work 10% more
     # CPU (bench/cluster.py): the worker keeps it, its image processes start without it
@@ -189,6 +195,7 @@ def test_image_processes_on_a_dask_worker_run_with_glibc_malloc_tuning(hosts: Im
         assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children)
 
 
+@pytest.mark.slow
 def test_a_fetch_after_a_local_cluster_keeps_glibc_malloc_tuning_for_its_images(hosts: ImageHosts,
                                                                                  tmp_path: Path) -> None:
     # Dask leaves MALLOC_TRIM_THRESHOLD_ in the environment of a process that started a
@@ -212,6 +219,7 @@ assert all("MALLOC_TRIM_THRESHOLD_" not in p.environ() for p in children), [p.cm
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_a_local_cluster_is_one_line_quickly_and_the_same_command_resumes(tmp_path: Path) -> None:
     # SIGINT to the whole process group, as a terminal sends it: the workers' running units
     # stop at once (not after the nanny's kill timeout), nothing but one line is printed
@@ -259,6 +267,7 @@ def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
             parse_cluster(bad)
 
 
+@pytest.mark.slow
 def test_run_to_a_store_is_refused_in_one_line_before_anything_starts(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-m", "gbifxdl", "run", "--key", "0000001-250101000000000",
@@ -285,6 +294,7 @@ def test_any_cluster_value_is_understood_or_refused_in_one_line(value: str) -> N
         assert (kind == "local" and isinstance(where, int) and where >= 1) or (kind == "address" and where)
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line(hosts: ImageHosts, tmp_path: Path) -> None:
     import socket
 
@@ -303,6 +313,7 @@ def test_an_unreachable_scheduler_is_one_line(hosts: ImageHosts, tmp_path: Path)
     assert "start it with `dask scheduler`" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_local_fetch_imports_neither_dask_nor_fsspec(hosts: ImageHosts, tmp_path: Path) -> None:
     sel = _selection(hosts, tmp_path, 5)
     code = f"""import sys

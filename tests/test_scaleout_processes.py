@@ -23,6 +23,8 @@ from gbifxdl.fetch._sink import StoreSink
 from gbifxdl.store import open_store
 from gbifxdl.testing.image_hosts import ImageHosts, write_selection
 
+pytestmark = pytest.mark.slow  # whole file: see the README's Development section
+
 for module in ("distributed", "s3fs", "moto"):
     pytest.importorskip(module, reason=f"{module} is a test extra (pip install -e '.[test]')")
 

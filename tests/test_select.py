@@ -250,6 +250,7 @@ def test_settings_are_checked() -> None:
     assert SelectSettings(required_ranks=["speciesKey"], licenses="CC0").required_ranks == ("species",)
 
 
+@pytest.mark.slow
 def test_cli_and_compat(shared_gbif: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -57,6 +57,7 @@ def test_every_row_malformed_is_an_error_with_the_counts(tmp_path: Path) -> None
     assert not (tmp_path / "out" / "sel.parquet").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quiet", [False, True])
 def test_cli_every_row_malformed_exits_non_zero_even_quiet(tmp_path: Path, quiet: bool) -> None:
     archive = _short_rows_archive(tmp_path / "a.zip")
@@ -90,6 +91,7 @@ def test_a_few_malformed_rows_are_counted_logged_and_skipped(tmp_path: Path, cap
 # --- nothing to select, legitimately ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_images_is_an_error_naming_the_reason(tmp_path: Path) -> None:
     archive = build_archive(tmp_path / "a.zip", [occurrence(1), occurrence(2)],
                             [media(1, "http://h/1.mp3", type="Sound", format="audio/mpeg"),
@@ -174,6 +176,7 @@ def _bad_input(tmp_path: Path, case: str, shared: Path | None) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,words", [
     ("empty_zip", "empty"), ("no_meta", "no meta.xml"), ("not_a_zip", "not a readable zip"),
     ("truncated", "truncated"), ("simple_csv", "no image URLs"),

@@ -193,6 +193,7 @@ _PUT_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["s3", "sftp"])
 def test_put_killed_mid_upload_leaves_no_object(backend: str, request: pytest.FixtureRequest,
                                                 tmp_path: Path) -> None:
@@ -304,6 +305,7 @@ _MISSING_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("blocked", "url", "extra"), [
     ("s3fs", "s3://bucket/prefix", "s3"),
     ("fsspec,s3fs", "s3://bucket/prefix", "s3"),
@@ -319,6 +321,7 @@ def test_missing_extra_names_what_to_install(blocked: str, url: str, extra: str)
     assert url in message
 
 
+@pytest.mark.slow
 def test_local_target_never_imports_fsspec(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys

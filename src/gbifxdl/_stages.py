@@ -21,7 +21,10 @@ SELECTION = "selection.parquet"
 
 def stage_request(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
     """Post the request to GBIF, saving the key the moment it is known."""
+    key_file = dataset / "download_key.txt"
     if state.download_key:  # posted before an interruption: never post twice
+        if not key_file.exists():  # killed between the two saves below: write the file now
+            write_text_atomic(key_file, state.download_key + "\n")
         return
     from gbifxdl.credentials import load_credentials
     from gbifxdl.gbif import check_payload, post_request
@@ -48,8 +51,8 @@ def stage_request(settings: RunSettings, state: RunState, dataset: Path, *, prog
     key = post_request(request, credentials=credentials, api_url=source.api_url)
     state.download_key = key
     state.save()
-    write_text_atomic(dataset / "download_key.txt", key + "\n")
-    echo(f"GBIF download key {key} (saved in {dataset / 'download_key.txt'})")
+    write_text_atomic(key_file, key + "\n")
+    echo(f"GBIF download key {key} (saved in {key_file})")
 
 
 def stage_wait(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
