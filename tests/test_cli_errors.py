@@ -315,3 +315,14 @@ def test_a_missing_archive_creates_nothing_and_exits_as_select_does(
     select_code, _, select_err, _ = invoke(capsys, cli, ["select", str(missing), "-o", str(tmp_path / "s.parquet")])
     one_error_line(select_err)
     assert run_code == select_code == 2
+
+
+def test_run_says_its_own_errors_before_asking_gbif(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     closed_port: int) -> None:
+    # issue 20, item 2: a bad --cluster was said only after the taxon name was matched at GBIF
+    api = f"http://127.0.0.1:{closed_port}/v1"  # nothing answers: a request would fail otherwise
+    code, out, err, _ = invoke(capsys, cli, ["run", "--taxon", "Nymphalidae", "--cluster", "local:0",
+                                             "-o", str(tmp_path / "ds"), "--api-url", api])
+    line = one_error_line(err)
+    assert code == 2 and "local:0" in line and "Nymphalidae" not in out + err
+    assert not (tmp_path / "ds").exists()

@@ -157,3 +157,22 @@ def test_legacy_gbifpost_errors_are_one_line(emu: GbifEmulator, tmp_path: Path) 
                entry="from gbifxdl.cli.legacy import gbifpost; gbifpost()")
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("error: ")][0].count("401") == 1
+
+
+def test_notification_has_one_default_as_run(emu: GbifEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 20, item 13: `post` asked GBIF for an e-mail whenever one was known, while `run` (and the
+    # config's [source] notification) did not: one default, no e-mail unless asked
+    monkeypatch.setenv("GBIF_USER", "demo")
+    from gbifxdl.config import SourceOptions
+
+    assert SourceOptions().notification is False
+    code, out, err = gx(capsys, "post", "--taxon", "Helianthus annuus", "-e", "demo@example.org", "--dry-run",
+                        "--api-url", emu.api_url)
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["sendNotification"] is False and body["notificationAddresses"] == ["demo@example.org"]
+    code, out, err = gx(capsys, "post", "--taxon", "Helianthus annuus", "--notify", "--dry-run", "--api-url", emu.api_url)
+    assert code == 0 and json.loads(out)["sendNotification"] is True
+    code, out, _ = gx(capsys, "post", "--help")
+    assert "else no" in " ".join(out.split())

@@ -158,6 +158,9 @@ BAD = [
     ("[select]\nmax_per_class = 2.5\n", ["[select] max_per_class = 2.5", "whole number"]),
     ("[select]\nlicenses = [1, 2]\n", ["[select] licenses = [1, 2]", "list of quoted strings"]),
     ("[wait]\ntimeout = \"1d\"\n", ['[wait] timeout = "1d"', "a number"]),
+    # issue 20, item 1: checked before the request is posted, named as every other setting is
+    ("[wait]\nmin_interval = -1\n", ["[wait] min_interval = -1", "above 0"]),
+    ("[wait]\nmin_interval = 60\nmax_interval = 10\n", ["[wait] max_interval = 10", "at least min_interval"]),
     ("[source]\nlenient = \"yes\"\n", ['[source] lenient = "yes"', "true or false"]),
     ("[source]\nmedia_type = 3\n", ["[source] media_type = 3", "quoted string"]),
     ("report = 1\n", ["report = 1", "true or false"]),

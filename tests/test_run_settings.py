@@ -275,7 +275,7 @@ def test_speed_only_changes_redo_nothing_and_are_saved(tmp_path: Path) -> None:
     before = _left(tmp_path)
     said = _open(tmp_path, _settings(tmp_path, fetch={"connections": 3, "workers": 1, "user_agent": "x/1",
                                                       "retry_failed": True, "max_attempts": 9},
-                                     wait={"max_interval": 9.0}, source={"notification": True,
+                                     wait={"max_interval": 900.0}, source={"notification": True,
                                                                          "api_url": "http://127.0.0.1:9/v1"}),
                  allow=False)  # fmt: skip
     assert _left(tmp_path) == before

@@ -4,6 +4,7 @@ the same files and rows as a local fetch, resumable from the store by any machin
 from __future__ import annotations
 
 import io
+import importlib.util
 import os
 import subprocess
 import sys
@@ -64,7 +65,8 @@ def _local_files(root: Path) -> dict[str, bytes]:
 
 
 def _store_files(store: Store) -> dict[str, bytes]:
-    return {k: store.read_bytes(k) for k in store.list() if not k.startswith(".gbifxdl/") and k != "metadata.parquet"}
+    return {k: store.read_bytes(k) for k in store.list()
+            if not k.startswith(".gbifxdl/") and k not in ("metadata.parquet", "fetch.log")}
 
 
 def _store_table(store: Store) -> Any:
@@ -84,8 +86,10 @@ def test_fetch_to_s3_gives_the_files_and_rows_of_a_local_fetch(hosts: ImageHosts
     store = open_store(url, storage_options=s3.storage_options)
     assert _store_files(store) == _local_files(tmp_path / "local")
     assert _store_table(store).equals(pq.read_table(tmp_path / "local" / "metadata.parquet"))
-    # staging keeps no image once its unit is in the store
-    assert not [p for p in (tmp_path / "staging").rglob("*") if p.suffix in (".jpg", ".tar")]
+    # staging keeps nothing once the fetch is complete, and its log is in the store as a local fetch's
+    # is beside its files (issue 20, item 17)
+    assert not (tmp_path / "staging").exists(), sorted((tmp_path / "staging").rglob("*"))
+    assert b"60 of 60 images ok" in store.read_bytes("fetch.log")
     hosts.reset_counts()
     again = fetch(sel, url, settings, progress=False, storage_options=s3.storage_options)
     assert again.fetched_now == 0 and hosts.total_requests() == 0
@@ -168,6 +172,7 @@ def test_a_local_dask_cluster_gives_the_dataset_of_one_machine(hosts: ImageHosts
     fetch(sel, tmp_path / "single", settings, progress=False)
     summary = fetch(sel, tmp_path / "cluster", settings, progress=False, cluster="local:2")
     assert summary.ok == 100
+    assert not (tmp_path / "staging").exists(), sorted((tmp_path / "staging").rglob("*"))  # issue 20, item 17
     assert _local_files(tmp_path / "cluster") == _local_files(tmp_path / "single")
     assert pq.read_table(tmp_path / "cluster" / "metadata.parquet").equals(
         pq.read_table(tmp_path / "single" / "metadata.parquet"))
@@ -237,6 +242,9 @@ def test_ctrl_c_on_a_local_cluster_is_one_line_quickly_and_the_same_command_resu
                                 stderr=subprocess.PIPE, text=True)
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert first.startswith("Dask cluster tcp://127.0.0.1:"), first
+        # the README's dashboard: its address, or how to get it (issue 20, item 15)
+        has_bokeh = importlib.util.find_spec("bokeh") is not None
+        assert ("dashboard http://127.0.0.1:" in first) if has_bokeh else ("pip install bokeh" in first), first
         deadline = time.monotonic() + 60
         while slow.total_requests() < 200 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -392,3 +392,16 @@ def test_an_object_another_writer_puts_after_a_listing_is_seen(s3: Any) -> None:
     writer.put_bytes("journal/unit-000000.parquet", b"rows")
     assert reader.exists("journal/unit-000000.parquet")
     assert reader.read_bytes("journal/unit-000000.parquet") == b"rows"
+
+
+@pytest.mark.slow
+def test_sftp_shows_no_warning_of_a_dependency() -> None:
+    # issue 20, item 16: every sftp:// command printed ten lines of CryptographyDeprecationWarning
+    # from asyncssh's imports; a user sees only gbifxdl's own lines
+    _need("sftp")
+    script = ("from gbifxdl.store import open_store\n"
+              "try:\n    open_store('sftp://me@127.0.0.1:99999/data')\n"
+              "except Exception as e:\n    print(type(e).__name__)\n")
+    out = subprocess.run([sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "StorageError"  # it did import sshfs, and said what is wrong
+    assert "Warning" not in out.stderr and "asyncssh" not in out.stderr, out.stderr

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -47,8 +48,12 @@ def open_fsspec_store(url: str, protocol: str, options: dict[str, Any]) -> Fsspe
         raise StorageError(f"cannot use {shown}: the {extra or 'fsspec'} extra is not installed: {install}") from None
     try:
         if EXTRAS.get(protocol) == "sftp":
-            # asyncssh-based, async like the fetch; fsspec's own "sftp" is paramiko's
-            from sshfs import SSHFileSystem as cls
+            # asyncssh-based, async like the fetch; fsspec's own "sftp" is paramiko's. asyncssh still
+            # names DSA and TripleDES, and the cryptography package warns of each on import: a user
+            # should see our lines, not ten of a dependency's (issue 20, item 16)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*(deprecated|will be removed)", module=r"asyncssh")
+                from sshfs import SSHFileSystem as cls
         else:
             cls = fsspec.get_filesystem_class(protocol)
     except ImportError:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,16 @@ class WaitSettings:
     min_interval: float = 30.0
     max_interval: float = 300.0
     timeout: float = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        # checked when the settings are built, before any request (issue 20, item 1)
+        for name in ("min_interval", "max_interval", "timeout"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0 or (value == 0 and name != "timeout"):
+                raise ValueError(f"{name} must be a number of seconds above 0")
+        if self.max_interval < self.min_interval:
+            raise ValueError("max_interval must be at least min_interval")
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _print_matches(matches: list[Any]) -> None:
 @query_options
 @click.option("-k", "--key-file", type=click.Path(path_type=Path), help="Save the download key to this file.")
 @click.option("--format", "format_", default=None, help="Archive format [default: the payload's, else DWCA].")
-@click.option("--notify/--no-notify", default=None, help="Ask GBIF to e-mail when ready [default: if an e-mail is known].")
+@click.option("--notify/--no-notify", default=None, help="Ask GBIF to e-mail when ready [default: the payload's sendNotification, else no; as `run`].")
 @click.option("--dry-run", is_flag=True, help="Print the request JSON without sending it.")
 @click.option("--wait", "wait_", is_flag=True, help="Then wait until the archive is ready.")
 @credential_options

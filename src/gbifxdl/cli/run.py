@@ -118,6 +118,12 @@ def settings_from_context(ctx: click.Context) -> Any:
     staged = {name: build_section(cls, merged.get(name, {}), section=name, origin=origin_in(name))
               for name, cls in stage_classes().items()}  # fmt: skip
     options = build_section(SourceOptions, merged.get("source", {}), section="source", origin=origin_in("source"))
+    # every check of our own before the first request (matching taxon names asks GBIF): issue 20, item 2
+    cluster = build_section(ClusterOptions, merged.get("cluster", {}), section="cluster", origin=origin_in("cluster"))
+    if cluster.address is not None:
+        from gbifxdl.fetch.cluster import parse_cluster
+
+        parse_cluster(cluster.address)  # a bad value is said now, not after the download
     source = SourceSettings(
         predicate=_predicate(options),
         key=options.key,
@@ -128,11 +134,6 @@ def settings_from_context(ctx: click.Context) -> Any:
     )
     source.kind()  # exactly one source, said clearly now rather than later
     _check_source(source)
-    cluster = build_section(ClusterOptions, merged.get("cluster", {}), section="cluster", origin=origin_in("cluster"))
-    if cluster.address is not None:
-        from gbifxdl.fetch.cluster import parse_cluster
-
-        parse_cluster(cluster.address)  # a bad value is said now, not after the download
     return RunSettings(output=str(output), source=source, report=merged.get("report", True),
                        cluster=cluster.address, **staged)
 

@@ -20,6 +20,7 @@ a fetch to a store on this machine (:mod:`~gbifxdl.fetch.scaleout`) and the Dask
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -149,13 +150,33 @@ def _result_table(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data)).cast(RESULT_SCHEMA)
 
 
+def _staging_root(target: str) -> Path:
+    """Return this machine's staging folder for the output ``target`` (not created)."""
+    base = os.environ.get("GBIFXDL_STAGING") or os.path.join(tempfile.gettempdir(), f"gbifxdl-staging-{os.getuid()}")
+    return Path(base, hashlib.sha256(redact_url(target).encode()).hexdigest()[:16])
+
+
 def staging_dir(target: str, *parts: str) -> Path:
     """Return this machine's staging folder for the output ``target`` (created)."""
-    base = os.environ.get("GBIFXDL_STAGING") or os.path.join(tempfile.gettempdir(), f"gbifxdl-staging-{os.getuid()}")
-    digest = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
-    path = Path(base, digest, *parts)
+    path = _staging_root(target).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def take_staging(target: str) -> str:
+    """Remove this machine's staging folder of ``target``, whose fetch is complete; return the fetch logs
+    it held (text, for the store's ``fetch.log``). The staging base goes too when nothing else is in it."""
+    root = _staging_root(target)
+    texts = []
+    with contextlib.suppress(OSError):  # Dask workers of one machine share it: another may remove it first
+        for path in sorted(root.rglob("fetch.log")):
+            with contextlib.suppress(OSError):
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    text = "".join(texts)
+    shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        root.parent.rmdir()  # another output's staging, or a file of the user's: kept
+    return text
 
 
 def prepare_staging(folder: Path, fingerprint: dict[str, Any], settings: FetchSettings) -> FetchState:

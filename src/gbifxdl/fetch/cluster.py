@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from gbifxdl.errors import ConfigError, FetchError, GbifxdlError
 from gbifxdl.fetch._on_worker import fetch_unit
+from gbifxdl.fetch._sink import take_staging
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import iter_units
@@ -66,8 +67,9 @@ class UnitJob:
 
 def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, Any] | None,
                      settings: FetchSettings, pending: set[int], schema: pa.Schema, cluster: str,
-                     make_bar: Callable[[], Progress], progress: bool) -> tuple[int, list[Any]]:
-    """Fetch the ``pending`` units on ``cluster``; return the rows fetched and the hosts' stats."""
+                     make_bar: Callable[[], Progress], progress: bool) -> tuple[int, list[Any], str]:
+    """Fetch the ``pending`` units on ``cluster``; return the rows fetched, the hosts' stats and the workers'
+    fetch logs."""
     try:
         import distributed
     except ImportError:
@@ -84,14 +86,19 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
     with _client(distributed, kind, where) as client:
         link = client.dashboard_link if client.run_on_scheduler(_has_dashboard) else None
         if progress:
-            print(f"Dask cluster {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers"
-                  + (f", dashboard {link}" if link else ""))
+            # Dask serves its dashboard only with bokeh: say how to get it (issue 20, item 15)
+            print(f"Dask cluster {client.scheduler.address}: {len(client.scheduler_info()['workers'])} workers, "
+                  + (f"dashboard {link}" if link else "no dashboard (Dask's needs bokeh on the scheduler: "
+                     "pip install bokeh)"))
         client.register_plugin(SharedLimits(run_id, settings))
         bar = make_bar()
         try:
             with _quiet_client_log():
-                return _drive(distributed, client, run_id, selection, target, storage_options, settings, pending,
-                              bar, snapshot)
+                fetched, hosts = _drive(distributed, client, run_id, selection, target, storage_options, settings,
+                                        pending, bar, snapshot)
+                # every unit is in the store: each worker's staging goes, its log comes back for the store
+                logs = client.run(take_staging, target)
+                return fetched, hosts, "".join(logs[w] for w in sorted(logs))
         except FetchError:
             raise
         except Exception as exc:

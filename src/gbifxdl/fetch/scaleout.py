@@ -22,7 +22,8 @@ from typing import Any
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch._host_stats import write_host_stats
 from gbifxdl.fetch._results import assemble, summarise
-from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state, prepare_staging, staging_dir, upload_finished
+from gbifxdl.fetch._sink import (STATE_DIR, StoreSink, check_state, prepare_staging, staging_dir, take_staging,
+                                 upload_finished)
 from gbifxdl.fetch.pipeline import UnitRun, _nothing_to_do, lock_folder
 from gbifxdl.fetch.progress import Progress, close_log, log, open_log
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
@@ -59,9 +60,11 @@ def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *,
             from gbifxdl.fetch.cluster import fetch_on_cluster
 
             # the bar starts once the cluster answers (what it says comes first)
-            fetched_now, hosts = fetch_on_cluster(selection, target, storage_options, settings, pending, schema,
-                                                  cluster, lambda: Progress(total, done_rows, progress), progress)
+            fetched_now, hosts, logs = fetch_on_cluster(selection, target, storage_options, settings, pending,
+                                                        schema, cluster, lambda: Progress(total, done_rows, progress),
+                                                        progress)
         else:
+            logs = ""
             bar = Progress(total, done_rows, progress)
             try:
                 fetched_now, hosts = _fetch_here(selection, target, store, sink, settings, pending, schema,
@@ -72,11 +75,21 @@ def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *,
         if left:
             raise FetchError(f"{len(left)} units are not finished in {store.describe()}; run the same command "
                              "again to resume")
-        return _finish(selection, store, sink, settings, schema, fetched_now, hosts, started, progress)
+        # staging leaves nothing behind, and its log goes to the store (issue 20, item 17)
+        return _finish(selection, store, sink, settings, schema, fetched_now, hosts, started, progress,
+                       logs + take_staging(target))
+
+
+def _keep_log(store: Store, text: str) -> None:
+    """Append this fetch's log (staging's and the workers') to the store's ``fetch.log``, as a local
+    fetch keeps its own beside its files."""
+    if text:
+        before = store.read_bytes("fetch.log") if store.exists("fetch.log") else b""
+        store.put_bytes("fetch.log", before + text.encode("utf-8"))
 
 
 def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSettings, schema: Any,
-            fetched_now: int, hosts: list[Any], started: float, progress: bool) -> FetchSummary:
+            fetched_now: int, hosts: list[Any], started: float, progress: bool, logs: str) -> FetchSummary:
     with tempfile.TemporaryDirectory(prefix="gbifxdl-") as tmp:
         metadata = Path(tmp) / "metadata.parquet"
         assemble(selection, sink.read_unit, schema, settings, metadata)
@@ -86,6 +99,7 @@ def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSetti
         store.put_file(Path(tmp) / "hosts.json", f"{STATE_DIR}/hosts.json")
         store.put_file(metadata, "metadata.parquet")
     log.info("%s", summary.format())
+    _keep_log(store, logs + f"{time.strftime('%Y-%m-%d %H:%M:%S')} INFO {summary.format()}\n")
     if progress:
         print(summary.format())
     return summary
