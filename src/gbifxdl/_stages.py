@@ -87,14 +87,18 @@ def stage_select(settings: RunSettings, state: RunState, dataset: Path, *, progr
 
     archive = state.archive or settings.source.archive
     assert archive is not None
-    select(archive, dataset / SELECTION, settings.select, progress=progress)
+    summary = select(archive, dataset / SELECTION, settings.select, progress=progress)
+    if not progress:  # select prints its summary only under its bar
+        echo(summary.to_text())
 
 
 def stage_fetch(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
     """Download and process every selected image."""
     from gbifxdl.fetch import fetch
 
-    fetch(dataset / SELECTION, dataset, settings.fetch, progress=progress, cluster=settings.cluster)
+    summary = fetch(dataset / SELECTION, dataset, settings.fetch, progress=progress, cluster=settings.cluster)
+    if not progress:  # fetch prints its summary (with the failed images) only under its bar
+        echo(summary.format())
 
 
 def stage_curate(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:

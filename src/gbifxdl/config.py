@@ -119,7 +119,7 @@ RUN_OPTIONS: dict[str, Binding] = {
     "cluster": Binding((("cluster", "address"),)),
     "no_report": Binding(((TOP, "report"),), lambda no_report: not no_report),
 }  # fmt: skip
-CLI_ONLY = frozenset({"config_path", "allow_changed_settings", "no_progress"})
+CLI_ONLY = frozenset({"config_path", "allow_changed_settings", "no_progress", "quiet"})
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -144,25 +144,32 @@ def run(
     *,
     allow_changed_settings: bool = False,
     progress: bool = True,
+    quiet: bool = False,
     echo: Callable[[str], None] = print,
 ) -> Path:
-    """Run (or continue) the whole job; return the dataset folder."""
+    """Run (or continue) the whole job; return the dataset folder.
+
+    ``progress`` shows the progress bars; every stage's summary goes to ``echo`` either way,
+    unless ``quiet`` (no bars and no summaries; what the settings change is still said).
+    """
+    progress = progress and not quiet
+    say = (lambda _: None) if quiet else echo
     dataset = Path(settings.output)
     dataset.mkdir(parents=True, exist_ok=True)
     handler = _attach_log(dataset)
     try:
         state = _open_state(dataset, settings, allow_changed_settings, echo)
         if all(stage in state.done for stage in _stages(settings)):
-            echo(f"Nothing to do: the dataset in {dataset} is complete.")
+            say(f"Nothing to do: the dataset in {dataset} is complete.")
             return dataset
         from gbifxdl import _stages as stages  # the steps themselves, kept apart for size
 
         for stage in _stages(settings):
             if stage in state.done:
                 continue
-            echo(f"[{stage}] ...")
+            say(f"[{stage}] ...")
             log.info("stage %s starts", stage)
-            getattr(stages, f"stage_{stage}")(settings, state, dataset, progress=progress, echo=echo)
+            getattr(stages, f"stage_{stage}")(settings, state, dataset, progress=progress, echo=say)
             state.mark(stage)
             log.info("stage %s done", stage)
         return dataset

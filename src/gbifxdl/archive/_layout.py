@@ -63,7 +63,13 @@ class Provenance:
     query: str | None = None
     created: str | None = None
     archive: str | None = None
+    # set only for an archive of gbifxdl's GBIF emulator (the demo's, the tests'): its key,
+    # DOI and records are synthetic, made up on loopback, never GBIF's
+    emulator: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the provenance as a JSON-ready dict."""
-        return asdict(self)
+        """Return the provenance as a JSON-ready dict (``emulator`` only when set)."""
+        out = asdict(self)
+        if out["emulator"] is None:
+            del out["emulator"]
+        return out

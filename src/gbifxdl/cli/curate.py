@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -54,8 +55,9 @@ def _fractions(text: str) -> tuple[float, float, float]:
               help="Check every file is there and readable; --no-check-files trusts the table (files elsewhere).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed; change nothing.")
 @click.option("--no-card", is_flag=True, help="Do not write README.md and ATTRIBUTION.csv.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
-def curate(dataset_dir: Path, fractions: str, no_card: bool, no_progress: bool, **options: object) -> None:
+@quiet_options
+def curate(dataset_dir: Path, fractions: str, no_card: bool, quiet: bool, no_progress: bool,
+           **options: object) -> None:
     """Clean DATASET_DIR (a `gbifxdl fetch` folder) and add train/val/test splits.
 
     Starts from every fetched row, drops failed rows, rows whose file is missing or
@@ -69,15 +71,16 @@ def curate(dataset_dir: Path, fractions: str, no_card: bool, no_progress: bool, 
     from gbifxdl.curate import curate as run_curate
 
     settings = CurateSettings(fractions=_fractions(fractions), **options)  # type: ignore[arg-type]
-    quiet = logging.getLogger("gbifxdl.curate")  # its warnings are echoed below, once
-    level, quiet.level = quiet.level, logging.ERROR
+    muted = logging.getLogger("gbifxdl.curate")  # its warnings are echoed below, once
+    level, muted.level = muted.level, logging.ERROR
     try:
-        with _Bars(enabled=not no_progress) as bars:
+        with _Bars(enabled=not (quiet or no_progress)) as bars:
             summary = run_curate(dataset_dir, settings, progress=bars, card=not no_card)
     finally:
-        quiet.setLevel(level)
-    click.echo("\n".join(line for line in summary.format().splitlines() if not line.startswith("warning: ")))
-    if summary.card:
+        muted.setLevel(level)
+    if not quiet:
+        click.echo("\n".join(line for line in summary.format().splitlines() if not line.startswith("warning: ")))
+    if summary.card and not quiet:
         click.echo(f"wrote {summary.card} and {Path(summary.card).with_name('ATTRIBUTION.csv')}")
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError
 
 
@@ -94,8 +95,9 @@ INT = click.IntRange(min=1)
               help="Processing processes (default: every core; 0: threads).")
 @click.option("--user-agent", default=None, help="User-Agent header (default names gbifxdl, its version and URL).")
 @click.option("--retry-failed", is_flag=True, help="Try again the images that failed in an earlier run.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@quiet_options
 def fetch(selection: Path, output_dir: str, per_host: tuple[str, ...], user_agent: str | None, quiet: bool,
+          no_progress: bool,
           per_host_rate: tuple[str, ...], host_deadline: str, cluster: str | None, **options: Any) -> None:
     """Download, process and write every image of SELECTION (a Parquet from `gbifxdl select`).
 
@@ -120,4 +122,6 @@ def fetch(selection: Path, output_dir: str, per_host: tuple[str, ...], user_agen
         start_fork_server()  # the workers' imports then run beside the pipeline's
     from gbifxdl.fetch import fetch as run_fetch
 
-    run_fetch(selection, output_dir, settings, progress=not quiet, cluster=cluster)
+    summary = run_fetch(selection, output_dir, settings, progress=not (quiet or no_progress), cluster=cluster)
+    if no_progress and not quiet:  # the bars hidden, the summary not (fetch prints it only with its bar)
+        click.echo(summary.format())

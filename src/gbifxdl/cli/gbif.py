@@ -8,6 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
+from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.cli._query_options import predicate_from_options, query_options
 from gbifxdl.errors import ConfigError
 
@@ -240,13 +241,14 @@ def wait(key: str, timeout: float | None, min_interval: float, max_interval: flo
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder to write KEY.zip into.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the download to be ready first.")
-@click.option("--no-progress", is_flag=True, help="Do not show a progress bar.")
+@quiet_options
 @api_url_option
-def get(key: str, output: Path, wait_: bool, no_progress: bool, api_url: str | None) -> None:
+def get(key: str, output: Path, wait_: bool, quiet: bool, no_progress: bool, api_url: str | None) -> None:
     """Download the archive of KEY to DIR/KEY.zip (an interrupted download resumes)."""
     from gbifxdl import gbif
 
     key = read_key(key)
+    no_progress = no_progress or quiet  # the path of the archive is the answer, not a summary: always printed
     if wait_:
         gbif.wait(key, api_url=api_url, progress=not no_progress)
     click.echo(gbif.download_archive(key, output, api_url=api_url, progress=not no_progress))

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.cli.gbif import api_url_option, credential_options, credentials_from
+from gbifxdl.publish.rebuild import DEFAULT_MIN_DELIVERED
 
 DATASET = click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
 
@@ -25,19 +27,20 @@ DATASET = click.argument("dataset", type=click.Path(file_okay=False, exists=True
 def derive(dataset: Path, title: str, source_url: str, description: str | None, dry_run: bool, force: bool,
            user: str | None, password: str | None, email: str | None, api_url: str | None) -> None:
     """Register DATASET with GBIF as a derived dataset; its new DOI goes into the card."""
-    from gbifxdl.gbif import resolve_api_url
-    from gbifxdl.publish.derived import derive as derive_dataset, derive_request
+    from gbifxdl.publish.derived import check_destination, derive as derive_dataset, derive_request
 
     if dry_run:
+        api = check_destination(dataset, api_url)  # a demo dataset is never sent to GBIF
         body = derive_request(dataset, title=title, source_url=source_url, description=description)
         who = user or os.environ.get("GBIF_USER") or "from .env, ~/.netrc or a prompt"
-        click.echo(f"POST {resolve_api_url(api_url)}/derivedDataset")
+        click.echo(f"POST {api}/derivedDataset")
         click.echo(f"Authorization: Basic (user {who}; password not shown)")
         click.echo("Content-Type: application/json\n")
         click.echo(json.dumps(body, indent=2))
         click.echo(f"\n(dry run: nothing sent; {len(body['relatedDatasets'])} datasets credited with "
                    f"{sum(body['relatedDatasets'].values())} occurrences)", err=True)
         return
+    check_destination(dataset, api_url)  # before any prompt for a password
     credentials = credentials_from(user, password, email, api_url)
     result = derive_dataset(dataset, title=title, source_url=source_url, description=description,
                             credentials=credentials, api_url=api_url, force=force)  # fmt: skip
@@ -61,10 +64,18 @@ def export(dataset: Path, manifest: Path) -> None:
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--no-progress", is_flag=True)
-def rebuild(manifest: Path, output: Path, no_progress: bool) -> None:
-    """Fetch the images of MANIFEST again into OUTPUT, checking each against its sha256."""
+@click.option("--min-delivered", type=click.FloatRange(0, 1), default=DEFAULT_MIN_DELIVERED, show_default=True,
+              help="Share of the images that must come back identical; below it (and with none at all) the "
+                   "rebuild is an error (exit 1) and writes no card, report or croissant.json.")
+@quiet_options
+def rebuild(manifest: Path, output: Path, min_delivered: float, quiet: bool, no_progress: bool) -> None:
+    """Fetch the images of MANIFEST again into OUTPUT, checking each against its sha256.
+
+    Images changed at the source, gone, or on hosts that cannot be reached are removed and
+    listed (rebuild.json, removed.parquet, the card and the report), never replaced.
+    """
     from gbifxdl.publish.rebuild import rebuild as rebuild_dataset
 
-    summary = rebuild_dataset(manifest, output, progress=not no_progress)
-    click.echo(summary.format())
+    summary = rebuild_dataset(manifest, output, progress=not (quiet or no_progress), min_delivered=min_delivered)
+    if not quiet:
+        click.echo(summary.format())

@@ -12,6 +12,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError
 
 DEMO_DIR = "gbifxdl-demo"
@@ -50,7 +51,7 @@ def _query_options(f: Any) -> Any:
 @click.option("--seed", type=int, help="Seed of every random choice (caps, splits).")
 @click.option("--no-report", is_flag=True, help="Skip the dataset card and HTML report.")
 @click.option("--allow-changed-settings", is_flag=True, help="Continue a dataset with new settings, redoing the stages they affect.")
-@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@quiet_options
 def run(**params: Any) -> None:
     """Run the whole pipeline: post, wait, get, select, fetch, curate, report.
 
@@ -66,9 +67,11 @@ def run(**params: Any) -> None:
         settings,
         allow_changed_settings=params["allow_changed_settings"],
         progress=not params["no_progress"],
+        quiet=params["quiet"],
         echo=click.echo,
     )
-    _say_what_to_open(dataset)
+    if not params["quiet"]:
+        _say_what_to_open(dataset)
 
 
 def given_options(ctx: click.Context) -> dict[str, Any]:
@@ -195,10 +198,18 @@ def init(path: Path, force: bool) -> None:
 @click.option("-o", "--output", default=DEMO_DIR, show_default=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--occurrences", default=300, show_default=True, help="Size of the emulated GBIF download.")
 @click.option("--layout", type=click.Choice(["folders", "webdataset"]), default="folders", show_default=True)
-@click.option("--no-progress", is_flag=True)
-def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None:
-    """Run the real pipeline offline, against a GBIF emulator and image hosts on loopback."""
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the emulated GBIF, its image hosts and every random choice: the same seed, the same dataset.")
+@quiet_options
+def demo(output: Path, occurrences: int, layout: str, seed: int, quiet: bool, no_progress: bool) -> None:
+    """Run the real pipeline offline, against a GBIF emulator and image hosts on loopback.
+
+    The same command makes the same dataset (give another --seed for another one). Its
+    download key and DOI are the emulator's, marked so in the card: `gbifxdl derive`
+    refuses to send the dataset to GBIF.
+    """
     from gbifxdl.cli._query_options import predicate_from_options
+    from gbifxdl.curate import CurateSettings
     from gbifxdl.fetch import FetchSettings
     from gbifxdl.fetch.download import host_of
     from gbifxdl.run import RunSettings, RunState, SourceSettings, WaitSettings, run as run_job
@@ -217,7 +228,7 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
         raise ConfigError(f"{output} exists and is not a gbifxdl demo folder; pass -o NEW_FOLDER")
 
     click.echo("Starting a GBIF emulator and 3 image hosts on loopback (no internet needed; one allows 5 requests/s)...")
-    with local_gbif(LocalGbifSettings(n_occurrences=occurrences)) as local:
+    with local_gbif(LocalGbifSettings(n_occurrences=occurrences, seed=seed)) as local:
         os.environ.update(GBIF_USER=DEMO_USER, GBIF_PWD=DEMO_PASSWORD, GBIF_EMAIL=f"{DEMO_USER}@example.org")
         predicate = predicate_from_options(local.api_url, taxon=("Nymphalidae",), year="2010-2025")
         click.echo(f"Query: Nymphalidae, 2010-2025, still images -> {json.dumps(predicate)}")
@@ -225,13 +236,14 @@ def demo(output: Path, occurrences: int, layout: str, no_progress: bool) -> None
             output=str(output),
             source=SourceSettings(predicate=predicate, api_url=local.api_url),
             wait=WaitSettings(min_interval=0.5, max_interval=2.0, timeout=600),
-            select=SelectSettings(max_per_class=25),
+            select=SelectSettings(max_per_class=25, seed=seed),
+            curate=CurateSettings(seed=seed),
             # the emulated hosts lay their photos out as iNaturalist does: fetch the smallest
             # rendition big enough for 256 px, as on the real hosts
             fetch=dataclasses.replace(FetchSettings(), layout=layout, resize=256,
                                       rendition_hosts=tuple((host_of(u), "inaturalist") for u in local.hosts.base_urls)),
         )
-        dataset = run_job(settings, progress=not no_progress, echo=click.echo)
+        dataset = run_job(settings, progress=not no_progress, quiet=quiet, echo=click.echo)
     _say_what_to_open(dataset)
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._quiet import quiet_options
+
 
 @click.command("select")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -30,11 +32,11 @@ import click
 @click.option("--ambiguous-urls", type=click.Choice(["drop", "keep-one"]), default="drop", show_default=True,
               help="A URL shared by occurrences of different classes: drop it, or keep one of its rows.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@quiet_options
 def select(archive: Path, output: Path | None, media_type: str, licenses: tuple[str, ...],
            basis_of_record: tuple[str, ...], required_ranks: tuple[str, ...], no_strict: bool, class_column: str,
            all_images: bool, max_per_class: int | None, min_per_class: int | None, ambiguous_urls: str,
-           seed: int, quiet: bool) -> None:
+           seed: int, quiet: bool, no_progress: bool) -> None:
     """Select the images to fetch from ARCHIVE (a GBIF DWCA download, KEY.zip).
 
     Writes one row per image to the output Parquet file, and what was kept and dropped
@@ -60,6 +62,8 @@ def select(archive: Path, output: Path | None, media_type: str, licenses: tuple[
         seed=seed,
     )
     output = output or archive.with_suffix(".parquet")
-    run_select(archive, output, settings, progress=not quiet)
+    summary = run_select(archive, output, settings, progress=not (quiet or no_progress))
+    if no_progress and not quiet:  # the bar hidden, the summary not (select prints it only with its bar)
+        click.echo(summary.to_text(), err=True)
     if not quiet:
         click.echo(f"wrote {output} and {summary_path(output)}")

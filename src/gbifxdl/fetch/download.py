@@ -97,6 +97,9 @@ async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSetti
         return Attempt(None, "bad_redirect", f"invalid URL: {exc}")
     except aiohttp.ClientPayloadError as exc:
         return Attempt(None, "connection", f"body cut short: {_short(exc)}", transient=True)
+    except aiohttp.ClientConnectorError as exc:  # refused, or no such name: the host is gone, not the image
+        kind = "connection" if isinstance(exc, aiohttp.ClientSSLError) else "unreachable_host"
+        return Attempt(None, kind, f"{type(exc).__name__}: {_short(exc)}", transient=True)
     except (aiohttp.ClientError, OSError) as exc:
         return Attempt(None, "connection", f"{type(exc).__name__}: {_short(exc)}", transient=True)
 

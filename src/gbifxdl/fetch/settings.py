@@ -13,7 +13,7 @@ from gbifxdl.errors import ConfigError
 OK = "ok"
 FAILURE_KINDS = (
     "http_403", "http_404", "http_410", "http_4xx", "http_5xx", "http_429", "timeout",
-    "connection", "too_large", "not_image", "corrupt", "decompression_bomb",
+    "connection", "unreachable_host", "too_large", "not_image", "corrupt", "decompression_bomb",
     "redirect_loop", "bad_redirect", "empty", "bad_url",
     "process_error", "worker_died",  # processing raised something unexpected / its worker process died
     "opted_out",       # the host's X-Robots-Tag says noai, noimageai or none (respect_opt_out)

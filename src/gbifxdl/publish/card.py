@@ -234,6 +234,15 @@ def near_duplicate_lines(root: Path) -> list[str]:
     return lines
 
 
+def _emulator_note(prov: dict[str, Any]) -> list[str]:
+    """Return the card's warning that a dataset came from the GBIF emulator (the demo), else nothing."""
+    if not prov.get("emulator"):
+        return []
+    return [f"> **Demo data, not from GBIF.** Made against {prov['emulator']}. Its download key",
+            "> and DOI below are the emulator's (they resolve nowhere): do not cite them; `gbifxdl derive`",
+            "> refuses to send this dataset to GBIF.", ""]
+
+
 def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution: bool = True) -> Path:
     """Return the path of the ``README.md`` dataset card written into ``dataset_dir``.
 
@@ -265,8 +274,10 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         f"{images} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
         f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in schema.names else 'fetched'} "
         f"with gbifxdl {__version__}.", "",
+        *_emulator_note(prov),
         "## Citation", "",
-        "GBIF asks that you cite the download the data came from:", "",
+        ("The emulator's made-up citation, where a GBIF download's would be:" if prov.get("emulator") else
+         "GBIF asks that you cite the download the data came from:"), "",
         f"> {cite}" if cite else "> (no DOI recorded: cite the GBIF download key above and the date)", "",
         "Each image keeps its own licence and owner: `ATTRIBUTION.csv` lists, for every image, its",
         "licence, creator, rights holder, publisher and source page. CC BY and CC BY-NC require",
@@ -274,7 +285,9 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     ]  # fmt: skip
     lines += _derived_section(facts) + ["", "## Source", ""]
     lines += _table_md(("field", "value"), [
-        ("GBIF download key", key or ""), ("DOI", f"https://doi.org/{bare_doi(doi)}" if doi else ""),
+        ("GBIF download key", key or ""),
+        ("DOI", (f"https://doi.org/{bare_doi(doi)}" + (" (the emulator's, not a real DOI)" if prov.get("emulator") else ""))
+         if doi else ""),
         ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
         ("card written", date.today().isoformat()),
     ])  # fmt: skip

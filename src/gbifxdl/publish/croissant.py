@@ -145,7 +145,9 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
         "name": title or (f"GBIF images, download {key}" if key else f"GBIF images: {facts.root.name}"),
         "description": (f"{facts.images} images of {len(facts.classes)} classes (`{facts.class_column}`) from "
                         f"{facts.occurrences} GBIF occurrences in {len(facts.per_dataset)} datasets, "
-                        f"made with gbifxdl {__version__}."),
+                        f"made with gbifxdl {__version__}."
+                        + (f" Demo data, not from GBIF: made against {prov['emulator']}; its download key and "
+                           "DOI are the emulator's." if prov.get("emulator") else "")),
         "citeAs": cite,
         # the licence covering every image; when one is unknown, the list of licences present
         "license": (_licence_url(facts.licence_hub) if facts.licence_hub.startswith("cc")

@@ -73,6 +73,31 @@ def derive_request(dataset_dir: str | Path, *, title: str, source_url: str, desc
     return body
 
 
+def check_destination(dataset_dir: str | Path, api_url: str | None = None) -> str:
+    """Return the API address a derived dataset of ``dataset_dir`` goes to; refuse GBIF for a demo dataset.
+
+    A dataset made against gbifxdl's GBIF emulator (``gbifxdl demo``) carries the emulator's
+    download key and DOI, which GBIF does not know: it may go only to an emulator on loopback.
+    """
+    import ipaddress
+
+    from gbifxdl.gbif import resolve_api_url
+
+    api = resolve_api_url(api_url)
+    emulator = dataset_facts(dataset_dir).prov.get("emulator")
+    if emulator:
+        host = urlparse(api).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"{dataset_dir} came from the offline GBIF emulator of `gbifxdl demo`, not from GBIF: "
+                              f"its download DOI is made up, so it cannot be registered at {api}; to try derive on "
+                              "it, start an emulator (gbifxdl.testing) and pass its address with --api-url")
+    return api
+
+
 def derive(dataset_dir: str | Path, *, title: str, source_url: str, description: str | None = None,
            credentials: Any = None, api_url: str | None = None, force: bool = False) -> DerivedDataset:
     """Return the derived dataset GBIF registered for ``dataset_dir``; its DOI goes into the card.
@@ -85,6 +110,7 @@ def derive(dataset_dir: str | Path, *, title: str, source_url: str, description:
     from gbifxdl.gbif import ApiSettings, check, resolve_api_url, send
 
     root = Path(dataset_dir)
+    check_destination(root, api_url)
     previous = read_json(root / DERIVED_STATE)
     if previous and previous.get("doi") and not force:
         raise ConfigError(f"{root} is already registered as derived dataset https://doi.org/{previous['doi']}; "

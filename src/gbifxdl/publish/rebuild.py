@@ -5,7 +5,11 @@ recorded fetch settings (through :func:`gbifxdl.fetch.fetch`, so resumable and p
 and compares each written file with the sha256 the manifest recorded. Identical images
 are kept with their original split; an image that changed at its source, or could not be
 fetched any more, is removed (never silently replaced) and reported, one line per image,
-in ``rebuild.json``, ``removed.parquet``, the card and the report.
+in ``rebuild.json``, ``removed.parquet``, the card and the report. An image whose host
+cannot be reached at all (connection refused, no such name) is ``unreachable_host``, not
+vanished: the host may come back. A rebuild that delivers no image, or fewer than
+``min_delivered`` of them, raises :class:`RebuildIncomplete` and writes no card, report or
+``croissant.json`` (only ``rebuild.json``, saying what failed).
 """
 
 from __future__ import annotations
@@ -22,11 +26,18 @@ import pyarrow as pa
 
 from gbifxdl._io import write_text_atomic
 from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table, with_provenance, write_table
-from gbifxdl.errors import ConfigError
+from gbifxdl.errors import ConfigError, GbifxdlError
 from gbifxdl.publish.facts import REBUILD_STATE
 from gbifxdl.publish.manifest import ADDED, read_manifest
 
-__all__ = ["RebuildSummary", "rebuild"]
+__all__ = ["DEFAULT_MIN_DELIVERED", "RebuildIncomplete", "RebuildSummary", "rebuild"]
+
+# the share of the manifest's images a rebuild must deliver identical to call the result the dataset
+DEFAULT_MIN_DELIVERED = 0.5
+
+
+class RebuildIncomplete(GbifxdlError):
+    """A rebuild delivered no image, or fewer than the share asked for: no dataset is claimed."""
 
 
 @dataclass
@@ -38,12 +49,14 @@ class RebuildSummary:
     identical: int = 0
     changed: int = 0
     vanished: int = 0
+    unreachable: int = 0  # on hosts that could not be reached at all (refused, no such name)
     differences: list[dict[str, Any]] = field(default_factory=list)
 
     def format(self) -> str:
         """Return a human summary, one line per image that differs."""
         lines = [f"{self.output}: {self.identical} of {self.total} images identical to the manifest, "
-                 f"{self.changed} changed at the source, {self.vanished} could not be fetched"]  # fmt: skip
+                 f"{self.changed} changed at the source, {self.vanished} could not be fetched, "
+                 f"{self.unreachable} on hosts that could not be reached"]  # fmt: skip
         lines += [f"  {d['reason']:<18} gbifID {d['gbifID']} {d['identifier']}" for d in self.differences[:50]]
         if len(self.differences) > 50:
             lines.append(f"  ... {len(self.differences) - 50} more in {self.output / REBUILD_STATE}")
@@ -74,11 +87,18 @@ def _drop_samples(root: Path, shard: str, keys: set[str]) -> None:
     os.replace(tmp, path)
 
 
-def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = True) -> RebuildSummary:
-    """Return what rebuilding the dataset of ``manifest`` into ``output_dir`` found."""
+def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = True,
+            min_delivered: float = DEFAULT_MIN_DELIVERED) -> RebuildSummary:
+    """Return what rebuilding the dataset of ``manifest`` into ``output_dir`` found.
+
+    Raises :class:`RebuildIncomplete` when no image, or fewer than ``min_delivered``
+    (a share, 0 to 1) of the manifest's, came back identical; nothing then claims a dataset.
+    """
     from gbifxdl.publish.card import write_card
     from gbifxdl.fetch import fetch
 
+    if not 0 <= min_delivered <= 1:
+        raise ConfigError(f"--min-delivered {min_delivered:g}: give a share between 0 and 1 (0.9: 90% of the images)")
     table, prov, info = read_manifest(manifest)
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -102,9 +122,11 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
         if outcome == "ok" and got_sha[i] == expected:
             keep.append(row)
             continue
-        reason = "changed_at_source" if outcome == "ok" else f"vanished_{outcome}"
+        reason = ("changed_at_source" if outcome == "ok" else
+                  "unreachable_host" if outcome == "unreachable_host" else f"vanished_{outcome}")
         summary.changed += outcome == "ok"
-        summary.vanished += outcome != "ok"
+        summary.unreachable += outcome == "unreachable_host"
+        summary.vanished += outcome not in ("ok", "unreachable_host")
         if outcome == "ok":  # never keep a different image under the old one's name
             path, shard, key = col(fetched, "path")[i], col(fetched, "shard")[i], col(fetched, "key")[i]
             if path:
@@ -117,6 +139,12 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
             "reason": reason, "expected_sha256": expected, "got_sha256": got_sha[i] if i is not None else None,
         })  # fmt: skip
     summary.identical = len(keep)
+    record = {"manifest": Path(manifest).name, "derived_doi": info.get("derived_doi"), "identical": summary.identical,
+              "changed": summary.changed, "vanished": summary.vanished, "unreachable": summary.unreachable}  # fmt: skip
+    state = {**record, "total": summary.total, "differences": summary.differences}
+    if summary.total and (summary.identical == 0 or summary.identical < min_delivered * summary.total):
+        write_text_atomic(root / REBUILD_STATE, json.dumps({**state, "incomplete": True}, indent=2, default=str) + "\n")
+        raise RebuildIncomplete(_incomplete(summary, manifest, min_delivered))
     for shard, keys in drop_from_shards.items():
         _drop_samples(root, shard, keys)
 
@@ -126,17 +154,29 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     for name in ("split", "set"):
         if name in table.column_names:
             kept = kept.append_column(name, table.column(name).take(pa.array(keep, pa.int64())))
-    record = {"manifest": Path(manifest).name, "derived_doi": info.get("derived_doi"), "identical": summary.identical,
-              "changed": summary.changed, "vanished": summary.vanished}  # fmt: skip
     kept_prov = {**prov, "fetch_settings": provenance(fetched).get("fetch_settings"), "rebuild": record}
     found = [(r, why) for r, why in gone if table.column("url_hash")[r].as_py() in index]
     removed = rows_of([r for r, _ in found]).append_column("removed_reason", pa.array([w for _, w in found], pa.string()))
     write_table(with_provenance(removed, kept_prov), root / REMOVED)
     write_table(with_provenance(kept, kept_prov), root / METADATA)
-    write_text_atomic(root / REBUILD_STATE, json.dumps({**record, "total": summary.total,
-                                                         "differences": summary.differences}, indent=2, default=str) + "\n")
+    write_text_atomic(root / REBUILD_STATE, json.dumps(state, indent=2, default=str) + "\n")
     write_card(root)
     from gbifxdl.report import write_report
 
     write_report(root)
     return summary
+
+
+def _incomplete(summary: RebuildSummary, manifest: str | Path, min_delivered: float) -> str:
+    """Return the one line a rebuild that delivered too little says."""
+    reasons: dict[str, int] = {}
+    for d in summary.differences:
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    why = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    written = f"no card, report or croissant.json written (what failed: {summary.output / REBUILD_STATE})"
+    if summary.identical == 0:
+        return (f"rebuild of {manifest} delivered none of its {summary.total} images ({why}); {written}; "
+                "run it again when the hosts answer")
+    return (f"rebuild of {manifest} delivered {summary.identical} of {summary.total} images "
+            f"({summary.identical / summary.total:.0%}), fewer than --min-delivered {min_delivered:g} ({why}); "
+            f"{written}; run it again when the hosts answer, or pass a lower --min-delivered")

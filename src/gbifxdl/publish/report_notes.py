@@ -29,7 +29,8 @@ def publish_html(dataset_dir: str | Path, limit: int = 200) -> str:
         parts.append(
             f'<section id="rebuild"><h2>Rebuilt from {escape(str(rebuilt.get("manifest")))}</h2>'
             f'<p>{rebuilt.get("identical", 0)} images identical to the manifest, {rebuilt.get("changed", 0)} changed '
-            f'at the source, {rebuilt.get("vanished", 0)} could not be fetched (removed, listed here).</p>'
+            f'at the source, {rebuilt.get("vanished", 0)} could not be fetched, {rebuilt.get("unreachable", 0)} '
+            f'on hosts that could not be reached (removed, listed here).</p>'
             + (f"<table><tr><th>reason</th><th>gbifID</th><th>URL</th></tr>{rows}</table>" if diffs else "")
             + more + "</section>")  # fmt: skip
     return "".join(parts)

@@ -128,7 +128,10 @@ def write_report(
         f'<div class="card"><b>{len(hosts):,}</b>hosts</div>',
         "</div>",
     ]
-    if cite:
+    if prov.get("emulator"):  # the demo's: its key and DOI are made up (issue 20, item 7)
+        head.append(f'<p class="cite" id="emulator"><b>Demo data, not from GBIF</b>: made against '
+                    f'{escape(str(prov["emulator"]))}; do not cite its download key or DOI.</p>')
+    elif cite:
         head.append(f'<p class="cite">Cite as: {escape(cite)}</p>')
     head.append(publish_html(root))  # the derived-dataset DOI, a rebuild's differences
     if "split" in kept.column_names:  # an empty split must never pass unnoticed

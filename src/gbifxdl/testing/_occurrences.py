@@ -281,7 +281,9 @@ def generate(universe: "Universe", n: int, predicate: dict | None,
     """Return an iterator of ``n`` matching occurrences (predicate checked right away)."""
     plan = _Plan(universe, predicate)  # raises PredicateError now, not at the first next()
     bases = tuple(bases) or (DEFAULT_IMAGE_BASE,)
-    seed = f"gbifxdl-occurrences|{universe.seed}|{json.dumps(predicate, sort_keys=True)}|{'|'.join(bases)}"
+    # the number of hosts, not their addresses: hosts on new ports (each start of the demo's)
+    # serve the same occurrences (issue 20, item 7)
+    seed = f"gbifxdl-occurrences|{universe.seed}|{json.dumps(predicate, sort_keys=True)}|{len(bases)} hosts"
     return _draw(plan, max(0, n), predicate, bases, random.Random(seed))
 
 

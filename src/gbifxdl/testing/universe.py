@@ -133,7 +133,7 @@ class Universe:
     ) -> Iterator[Occurrence]:
         """Yield ``n`` occurrences matching ``predicate`` (fewer only if none can match).
 
-        Deterministic for (seed, predicate, image_base_urls), and a prefix of a longer run:
+        Deterministic for (seed, predicate, number of image_base_urls), and a prefix of a longer run:
         the first ten of 1,000 are the ten of 10. Streaming, in bounded memory. Image URLs
         are ``{base}/photos/{id}/original.jpg`` on the given bases, the first taking ~70%
         (``http://127.0.0.1:8080`` when none is given).
