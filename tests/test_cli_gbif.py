@@ -164,7 +164,7 @@ def test_notification_has_one_default_as_run(emu: GbifEmulator, tmp_path: Path, 
     # issue 20, item 13: `post` asked GBIF for an e-mail whenever one was known, while `run` (and the
     # config's [source] notification) did not: one default, no e-mail unless asked
     monkeypatch.setenv("GBIF_USER", "demo")
-    from gbifxdl.config import SourceOptions
+    from gbifxdl.run.config import SourceOptions
 
     assert SourceOptions().notification is False
     code, out, err = gx(capsys, "post", "--taxon", "Helianthus annuus", "-e", "demo@example.org", "--dry-run",

@@ -17,7 +17,7 @@ import click
 import pytest
 
 from gbifxdl.cli.run import merged_options, run, settings_from_context
-from gbifxdl.config import CLI_ONLY, RUN_OPTIONS, TOP, read_config, section_classes, stage_classes, toml_value
+from gbifxdl.run.config import CLI_ONLY, RUN_OPTIONS, TOP, read_config, section_classes, stage_classes, toml_value
 
 
 def _toml(values: dict[str, Any]) -> str:

@@ -35,8 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # shared services: GBIF credentials, the types a settings file is checked against,
     # where datasets are stored, and HTTP to the GBIF API (retries, typed errors: the gbif
     # stage and query's species match both talk to GBIF)
-    ("shared", ["gbifxdl.credentials", "gbifxdl._config_types", "gbifxdl.store",
-                "gbifxdl._store_base", "gbifxdl._store_local", "gbifxdl._store_fsspec", "gbifxdl._gbif_http"]),
+    ("shared", ["gbifxdl.credentials", "gbifxdl._config_types", "gbifxdl.store", "gbifxdl._gbif_http"]),
     # the stages, in the order data flows through them
     ("query", ["gbifxdl.query"]),
     ("gbif", ["gbifxdl.gbif"]),
@@ -51,7 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # module of curate above publishing; what it runs is all in the curate layer
     ("curate()", ["gbifxdl.curate.stage"]),
     # the whole job: its settings file, what a settings change redoes, the steps
-    ("run", ["gbifxdl.run", "gbifxdl._changes", "gbifxdl._stages", "gbifxdl.config"]),
+    ("run", ["gbifxdl.run", "gbifxdl.config"]),  # gbifxdl.config: gbifxdl.run.config's former name
     # the original API (wrappers over the stages), and the local GBIF and image hosts
     # (emulators for tests, benchmarks and ``gbifxdl demo``): nothing in the package imports
     # either, but for ``gbifxdl demo``, which serves the emulators; the emulators themselves

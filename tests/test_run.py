@@ -207,7 +207,7 @@ def test_killed_run_equals_uninterrupted_run(tmp_path: Path, env: dict[str, str]
 
 def test_a_key_saved_only_in_the_state_is_written_on_resume(tmp_path: Path) -> None:
     """A kill between saving the key in the run state and in download_key.txt loses neither."""
-    from gbifxdl._stages import stage_request
+    from gbifxdl.run._stages import stage_request
     from gbifxdl.run import RunState
 
     state = RunState(path=tmp_path / ".gbifxdl" / "run.json", download_key="0000001-250101000000000")
@@ -301,7 +301,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, env: dict[str, str], args: 
 @pytest.mark.slow
 def test_init_writes_a_config_that_runs(tmp_path: Path, env: dict[str, str]) -> None:
     from gbifxdl.cli.run import _stage_sections
-    from gbifxdl.config import read_config, settings_from
+    from gbifxdl.run.config import read_config, settings_from
 
     done = _run([sys.executable, "-m", "gbifxdl", "init", "my.toml"], env, tmp_path)
     assert done.returncode == 0, done.stderr

@@ -219,7 +219,7 @@ def _lay_out(ds: Path) -> list[str]:
 
 
 def _open(ds: Path, settings, allow: bool = True) -> list[str]:
-    from gbifxdl.run import _open_state
+    from gbifxdl.run._job import _open_state
 
     said: list[str] = []
     _open_state(ds, settings, allow, said.append)

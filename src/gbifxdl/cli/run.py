@@ -19,7 +19,7 @@ DEMO_DIR = "gbifxdl-demo"
 
 
 def _stage_sections() -> dict[str, Any]:
-    from gbifxdl.config import stage_classes
+    from gbifxdl.run.config import stage_classes
 
     return {name: cls() for name, cls in stage_classes().items()}
 
@@ -83,7 +83,7 @@ def given_options(ctx: click.Context) -> dict[str, Any]:
 
 def merged_options(ctx: click.Context) -> dict[str, Any]:
     """Return the configuration file's values with the given options merged over them."""
-    from gbifxdl.config import merge, read_config
+    from gbifxdl.run.config import merge, read_config
 
     config_path = ctx.params.get("config_path")
     return merge(read_config(config_path) if config_path else {}, given_options(ctx))
@@ -91,7 +91,7 @@ def merged_options(ctx: click.Context) -> dict[str, Any]:
 
 def settings_from_context(ctx: click.Context) -> Any:
     """Return the RunSettings that the command line, the configuration file and the defaults give."""
-    from gbifxdl.config import RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes
+    from gbifxdl.run.config import RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes
     from gbifxdl._config_types import show
     from gbifxdl.run import RunSettings, SourceSettings
 
@@ -186,7 +186,7 @@ def _predicate(options: Any) -> dict | None:
 def init(path: Path, force: bool) -> None:
     """Write a commented configuration file holding every option."""
     from gbifxdl._io import write_text_atomic
-    from gbifxdl.config import default_config_text
+    from gbifxdl.run.config import default_config_text
 
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; pass --force to overwrite it")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from gbifxdl._io import write_file
-from gbifxdl._store_base import Store, check_key, is_temporary, temp_name
+from gbifxdl.store._base import Store, check_key, is_temporary, temp_name
 from gbifxdl.errors import StorageError
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from gbifxdl._store_base import Store, check_key, is_temporary, redact_url, temp_name
+from gbifxdl.store._base import Store, check_key, is_temporary, redact_url, temp_name
 from gbifxdl.errors import StorageError
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from gbifxdl.curate import SET_ASIDE  # what curation removed, kept so that later curations can restore it
 
 if TYPE_CHECKING:
-    from gbifxdl.run import RunSettings, RunState
+    from gbifxdl.run._job import RunSettings, RunState
 
 STAGES = ("request", "wait", "get", "select", "fetch", "curate", "report")
 SECTION_OF = {"request": "source", "select": "select", "fetch": "fetch", "curate": "curate"}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from gbifxdl._io import write_text_atomic
 
 if TYPE_CHECKING:
-    from gbifxdl.run import RunSettings, RunState
+    from gbifxdl.run._job import RunSettings, RunState
 
 Echo = Callable[[str], None]
 

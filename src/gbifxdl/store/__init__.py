@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gbifxdl._store_base import TEMP_MARK, Store, check_key, is_temporary, redact_url, temp_name
-from gbifxdl._store_local import LocalStore
+from gbifxdl.store._base import TEMP_MARK, Store, check_key, is_temporary, redact_url, temp_name
+from gbifxdl.store._local import LocalStore
 from gbifxdl.errors import StorageError
 
 __all__ = ["Store", "LocalStore", "open_store", "local_target", "redact_url", "is_temporary", "check_key", "temp_name",
@@ -59,7 +59,7 @@ def open_store(target: str | Path, *, storage_options: Mapping[str, Any] | None 
             store = LocalStore(_file_url_path(target))
         else:
             _refuse_password(target)
-            from gbifxdl._store_fsspec import open_fsspec_store
+            from gbifxdl.store._fsspec import open_fsspec_store
 
             store = open_fsspec_store(target, match.group(1).lower(), dict(storage_options or {}))
     if check:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from gbifxdl import _changes
-from gbifxdl._changes import STAGES, plain as _plain
+import gbifxdl.run._changes as _changes
+from gbifxdl.run._changes import STAGES, plain as _plain
 from gbifxdl._io import write_text_atomic
 from gbifxdl.errors import ConfigError, GbifxdlError, StateError
 from gbifxdl.fetch import FetchSettings
@@ -162,7 +162,7 @@ def run(
         if all(stage in state.done for stage in _stages(settings)):
             say(f"Nothing to do: the dataset in {dataset} is complete.")
             return dataset
-        from gbifxdl import _stages as stages  # the steps themselves, kept apart for size
+        from gbifxdl.run import _stages as stages  # the steps themselves, kept apart for size
 
         for stage in _stages(settings):
             if stage in state.done:

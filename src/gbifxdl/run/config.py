@@ -1,0 +1,257 @@
+"""The run configuration file (TOML), and the one place where it meets the command line.
+
+Sections mirror the stages: ``[source]``, ``[wait]``, ``[select]``, ``[fetch]``,
+``[curate]``; each key of the last four is a field of that stage's settings dataclass,
+so the file and the Python API can never drift apart, and a new field is a new key.
+Values are checked against the fields' types when the file is read.
+
+:func:`merge` decides every value of ``gbifxdl run``: an option given on the command line
+(or through its environment variable) wins; otherwise the file's value; otherwise the
+default of the settings dataclass. :data:`RUN_OPTIONS` says where each option of ``run``
+lands in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from gbifxdl._config_types import check_section, show
+from gbifxdl.errors import ConfigError, GbifxdlError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP = ""  # the file's top level (output, report), as a section name
+
+
+@dataclass(frozen=True)
+class TopOptions:
+    """The keys at the top of the file."""
+
+    output: str | None = None  # the dataset folder
+    report: bool = True  # write README.md, ATTRIBUTION.csv and report.html
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """The ``[source]`` keys: where the occurrences come from, as the user writes it."""
+
+    payload: str | None = None  # a predicate or full request body (JSON file)
+    taxon: tuple[str | int, ...] = ()  # names or GBIF taxon keys
+    country: tuple[str, ...] = ()
+    year: str | int | None = None  # 2020, "2015-2024", "2015-", "-2010"
+    basis_of_record: tuple[str, ...] = ()
+    license: tuple[str, ...] = ()
+    dataset_key: tuple[str, ...] = ()
+    media_type: str = "StillImage"  # or "any"
+    lenient: bool = False  # accept fuzzy and higher-rank name matches
+    key: str | None = None  # an existing GBIF download
+    archive: str | None = None  # an archive already on disk
+    api_url: str | None = None
+    format: str = "DWCA"
+    notification: bool = False
+
+
+SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(SourceOptions))
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """The ``[cluster]`` keys: where the fetch runs (nothing: this machine, without Dask)."""
+
+    address: str | None = None  # "local:N" (N workers here) or a Dask scheduler, "tcp://HOST:8786"
+
+
+def stage_classes() -> dict[str, type]:
+    """Return {section: settings dataclass} of the stage sections, in pipeline order."""
+    from gbifxdl.curate import CurateSettings
+    from gbifxdl.fetch import FetchSettings
+    from gbifxdl.run._job import WaitSettings
+    from gbifxdl.select import SelectSettings
+
+    return {"wait": WaitSettings, "select": SelectSettings, "fetch": FetchSettings, "curate": CurateSettings}
+
+
+def section_classes() -> dict[str, type]:
+    """Return {section: dataclass} of every part of the file, the top level included."""
+    return {TOP: TopOptions, "source": SourceOptions, "cluster": ClusterOptions, **stage_classes()}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where one option of ``gbifxdl run`` lands: (section, key) targets, and how its value converts."""
+
+    targets: tuple[tuple[str, str], ...]
+    convert: Callable[[Any], Any] = lambda value: value
+
+
+def _text(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _source(key: str) -> Binding:
+    return Binding((("source", key),), _text)
+
+
+# every option of `gbifxdl run` that a file can hold too (tests walk the command's
+# parameters: an option must be here or in CLI_ONLY)
+RUN_OPTIONS: dict[str, Binding] = {
+    "payload": _source("payload"),
+    "output": Binding(((TOP, "output"),), _text),
+    **{name: _source(name) for name in ("taxon", "country", "year", "basis_of_record", "license",
+                                        "dataset_key", "media_type", "lenient", "key", "archive", "api_url")},
+    "max_per_class": Binding((("select", "max_per_class"),)),
+    "min_per_class": Binding((("select", "min_per_class"),)),
+    "all_images": Binding((("select", "one_per_occurrence"),), lambda all_images: not all_images),
+    "layout": Binding((("fetch", "layout"),)),
+    "resize": Binding((("fetch", "resize"),)),
+    "jpeg_quality": Binding((("fetch", "jpeg_quality"),)),
+    "connections": Binding((("fetch", "connections"),)),
+    "per_host": Binding((("fetch", "per_host"),)),
+    "seed": Binding((("select", "seed"), ("curate", "seed"))),
+    "cluster": Binding((("cluster", "address"),)),
+    "no_report": Binding(((TOP, "report"),), lambda no_report: not no_report),
+}  # fmt: skip
+CLI_ONLY = frozenset({"config_path", "allow_changed_settings", "no_progress", "quiet"})
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Return the TOML file's values, each checked against its field's type.
+
+    The result has the file's shape: ``output`` and ``report`` at the top, a dict per section.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; `gbifxdl init` writes one") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    classes = section_classes()
+    top_keys = {f.name for f in dataclasses.fields(TopOptions)}
+    allowed = top_keys | set(classes) - {TOP}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    checked: dict[str, Any] = check_section(TopOptions, {k: data[k] for k in top_keys if k in data}, where=f"config file {path}:")
+    for name, cls in classes.items():
+        if name == TOP or name not in data:
+            continue
+        if not isinstance(data[name], dict):
+            raise ConfigError(f"config file {path}: {name} = {show(data[name])}: expected a [{name}] section")
+        checked[name] = check_section(cls, data[name], where=f"config file {path}: [{name}]")
+    return checked
+
+
+def merge(config: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the file's values overridden by the options given on the command line.
+
+    ``config`` is what :func:`read_config` returns; ``given`` holds only the options the
+    user gave (by name of ``run``'s parameters). The result has the file's shape; a key
+    absent from it takes the settings' default.
+    """
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for name, value in given.items():
+        if name in CLI_ONLY:
+            continue
+        binding = RUN_OPTIONS.get(name)
+        if binding is None:
+            raise ConfigError(f"option {name!r} of `gbifxdl run` has no place in the configuration")  # a bug
+        converted = binding.convert(value)
+        for section, key in binding.targets:
+            if section == TOP:
+                merged[key] = converted
+            else:
+                merged.setdefault(section, {})[key] = converted
+    return merged
+
+
+def build_section(cls: type, values: Mapping[str, Any], *, section: str,
+                  origin: Callable[[str, Any], str] | None = None) -> Any:
+    """Return ``cls`` built from ``values`` (defaults elsewhere); an invalid value is named in one line.
+
+    ``origin(key, value)`` says where a value came from (e.g. "config file F: [fetch] resize = 0"
+    or "--resize 0"); by default "[section] key = value".
+    """
+    origin = origin or (lambda key, value: f"[{section}] {key} = {show(value)}")
+    try:
+        return cls(**values)
+    except (GbifxdlError, TypeError, ValueError) as exc:
+        problem = _one_line(exc)
+    for key, value in values.items():  # name the key at fault, when one alone is
+        try:
+            cls(**{key: value})
+        except (GbifxdlError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{origin(key, value)}: {_one_line(exc)}") from None
+    raise ConfigError(f"{'; '.join(origin(k, v) for k, v in values.items())}: {problem}")
+
+
+def settings_from(cls: type, values: Mapping[str, Any], *, section: str, base: Any = None) -> Any:
+    """Return a settings dataclass built from ``values`` (checked, lists as tuples) over ``base``."""
+    checked = check_section(cls, dict(values), where=f"[{section}]")
+    if base is not None:
+        checked = {**{f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}, **checked}
+    return build_section(cls, checked, section=section)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def default_config_text(sections: Mapping[str, Any]) -> str:
+    """Return a commented TOML configuration holding every option at its default."""
+    lines = [
+        "# gbifxdl run configuration: `gbifxdl run --config THIS_FILE`.",
+        "# Every key is optional; options given on the command line win over this file.",
+        "",
+        'output = "dataset"          # the dataset folder (also holds the run state)',
+        "report = true               # write README.md, ATTRIBUTION.csv and report.html",
+        "",
+        "[source]",
+        "# Exactly one source: a payload file, builder options (taxon...), a key, or an archive.",
+        '# payload = "payload.json"          # a GBIF predicate, or a full request body',
+        'taxon = ["Nymphalidae"]              # names (matched with GBIF species match) or keys',
+        '# country = ["DK", "GB"]',
+        '# year = "2015-2024"',
+        '# basis_of_record = ["HUMAN_OBSERVATION"]',
+        '# license = ["CC0", "CC-BY"]',
+        '# dataset_key = ["50c9509d-22c7-4a22-a47d-8c48425ef4a7"]',
+        'media_type = "StillImage"            # or "any"',
+        "# lenient = false                    # accept fuzzy and higher-rank name matches",
+        '# key = "0026011-250827131500795"   # an existing GBIF download',
+        '# archive = "path/to/KEY.zip"       # an archive already on disk',
+        '# api_url = "https://api.gbif.org/v1"',
+        '# format = "DWCA"',
+        "# notification = false               # ask GBIF to e-mail when the archive is ready",
+        "# Credentials never go here: use GBIF_USER / GBIF_PWD / GBIF_EMAIL, a .env file or ~/.netrc.",
+    ]
+    for name, obj in sections.items():
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            rendered = toml_value(value)
+            lines.append(f"{f.name} = {rendered}" if rendered is not None else f"# {f.name} =   (unset)")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str | None:
+    """Return ``value`` written as TOML (None for a value TOML cannot hold: leave the key out)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (tuple, list)):
+        items = [toml_value(v) for v in value]
+        return "[" + ", ".join(i for i in items if i is not None) + "]"
+    return json.dumps(str(value))
