@@ -217,3 +217,31 @@ def test_the_cluster_comes_from_the_command_line_or_the_cluster_section(tmp_path
     assert from_cli.cluster == "local:2"
     with pytest.raises(ConfigError, match="cluster 'laptop': expected local:N"):
         settings_from_context(_context([*base, "--cluster", "laptop"], {}, tmp_path))
+
+
+def test_a_key_several_stages_read_is_written_once_and_reaches_each(tmp_path: Path) -> None:
+    # issue 20, item 14: `init` wrote class_column in [select], [fetch] and [curate] and media_type in
+    # [source] and [select]; a user who changed one of them got a dataset whose caps, folders and
+    # splits disagreed on what a class is. One key, one place; the run gives its value to each stage.
+    from gbifxdl.cli.run import _stage_sections
+    from gbifxdl.errors import ConfigError
+    from gbifxdl.run.config import SHARED_KEYS, default_config_text
+
+    text = default_config_text(_stage_sections())
+    assert "\n[cluster]\n" in text and "# address = " in text
+    for key in SHARED_KEYS:
+        assert len([line for line in text.splitlines() if line.startswith(f"{key} = ")]) == 1, key
+    base = ["--key", "0000001-250101000000000", "-o", "ds"]
+    settings = settings_from_context(_context(base, {"select": {"class_column": "genusKey"},
+                                                     "source": {"media_type": "any"}}, tmp_path))
+    assert settings.select.class_column == settings.fetch.class_column == settings.curate.class_column == "genusKey"
+    assert settings.select.media_type == "StillImage"  # GBIF asked for any media; select keeps images
+    images = settings_from_context(_context(base, {"source": {"media_type": "StillImage"}}, tmp_path))
+    assert images.select.media_type == "StillImage"
+    same = {"select": {"class_column": "genusKey"}, "curate": {"class_column": "genusKey"}}
+    assert settings_from_context(_context(base, same, tmp_path)).fetch.class_column == "genusKey"
+    differ = {"select": {"class_column": "genusKey"}, "fetch": {"class_column": "familyKey"}}
+    with pytest.raises(ConfigError) as caught:
+        settings_from_context(_context(base, differ, tmp_path))
+    message = str(caught.value)
+    assert "[fetch] class_column" in message and "[select]" in message and "\n" not in message

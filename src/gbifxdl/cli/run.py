@@ -91,11 +91,11 @@ def merged_options(ctx: click.Context) -> dict[str, Any]:
 
 def settings_from_context(ctx: click.Context) -> Any:
     """Return the RunSettings that the command line, the configuration file and the defaults give."""
-    from gbifxdl.run.config import RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes
+    from gbifxdl.run.config import (RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes,
+                                    unify_shared)
     from gbifxdl._config_types import show
     from gbifxdl.run import RunSettings, SourceSettings
 
-    merged = merged_options(ctx)
     given = given_options(ctx)
     config_path = ctx.params.get("config_path")
     by_option = {target: name for name, b in RUN_OPTIONS.items() if name in given for target in b.targets}
@@ -109,6 +109,8 @@ def settings_from_context(ctx: click.Context) -> Any:
 
         return origin
 
+    # a key several stages read, written once: the run gives its value to each (issue 20, item 14)
+    merged = unify_shared(merged_options(ctx), lambda section, key, value: origin_in(section)(key, value))
     output = merged.get("output")
     if output is None:
         raise ConfigError("no dataset folder: give -o/--output DIR (or `output` in the config file)")

@@ -122,6 +122,53 @@ RUN_OPTIONS: dict[str, Binding] = {
 CLI_ONLY = frozenset({"config_path", "allow_changed_settings", "no_progress", "quiet"})
 
 
+# keys that several stages read: each is written once, in its home section, and the run gives its
+# value to the other sections (issue 20, item 14). key -> (home section, the other sections)
+SHARED_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # the query's media type is the one select keeps; "any" asks GBIF for every occurrence, whatever its
+    # media, and select still keeps still images (the media a dataset of images can use)
+    "media_type": ("source", ("select",)),
+    "class_column": ("select", ("fetch", "curate")),  # what a class is: caps, folders, splits
+}
+
+
+_SELECT_MEDIA = "StillImage"  # what select keeps when the query asks for any media type
+
+
+def _shared_value(key: str, section: str, value: Any) -> Any:
+    """Return a shared key's value as ``section``'s settings take it (select's media type: None for any)."""
+    if key == "media_type" and section == "select" and isinstance(value, str) and value.lower() == "any":
+        return _SELECT_MEDIA
+    return value
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """Return a shared key's value as compared between sections (media types ignore case)."""
+    if key == "media_type":
+        return _SELECT_MEDIA.lower() if value is None or str(value).lower() == "any" else str(value).lower()
+    return value
+
+
+def unify_shared(merged: Mapping[str, Any], where: Callable[[str, str, Any], str]) -> dict[str, Any]:
+    """Return ``merged`` (the shape :func:`merge` returns) with every shared key's one value in each
+    section that reads it. A shared key given in several sections must say the same everywhere;
+    ``where(section, key, value)`` names a value's origin in the error."""
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in merged.items()}
+    for key, (home, others) in SHARED_KEYS.items():
+        given = [(s, out[s][key]) for s in (home, *others) if isinstance(out.get(s), dict) and key in out[s]]
+        if not given:
+            continue
+        section, value = given[0]
+        for other, seen in given[1:]:
+            if _comparable(key, seen) != _comparable(key, value):
+                raise ConfigError(f"{where(other, key, seen)} differs from {where(section, key, value)}: "
+                                  f"write {key} once, in [{home}]; the run gives it to "
+                                  + ", ".join(f"[{o}]" for o in others))
+        for target in (home, *others):
+            out.setdefault(target, {})[key] = _shared_value(key, target, value)
+    return out
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """Return the TOML file's values, each checked against its field's type.
 
@@ -232,9 +279,16 @@ def default_config_text(sections: Mapping[str, Any]) -> str:
         "# notification = false               # ask GBIF to e-mail when the archive is ready",
         "# Credentials never go here: use GBIF_USER / GBIF_PWD / GBIF_EMAIL, a .env file or ~/.netrc.",
     ]
+    lines += ["", "[cluster]",
+              '# address = "local:4"                # fetch on a Dask cluster: N local workers, or a running',
+              '#                                    # scheduler "tcp://HOST:8786" (pip install \'gbifxdl[dask]\')']
     for name, obj in sections.items():
         lines += ["", f"[{name}]"]
         for f in dataclasses.fields(obj):
+            home = SHARED_KEYS.get(f.name, (name, ()))[0]
+            if home != name:  # written once, in its home section
+                lines.append(f"# {f.name}: see [{home}]")
+                continue
             value = getattr(obj, f.name)
             rendered = toml_value(value)
             lines.append(f"{f.name} = {rendered}" if rendered is not None else f"# {f.name} =   (unset)")
