@@ -1,8 +1,10 @@
 """The HTML report: one self-contained page describing a dataset folder.
 
-``write_report(DIR)`` writes ``DIR/report.html``: images per class (log scale), fetch
-outcomes and failure kinds, curation removals, near duplicates (example pairs side by
-side), hosts, licences, splits, and a grid of
+``write_report(DIR)`` writes ``DIR/report.html``: the query (predicate, download key, DOI,
+date) and the select/fetch/curate settings (from the provenance in ``metadata.parquet``'s
+schema metadata), images per class (labelled bars, log scale), fetch outcomes, the failed
+images by host and outcome with example URLs, curation removals, near duplicates (example
+pairs side by side), hosts, licences, splits, and a grid of
 thumbnails per class with each image's attribution on hover. Plots are inline SVG and
 thumbnails inline base64 JPEG; a Content-Security-Policy forbids any network access,
 so the page opens anywhere, offline.
@@ -27,7 +29,9 @@ from gbifxdl.curate import split_warnings
 from gbifxdl.curate.toolkit import METADATA, REMOVED, ImageReader, provenance, read_table
 from gbifxdl.publish.card import last_value_per_label
 from gbifxdl.publish.credit import citation_text, license_name
-from gbifxdl.publish.facts import licence_counts, ranked, read_columns
+from gbifxdl.archive import normalise_doi
+from gbifxdl.publish.credit import bare_doi
+from gbifxdl.publish.facts import HUB_SPLITS, licence_counts, ranked, read_columns
 from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg
 from gbifxdl.report._thumbs import thumbnail_uri, thumbnails
@@ -42,15 +46,28 @@ h1{font-size:1.6em;margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid 
 .grid{display:flex;flex-wrap:wrap;gap:6px}.thumb{position:relative;margin:0;width:112px;height:112px;
 background:#eee;display:flex;align-items:center;justify-content:center;overflow:hidden}
 .thumb img{max-width:112px;max-height:112px}.thumb figcaption{display:none;position:absolute;left:0;right:0;
-bottom:0;background:rgba(0,0,0,.75);color:#fff;font-size:10px;padding:3px;line-height:1.25}
+bottom:0;background:rgba(0,0,0,.75);color:#fff;font-size:12px;padding:3px;line-height:1.25}
 .thumb:hover figcaption{display:block}.cls{margin-top:14px}.cls h3{font-size:1em;margin:4px 0}
 .muted{color:#777}.empty{color:#999;font-style:italic}table{border-collapse:collapse}
 td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}
 .warning{background:#fff4e5;border-left:3px solid #e8a33d;padding:8px 12px}
-.pair{display:flex;flex-wrap:wrap;gap:4px;width:236px;border:1px solid #ddd;padding:4px}.pair p{margin:2px;font-size:11px}
+.pair{display:flex;flex-wrap:wrap;gap:4px;width:236px;border:1px solid #ddd;padding:4px}.pair p{margin:2px;font-size:12px}
+svg.chart{max-width:100%;height:auto;display:block}pre{background:#f6f6f6;padding:8px 12px;overflow-x:auto;font-size:14px}
+.settings{display:flex;gap:16px;flex-wrap:wrap}.settings>div{flex:1 1 280px}.settings h3{font-size:1em;margin:6px 0}
+td.n{text-align:right}.urls{margin:4px 0 12px;padding-left:20px;font-size:14px;word-break:break-all}
 """
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _FAILED_COLOURS = {"ok": _svg.GREEN}
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    """Return ``"1 row"``, ``"2 rows"``: the count and the word that goes with it."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def _split_name(split: str) -> str:
+    """Return a split's name as the rest of the dataset names it (``validation``, not ``val``)."""
+    return HUB_SPLITS.get(split, split)
 
 
 def _ranked(values: list[Any] | pa.Array | pa.ChunkedArray, null: str = "unknown") -> list[tuple[str, int]]:
@@ -96,6 +113,7 @@ def write_report(
     removed = (read_columns(root / REMOVED, ("outcome", "host", "removed_reason")) if (root / REMOVED).is_file()
                else pa.table({}))  # fmt: skip
     col = lambda t, name: t.column(name) if name in t.column_names else pa.chunked_array([pa.nulls(t.num_rows)])  # noqa: E731
+    failed = _failed(root, kept, removed)
 
     labels = pc.fill_null(pc.cast(col(kept, class_column), pa.string()), "unlabeled")
     per_class = _ranked(labels)
@@ -122,10 +140,10 @@ def write_report(
         f"<h1>GBIF image dataset{' ' + escape(key) if key else ''}</h1>",
         f'<p class="muted">{escape(str(root.resolve().name))} · report by gbifxdl {__version__}</p>',
         '<div class="cards">',
-        f'<div class="card"><b id="n-images">{kept.num_rows:,}</b>images</div>',
-        f'<div class="card"><b id="n-classes">{len(per_class):,}</b>classes</div>',
-        f'<div class="card"><b>{removed.num_rows:,}</b>rows removed</div>',
-        f'<div class="card"><b>{len(hosts):,}</b>hosts</div>',
+        f'<div class="card"><b id="n-images">{kept.num_rows:,}</b>{"image" if kept.num_rows == 1 else "images"}</div>',
+        f'<div class="card"><b id="n-classes">{len(per_class):,}</b>{"class" if len(per_class) == 1 else "classes"}</div>',
+        f'<div class="card"><b>{removed.num_rows:,}</b>{"row" if removed.num_rows == 1 else "rows"} removed</div>',
+        f'<div class="card"><b>{len(hosts):,}</b>{"host" if len(hosts) == 1 else "hosts"}</div>',
         "</div>",
     ]
     if prov.get("emulator"):  # the demo's: its key and DOI are made up (issue 20, item 7)
@@ -136,18 +154,21 @@ def write_report(
     head.append(publish_html(root))  # the derived-dataset DOI, a rebuild's differences
     if "split" in kept.column_names:  # an empty split must never pass unnoticed
         fractions = (prov.get("curate_settings") or {}).get("fractions") or (0.8, 0.1, 0.1)
-        head += [f'<p class="warning"><b>Warning:</b> {escape(w)}</p>' for w in split_warnings(dict(splits), fractions)]
+        head += [f'<p class="warning"><b>Warning:</b> {escape(w.replace("split {!r}".format("val"), "split {!r}".format("validation")))}</p>'
+                 for w in split_warnings(dict(splits), fractions)]
     body = [
-        _section("Images per class", _svg.class_histogram(per_class, names),
-                 "log scale" + ("; click a bar to see its images" if len(per_class) <= _svg.MAX_BARS else "")),
+        _query_section(prov),
+        _class_section(per_class, names, min(max_classes, len(per_class))),
         _section("Fetch outcomes", _svg.hbars(outcomes, colour=_svg.RED, colours=_FAILED_COLOURS),
                  "every selected image: ok, or the kind of failure"),
+        _failed_section(failed),
         _section("Removed by curation", _svg.hbars(reasons, colour=_svg.GREY)),
         _near_section(root, thumb_size),
         _section("Hosts", _svg.stacked_hbars([(h, ok_by_host[h], bad_by_host[h]) for h in hosts[:20]]),
-                 f"the {min(len(hosts), 20)} busiest of {len(hosts)}"),
+                 f"the {min(len(hosts), 20):,} busiest of {_plural(len(hosts), 'host')}"),
         _section("Licences", _svg.hbars(licences)),
-        _section("Splits", _svg.hbars(splits) if splits else '<p class="empty">not curated yet: run gbifxdl curate</p>'),
+        _section("Splits", _svg.hbars([(_split_name(k), v) for k, v in splits]) if splits else '<p class="empty">not curated yet: run gbifxdl curate</p>'),
+        _settings_section(prov),
         _section("Images", _grid(root, kept, labels, names, per_class, thumbnails_per_class, max_classes, thumb_size),
                  "hover an image for its attribution"),
     ]
@@ -175,7 +196,8 @@ def _near_section(root: Path, size: int) -> str:
     if not near:
         return ""
     pairs = near.get("pairs", {})
-    facts = (f"<p>{near.get('removed', 0):,} images removed as near duplicates. The hashes proposed "
+    facts = (f"<p>{_plural(near.get('removed', 0), 'image')} removed as "
+             f"{'a near duplicate' if near.get('removed', 0) == 1 else 'near duplicates'}. The hashes proposed "
              f"{pairs.get('candidates', 0):,} pairs: {pairs.get('confirmed_by_pixels', 0):,} confirmed on the image "
              f"files, {pairs.get('confirmed_by_signature', 0):,} on signatures alone, "
              f"{pairs.get('confirmed_by_hashes', 0):,} on hashes alone, "
@@ -254,9 +276,10 @@ def _grid(root: Path, table: pa.Table, labels: pa.ChunkedArray, names: dict[str,
             figures.append(f'<figure class="thumb">{img}<figcaption>{caption}</figcaption></figure>')
         title = f"{escape(label)} {escape(names.get(label) or '')}".strip()
         blocks.append(f'<div class="cls" id="class-{escape(label)}"><h3>{title} '
-                      f'<span class="muted">({counts[label]:,} images)</span></h3><div class="grid">{"".join(figures)}</div></div>')
+                      f'<span class="muted">({_plural(counts[label], "image")})</span></h3><div class="grid">{"".join(figures)}</div></div>')
     if len(per_class) > max_classes:
-        blocks.append(f'<p class="muted">{len(per_class) - max_classes} smaller classes not shown.</p>')
+        blocks.append(f'<p class="muted">{_plural(len(per_class) - max_classes, "smaller class", "smaller classes")} '
+                      "not shown.</p>")
     return "".join(blocks) or '<p class="empty">no images</p>'
 
 
@@ -274,3 +297,125 @@ def _rows_of(root: Path, rows: list[int], fields: tuple[str, ...]) -> dict[str, 
                 out[f].update(zip(wanted[lo:hi].tolist(), part.column(f).to_pylist()))
         start += batch.num_rows
     return out
+
+
+_FAILED_HOSTS = 50  # rows of the failed-images table (the busiest host and outcome pairs)
+_FAILED_URLS = 3  # example URLs per outcome
+
+
+def _failed(root: Path, kept: pa.Table, removed: pa.Table) -> pa.Table:
+    """Return (host, outcome, identifier) of every image whose fetch failed: the rows of
+    ``metadata.parquet`` not ``ok`` (a folder not curated yet) and those curation moved to
+    ``removed.parquet`` (``fetch_failed``)."""
+    parts = []
+    for name, part in ((METADATA, kept), (REMOVED, removed)):
+        if not part.num_rows or "outcome" not in part.column_names:
+            continue
+        bad = pc.fill_null(pc.not_equal(part.column("outcome"), "ok"), False)
+        if not pc.any(bad).as_py():
+            continue
+        t = read_columns(root / name, ("host", "outcome", "identifier")).filter(bad)
+        parts.append(pa.table({c: (pc.cast(t.column(c), pa.string()) if c in t.column_names
+                                   else pa.nulls(t.num_rows, pa.string())) for c in ("host", "outcome", "identifier")}))
+    if not parts:
+        return pa.table({c: pa.array([], pa.string()) for c in ("host", "outcome", "identifier")})
+    return pa.concat_tables(parts)
+
+
+def _link(url: str) -> str:
+    """Return ``url`` as an escaped link (plain text unless it is http or https)."""
+    text = escape(url)
+    return f'<a href="{text}" rel="noreferrer">{text}</a>' if url.lower().startswith(("http://", "https://")) else text
+
+
+def _failed_section(failed: pa.Table) -> str:
+    """Return the section on failed images: a table of counts by host and outcome, then a few
+    example URLs for each outcome (to try by hand)."""
+    if not failed.num_rows:
+        return _section("Failed images", '<p class="empty">none: every image was fetched</p>')
+    t = pa.table({"host": pc.fill_null(failed.column("host"), "unknown"),
+                  "outcome": pc.fill_null(failed.column("outcome"), "unknown")})
+    counts = sorted(t.group_by(["host", "outcome"]).aggregate([([], "count_all")]).to_pylist(),
+                    key=lambda r: (-r["count_all"], r["host"], r["outcome"]))
+    rows = "".join(f'<tr><td>{escape(r["host"])}</td><td>{escape(r["outcome"])}</td>'
+                   f'<td class="n">{r["count_all"]:,}</td></tr>' for r in counts[:_FAILED_HOSTS])
+    more = (f'<p class="muted">{_plural(len(counts) - _FAILED_HOSTS, "more host and outcome", "more hosts and outcomes")} '
+            "not shown.</p>" if len(counts) > _FAILED_HOSTS else "")
+    examples: dict[str, list[str]] = {}
+    for outcome, url in zip(t.column("outcome").to_pylist(), failed.column("identifier").to_pylist()):
+        urls = examples.setdefault(outcome, [])
+        if url and len(urls) < _FAILED_URLS and url not in urls:
+            urls.append(url)
+    per_outcome = dict(_ranked(t.column("outcome")))
+    lists = "".join(f'<h3>{escape(o)} <span class="muted">({_plural(per_outcome[o], "image")})</span></h3>'
+                    f'<ul class="urls">{"".join(f"<li>{_link(u)}</li>" for u in examples.get(o, []))}</ul>'
+                    for o in per_outcome)  # fmt: skip
+    body = (f'<table id="failed"><tr><th>host</th><th>outcome</th><th>images</th></tr>{rows}</table>{more}'
+            f'<div id="failed-urls">{lists}</div>')
+    return _section("Failed images", body, f"{_plural(failed.num_rows, 'image')} could not be fetched: by host and "
+                    f"outcome, then up to {_FAILED_URLS} example URLs per outcome")
+
+
+def _query_section(prov: dict[str, Any]) -> str:
+    """Return the section on the query: the download key, DOI and date, and the GBIF predicate."""
+    key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
+    rows = [("GBIF download key", escape(str(key)) if key else "")]
+    if doi:
+        url = f"https://doi.org/{bare_doi(doi)}"
+        rows.append(("DOI", _link(url) + (" (the emulator's, not a real DOI)" if prov.get("emulator") else "")))
+    rows += [("download created", escape(str(prov.get("created") or ""))),
+             ("archive", escape(str(prov.get("archive") or "")))]
+    table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows if v)
+    query = prov.get("query")
+    if isinstance(query, str):
+        try:
+            query = json.loads(query)
+        except ValueError:
+            pass
+    predicate = (f'<p>The GBIF predicate:</p><pre id="predicate">'
+                 f"{escape(query if isinstance(query, str) else json.dumps(query, indent=2, sort_keys=True))}</pre>"
+                 if query else '<p class="empty">no predicate recorded</p>')
+    if not table and not query:
+        return _section("Query", '<p class="empty">no provenance recorded in metadata.parquet</p>')
+    return _section("Query", (f'<table id="query">{table}</table>' if table else "") + predicate,
+                    "the GBIF occurrence download this dataset comes from")
+
+
+def _settings_section(prov: dict[str, Any]) -> str:
+    """Return the section on the settings each stage ran with (select, fetch, curate)."""
+    blocks = []
+    for stage in ("select", "fetch", "curate"):
+        settings = prov.get(f"{stage}_settings")
+        if not settings:
+            continue
+        if isinstance(settings, dict):
+            rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(_setting(v))}</td></tr>"
+                           for k, v in sorted(settings.items()))
+            inner = f'<table class="stage-settings">{rows}</table>'
+        else:
+            inner = f"<pre>{escape(_setting(settings))}</pre>"
+        blocks.append(f'<div id="settings-{stage}"><h3>{stage}</h3>{inner}</div>')
+    if not blocks:
+        return _section("Settings", '<p class="empty">no settings recorded</p>')
+    return _section("Settings", f'<div class="settings">{"".join(blocks)}</div>',
+                    "as each stage recorded them in metadata.parquet")
+
+
+def _setting(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _class_section(per_class: list[tuple[str, int]], names: dict[str, Any], linked: int) -> str:
+    """Return the images-per-class section: the largest classes as labelled bars (name and count
+    as text, each linking to its thumbnails), and past them a rank curve of every class."""
+    top = per_class[: _svg.LABELLED_CLASSES]
+    texts = {label: f"{label} {names.get(label) or ''}".strip() for label, _ in top}
+    links = {label: f"#class-{label}" for label, _ in per_class[:linked]}
+    bars = _svg.hbars(top, texts=texts, links=links, log=True, width=900, label_width=320,
+                      label="images per class, log scale")
+    if len(per_class) <= _svg.LABELLED_CLASSES:
+        return _section("Images per class", bars, "log scale; click a bar to see its images")
+    curve = _svg.class_histogram(per_class, names, max_bars=0)
+    return _section("Images per class", curve + f"<h3>The {len(top)} largest classes</h3>" + bars,
+                    f"every class, largest first (log scale), then the {len(top)} largest with their names and counts; click a bar "
+                    "to see its images")
