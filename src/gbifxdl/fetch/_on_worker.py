@@ -1,8 +1,8 @@
 """A Dask worker's side of the fetch on a cluster: one unit, fetched by the single-machine engine.
 
 :func:`fetch_unit` is the task :mod:`~gbifxdl.fetch.cluster` submits. It fetches the unit
-into this machine's staging folder (:mod:`~gbifxdl.fetch._sink`) with
-:class:`~gbifxdl.fetch.pipeline.UnitRun`, asking the scheduler's
+into this machine's staging folder (:mod:`~gbifxdl.fetch._sink`) with the engine's one way in
+(:func:`~gbifxdl.fetch.pipeline.unit_folder`), asking the scheduler's
 :mod:`~gbifxdl.fetch._shared_limits` before each request, and puts the finished unit into
 the store (:mod:`~gbifxdl.fetch._sink`). The engine (its event loop thread and image
 processes) stays from unit to unit in the worker process.
@@ -30,6 +30,8 @@ from gbifxdl.fetch.settings import FetchSettings
 
 if TYPE_CHECKING:
     from gbifxdl.fetch.cluster import UnitJob
+    from gbifxdl.fetch.workers import WorkerPool
+    from gbifxdl.store import Store
 
 
 def fetch_unit(job: UnitJob) -> dict[str, Any]:
@@ -46,10 +48,9 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
     from distributed import get_worker
 
     from gbifxdl.fetch._shared_limits import WorkerSide
-    from gbifxdl.fetch._sink import StoreSink, prepare_staging, staging_dir, unit_key, upload_finished
-    from gbifxdl.fetch.pipeline import UnitRun
+    from gbifxdl.fetch._sink import StoreSink, staging_dir, unit_key
+    from gbifxdl.fetch.pipeline import unit_folder
     from gbifxdl.fetch.shards import input_fingerprint
-    from gbifxdl.fetch.writers import make_writer
     from gbifxdl.store import open_store
 
     settings = job.settings
@@ -61,34 +62,32 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
         lock = _wait_for_unit(folder, store, unit_key(job.unit))
         if lock is None:  # another task of this unit (an earlier client's) finished it meanwhile
             return _counts(sink.read_unit(job.unit), fetched=0)
-        rows = folder / "rows.parquet"
-        if not rows.exists():  # a unit taken up again on this machine keeps its journal
-            buffer = io.BytesIO()
-            pq.write_table(job.rows, buffer)
-            tmp = folder / f"rows.parquet.tmp-{os.getpid()}"
-            tmp.write_bytes(buffer.getvalue())
-            os.replace(tmp, rows)
-        fingerprint, schema = input_fingerprint(rows, settings)
-        state = prepare_staging(folder, fingerprint, settings)
         try:
-            state.remove_temporaries()
-            writer = make_writer(folder, settings, state)
-            writer.cleanup()
+            rows = folder / "rows.parquet"
+            if not rows.exists():  # a unit taken up again on this machine keeps its journal
+                buffer = io.BytesIO()
+                pq.write_table(job.rows, buffer)
+                tmp = folder / f"rows.parquet.tmp-{os.getpid()}"
+                tmp.write_bytes(buffer.getvalue())
+                os.replace(tmp, rows)
+            fingerprint, schema = input_fingerprint(rows, settings)
+        except BaseException:
+            os.close(lock)
+            raise
+        # the worker's log is Dask's: no fetch.log in the unit's folder (its image processes' goes beside)
+        with unit_folder(folder, settings, fingerprint, sink, lock=lock, log_here=False) as place:
             fetched = 0
             sockets: dict[str, tuple[int, int]] = {}
-            if upload_finished(state, sink, {job.unit}):
+            if place.take_up({job.unit}):
                 worker = get_worker()
                 owner = f"{worker.address}|{job.unit}|{uuid.uuid4().hex[:8]}"
                 side = WorkerSide(worker, job.run_id, job.unit, owner)
                 engine = _engine(settings, folder.parents[1] / "fetch.log")
-                run = UnitRun(rows, folder, settings, state, writer, {job.unit}, schema, unit_base=job.unit,
-                              sink=sink, gate=side.gate, pool=engine.pool)
-                fetched = engine.run(run.main(side), worker)
+                fetched, hosts = place.run(rows, schema, {job.unit}, side, unit_base=job.unit, gate=side.gate,
+                                           pool=engine.pool, loop=lambda coro: engine.run(coro, worker))
                 # what only the worker sees: the connections it opened, the names it looked up
-                sockets = {h.host: (h.connections, h.dns_lookups) for h in run.scheduler.stats()}
+                sockets = {h.host: (h.connections, h.dns_lookups) for h in hosts}
             result = _counts(sink.read_unit(job.unit), fetched) | {"sockets": sockets}
-        finally:
-            os.close(lock)
         shutil.rmtree(folder, ignore_errors=True)
         return result
 
@@ -112,7 +111,7 @@ class _Engine:
         self.workers = settings.workers
         self.loop = _new_loop()
         threading.Thread(target=self._serve, name="gbifxdl-engine", daemon=True).start()
-        self.pool: Any = None
+        self.pool: WorkerPool | None = None
         if settings.uses_processes:
             with _children_allowed():
                 start_fork_server()
@@ -178,7 +177,7 @@ def _engine(settings: FetchSettings, log_path: Path) -> _Engine:
     return _ENGINE[0]
 
 
-def _wait_for_unit(folder: Path, store: Any, done_key: str) -> int | None:
+def _wait_for_unit(folder: Path, store: Store, done_key: str) -> int | None:
     """Return this unit's lock once held, or None when the unit is done in the store meanwhile.
 
     Another task may hold it: one an earlier client started, which Dask cannot stop.

@@ -26,14 +26,18 @@ import asyncio
 import itertools
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed.comm import CommClosedError
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from gbifxdl.fetch._host_limiter import HostDeadline, HostLimiter
 from gbifxdl.fetch.settings import FetchSettings
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch.download import Attempt
 
 PLUGIN_PREFIX = "gbifxdl-limits-"
 PROGRESS_EVERY = 0.5  # seconds between a worker's progress reports
@@ -317,11 +321,11 @@ class WorkerSide:
         self.counts = [0, 0, 0]
         self._reported = 0.0
 
-    def gate(self, scheduler: Any, before_request: Any) -> RemoteGate:
+    def gate(self, scheduler: Any, before_request: Callable[[], Awaitable[None]] | None) -> RemoteGate:
         """Return a gate for one image (what ``Scheduler`` makes per image)."""
         return RemoteGate(self, before_request)
 
-    # the engine's progress interface
+    # the engine's progress interface (fetch._seams.ProgressReport)
     def update(self, outcome: str, nbytes: int) -> None:
         if outcome == "ok":
             self.counts[0] += 1
@@ -345,7 +349,7 @@ class WorkerSide:
 class RemoteGate:
     """Holds a slot of each host a request goes to, granted by the scheduler's limiters."""
 
-    def __init__(self, side: WorkerSide, before_request: Any) -> None:
+    def __init__(self, side: WorkerSide, before_request: Callable[[], Awaitable[None]] | None) -> None:
         self.side = side
         self.before_request = before_request
         self.entered = 0
@@ -363,7 +367,7 @@ class RemoteGate:
         self.entered += 1
         return reply["ticket"], asyncio.get_running_loop().time()
 
-    def leave(self, ticket: tuple[int, float], result: Any, nbytes: int = 0) -> None:
+    def leave(self, ticket: tuple[int, float], result: Attempt | None, nbytes: int = 0) -> None:
         answer = None if result is None else (result.outcome, result.throttle, result.retry_after)
         side = self.side
         side.broker.send({"op": "leave", "run": side.run_id, "ticket": ticket[0], "answer": answer,

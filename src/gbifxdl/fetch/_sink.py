@@ -1,4 +1,5 @@
-"""Finished units on their way to a store: the journal of a fetch whose output is not local.
+"""Where finished units go: nowhere (:class:`FolderSink`, the output folder itself) or to a store
+(:class:`StoreSink`), which keeps the journal of a fetch whose output is not local.
 
 A unit is fetched into a local staging folder by the usual engine; once it is finished
 (:meth:`StoreSink.unit_closed`) its result rows go to the store as
@@ -30,15 +31,19 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gbifxdl.errors import StateError, StorageError
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, journal_row, wanted_state
 from gbifxdl.store import Store, redact_url
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch._seams import Writer
 
 STATE_DIR = ".gbifxdl/fetch"
 STATE_KEY = f"{STATE_DIR}/state.json"
@@ -69,6 +74,46 @@ def check_state(store: Store, fingerprint: dict[str, Any], settings: FetchSettin
     return True
 
 
+class FolderSink:
+    """The output folder itself: its units stay where they are fetched (a local fetch)."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self.settings = settings
+
+    def state(self, folder: Path, fingerprint: dict[str, Any]) -> FetchState:
+        return FetchState(folder, self.settings)
+
+    def resumes(self, state: FetchState, fingerprint: dict[str, Any]) -> bool:
+        """Record or compare the fingerprint (a folder of other work is refused); True when resuming."""
+        return state.check(fingerprint)
+
+    def take_up(self, state: FetchState, writer: Writer, units: set[int]) -> set[int]:
+        """Return the units not finished; with ``retry_failed``, finished units with failures are reopened first."""
+        if self.settings.retry_failed:
+            _reopen_failed(state, writer, units)
+        return {unit for unit in units if not state.unit_done(unit)}
+
+    def holds(self, entry: dict[str, Any]) -> bool:
+        return False
+
+    def unit_closed(self, state: FetchState, unit: int) -> None:
+        """Nothing to do: the unit is where it goes."""
+
+
+def _reopen_failed(state: FetchState, writer: Writer, units: set[int]) -> None:
+    for unit in sorted(units):
+        if not state.unit_done(unit):
+            continue
+        outcomes = state.read_unit(unit).column("outcome")
+        if pc.all(pc.equal(outcomes, "ok")).as_py():
+            continue
+        ok = state.ok_rows(unit)
+        old_shards = writer.restore(unit, ok)
+        state.reopen(unit, ok)
+        for name in old_shards:
+            (state.out_dir / name).unlink(missing_ok=True)
+
+
 class StoreSink:
     """Sends each finished unit of a staging folder to the store; tells which units are done there."""
 
@@ -76,6 +121,18 @@ class StoreSink:
         self.store = store
         self.settings = settings
         self.held: set[str] = set()  # image paths already in the store (a cut upload's)
+
+    def state(self, folder: Path, fingerprint: dict[str, Any]) -> FetchState:
+        """Return the staging folder's state, emptied first when it belongs to other work."""
+        return prepare_staging(folder, fingerprint, self.settings)
+
+    def resumes(self, state: FetchState, fingerprint: dict[str, Any]) -> bool:
+        """True: staging may always hold a killed run's temporaries (its state is checked already)."""
+        return True
+
+    def take_up(self, state: FetchState, writer: Writer, units: set[int]) -> set[int]:
+        """Send to the store the units finished in staging but not there yet; return the others."""
+        return upload_finished(state, self, units)
 
     def done_units(self) -> set[int]:
         """Return the units the store holds finished (one listing)."""

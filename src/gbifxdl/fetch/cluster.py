@@ -16,10 +16,10 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -30,6 +30,10 @@ from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.shards import iter_units
 from gbifxdl.store import redact_url
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch._host_stats import HostStats
+    from gbifxdl.fetch.scaleout import StoreJob
 
 UNITS_PER_WORKER = 2  # units queued on each worker: the next one starts as one ends
 POLL = 0.5            # seconds between progress polls
@@ -65,11 +69,11 @@ class UnitJob:
     settings: FetchSettings
 
 
-def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, Any] | None,
-                     settings: FetchSettings, pending: set[int], schema: pa.Schema, cluster: str,
-                     make_bar: Callable[[], Progress], progress: bool) -> tuple[int, list[Any], str]:
-    """Fetch the ``pending`` units on ``cluster``; return the rows fetched, the hosts' stats and the workers'
-    fetch logs."""
+def fetch_on_cluster(job: StoreJob, cluster: str) -> tuple[int, list[HostStats], str]:
+    """Fetch ``job``'s pending units on ``cluster``; return the rows fetched, the hosts' stats and the
+    workers' fetch logs."""
+    selection, target, storage_options = job.selection, job.target, job.storage_options
+    settings, pending, progress = job.settings, job.pending, job.progress
     try:
         import distributed
     except ImportError:
@@ -91,7 +95,7 @@ def fetch_on_cluster(selection: Path, target: str, storage_options: dict[str, An
                   + (f"dashboard {link}" if link else "no dashboard (Dask's needs bokeh on the scheduler: "
                      "pip install bokeh)"))
         client.register_plugin(SharedLimits(run_id, settings))
-        bar = make_bar()
+        bar = job.bar()  # the bar starts once the cluster answers (what it says comes first)
         try:
             with _quiet_client_log():
                 fetched, hosts = _drive(distributed, client, run_id, selection, target, storage_options, settings,

@@ -10,13 +10,17 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import aiohttp
 
 from gbifxdl._meta import USER_AGENT
 from gbifxdl.fetch.settings import DEFAULT_USER_AGENT, FetchSettings
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch._seams import Gate
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -30,14 +34,7 @@ class Attempt:
     throttle: bool = False       # the host asked us to slow down (429/503)
     retry_after: float | None = None
     host: str | None = None      # the host that gave this answer (after redirects)
-
-
-class Gate(Protocol):
-    """Where each request (each redirect hop) waits for its host's slot and rate."""
-
-    async def enter(self, host: str) -> Any: ...
-
-    def leave(self, ticket: Any, result: Attempt | None, nbytes: int = 0) -> None: ...
+    location: str | None = None  # a redirect's Location (outcome "redirect", between hops only)
 
 
 def user_agent(contact: str | None) -> str:
@@ -131,7 +128,7 @@ async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings
         if answer.outcome != "redirect":
             return answer
         status = answer.status
-        location = answer.error or ""
+        location = answer.location or ""
         if not location:
             return Attempt(None, "bad_redirect", f"HTTP {status} without a Location", status=status, host=host)
         nxt = urljoin(current, location)
@@ -143,12 +140,12 @@ async def _get(session: aiohttp.ClientSession, url: str, settings: FetchSettings
 
 
 async def _request(session: aiohttp.ClientSession, url: str, settings: FetchSettings) -> Attempt:
-    """Return one request's answer; a redirect is outcome ``redirect`` with its Location as ``error``."""
+    """Return one request's answer; a redirect is outcome ``redirect`` with its ``location``."""
     host = host_of(url)
     async with session.get(url, allow_redirects=False) as resp:
         status = resp.status
         if status in (301, 302, 303, 307, 308):
-            return Attempt(None, "redirect", resp.headers.get("Location"), status=status, host=host)
+            return Attempt(None, "redirect", status=status, host=host, location=resp.headers.get("Location"))
         if status != 200:
             return _status_failure(resp, host)
         if settings.respect_opt_out:

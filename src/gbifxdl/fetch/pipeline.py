@@ -1,9 +1,11 @@
 """The fetch engine: units of rows -> polite downloads -> image processes -> writers -> journal.
 
-:class:`UnitRun` runs units wherever they are fetched: into the output folder
-(:func:`gbifxdl.fetch.fetch`, in :mod:`~gbifxdl.fetch.stage`), into a staging folder on
-their way to a store (:mod:`~gbifxdl.fetch.scaleout`), or on a Dask worker
-(:mod:`~gbifxdl.fetch._on_worker`).
+One way in, wherever units are fetched and wherever they go: :func:`unit_folder` sets up
+the folder they are fetched into (its lock, log, state and writer; a killed run's
+temporaries removed), then :meth:`UnitFolder.run` runs units there with :class:`UnitRun`.
+Where each finished unit goes is the folder's sink (:mod:`~gbifxdl.fetch._sink`): nowhere
+for the output folder (:mod:`~gbifxdl.fetch.stage`), a store for a staging folder (here:
+:mod:`~gbifxdl.fetch.scaleout`; on a Dask worker: :mod:`~gbifxdl.fetch._on_worker`).
 """
 
 from __future__ import annotations
@@ -14,25 +16,29 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from gbifxdl.errors import FetchError
-from gbifxdl.fetch._host_stats import trace_config
+from gbifxdl.fetch._host_stats import HostStats, trace_config
 from gbifxdl.fetch.download import make_session
 from gbifxdl.fetch._loop import batch_scheduled, run_loop
 from gbifxdl.fetch.image_types import ProcessOptions, fault_of
-from gbifxdl.fetch.progress import log
+from gbifxdl.fetch.progress import close_log, log, open_log
 from gbifxdl.fetch.scheduler import Backlog, Scheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import RESULT_COLUMNS, FetchState, iter_units
 from gbifxdl.fetch.workers import WorkerPool, start_fork_server
+from gbifxdl.fetch.writers import make_writer
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch._seams import GateFactory, ProgressReport, Sink, Writer
 
 
 def _nothing_to_do(summary: FetchSummary, progress: bool) -> FetchSummary:
@@ -57,6 +63,65 @@ def lock_folder(path: Path) -> int:
 
 
 @dataclass
+class UnitFolder:
+    """A folder units are fetched into, set up by :func:`unit_folder`, and where its finished units go."""
+
+    folder: Path
+    settings: FetchSettings
+    state: FetchState
+    writer: Writer
+    sink: Sink
+
+    def take_up(self, units: set[int]) -> set[int]:
+        """Return which of ``units`` are still to fetch (what is finished of them goes to the sink first)."""
+        return self.sink.take_up(self.state, self.writer, units)
+
+    def run(self, rows: Path, schema: pa.Schema, units: set[int], progress: ProgressReport, *,
+            unit_base: int = 0, gate: GateFactory | None = None, pool: WorkerPool | None = None,
+            loop: Callable[[Coroutine[Any, Any, int]], int] | None = None) -> tuple[int, list[HostStats]]:
+        """Fetch ``units`` of ``rows`` here; return the rows finished and the hosts' stats.
+
+        ``progress`` is told of every finished row (and closed at the end). ``unit_base``: the
+        number of the first unit of ``rows`` (a Dask task's rows are one unit of many). ``gate``
+        makes what admits each request to its host (default: this process's limits). ``pool``:
+        image processes that outlive this run; ``loop`` runs the engine's coroutine (default:
+        a new event loop in this thread).
+        """
+        run = UnitRun(self, rows, schema, units, unit_base=unit_base, gate=gate, pool=pool)
+        fetched = run.run(progress) if loop is None else loop(run.main(progress))
+        return fetched, run.scheduler.stats()
+
+
+@contextlib.contextmanager
+def unit_folder(folder: Path, settings: FetchSettings, fingerprint: dict[str, Any], sink: Sink, *,
+                lock: int | None = None, log_here: bool = True) -> Iterator[UnitFolder]:
+    """Set ``folder`` up for fetching units of the input ``fingerprint`` names, whose finished units go to ``sink``.
+
+    Its lock is taken (``lock``: the lock's descriptor when the caller holds it already; it is
+    closed at the end either way), its log opened (``log_here``: ``folder/fetch.log``), its
+    state checked (by the sink) and a killed run's temporaries removed.
+    """
+    try:
+        state = sink.state(folder, fingerprint)
+        if lock is None:
+            lock = lock_folder(state.dir / "lock")
+        handler = open_log(folder) if log_here else None
+        try:
+            resuming = sink.resumes(state, fingerprint)
+            writer = make_writer(folder, settings, state)
+            if resuming:
+                state.remove_temporaries()
+                writer.cleanup()
+            yield UnitFolder(folder, settings, state, writer, sink)
+        finally:
+            if handler is not None:
+                close_log(handler)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+@dataclass
 class _Unit:
     number: int
     rows: list[dict[str, Any]]
@@ -69,20 +134,20 @@ class _Unit:
 class UnitRun:
     """Fetches units of a selection with one engine: downloads, workers, writers, journal."""
 
-    def __init__(self, selection: Path, out_dir: Path, settings: FetchSettings, state: FetchState,
-                 writer: Any, pending: set[int], schema: pa.Schema, *, unit_base: int = 0,
-                 sink: Any = None, gate: Any = None, pool: WorkerPool | None = None) -> None:
+    def __init__(self, place: UnitFolder, selection: Path, schema: pa.Schema, pending: set[int], *,
+                 unit_base: int = 0, gate: GateFactory | None = None, pool: WorkerPool | None = None) -> None:
+        settings = place.settings
         self.selection = selection
-        self.out_dir = out_dir
+        self.out_dir = place.folder
         self.settings = settings
-        self.state = state
-        self.writer = writer
+        self.state = place.state
+        self.writer = place.writer
+        # where finished units go next (the folder itself, or a store; see fetch._sink)
+        self.sink = place.sink
         self.pending = pending
         # the number of the selection's first unit (a cluster task's rows are one unit of many)
         self.unit_base = unit_base
-        # where finished units go next (a store; see fetch.scaleout), and what admits each
-        # request to a host (the cluster's shared limits; default: this process's own)
-        self.sink = sink
+        # what admits each request to a host (the cluster's shared limits; default: this process's own)
         self.gate = gate
         # image processes that outlive this run (a cluster worker's, kept from unit to unit)
         self.shared_pool = pool
@@ -91,14 +156,14 @@ class UnitRun:
         self.options = process_options(settings)
         self.handled = 0
 
-    def run(self, progress: Any) -> int:
+    def run(self, progress: ProgressReport) -> int:
         """Return how many rows this run finished; ``progress`` is told of every one."""
         if self.settings.uses_processes:
             start_fork_server()  # before the policy changes: the workers inherit the server's
         with batch_scheduled():
             return int(run_loop(self.main(progress)))
 
-    async def main(self, progress: Any) -> int:
+    async def main(self, progress: ProgressReport) -> int:
         settings = self.settings
         workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
         self.pool: Executor | None = None
@@ -166,8 +231,7 @@ class UnitRun:
             rows = table.to_pylist()
             unit = _Unit(number, rows, None)
             for i, entry in self.state.read_journal(number).items():
-                if (entry["outcome"] != "ok" or self.writer.valid(number, entry)
-                        or (self.sink is not None and self.sink.holds(entry))):
+                if entry["outcome"] != "ok" or self.writer.valid(number, entry) or self.sink.holds(entry):
                     unit.results[i] = entry
             unit.journal = self.state.open_journal(number)
             for i, row in enumerate(rows):
@@ -275,8 +339,7 @@ class UnitRun:
         entries = [unit.results[i] for i in range(len(unit.rows))]
         self.writer.close_unit(unit.number, entries, unit.rows)
         self.state.write_unit(unit.number, entries)
-        if self.sink is not None:
-            self.sink.unit_closed(self.state, unit.number)
+        self.sink.unit_closed(self.state, unit.number)
 
 
 def process_options(settings: FetchSettings) -> ProcessOptions:

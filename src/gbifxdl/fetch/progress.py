@@ -12,7 +12,11 @@ log = logging.getLogger("gbifxdl.fetch")
 
 
 class Progress:
-    """Counts outcomes as they come and shows them on one bar (or nothing when off)."""
+    """Counts outcomes as they come and shows them on one bar (or nothing when off).
+
+    The engine's :class:`~gbifxdl.fetch._seams.ProgressReport` here (a Dask worker's is
+    :class:`~gbifxdl.fetch._shared_limits.WorkerSide`).
+    """
 
     def __init__(self, total: int, done: int, enabled: bool) -> None:
         self.ok = 0

@@ -1,6 +1,8 @@
 """Fetching to a store (``-o s3://...``) and on a Dask cluster (``--cluster``).
 
-Both run the single-machine engine (:class:`~gbifxdl.fetch.pipeline.UnitRun`) on units in
+:func:`fetch_to_store` is the client's side of both; its units run here (:func:`fetch_here`)
+or on the cluster (:mod:`~gbifxdl.fetch.cluster`), as :func:`~gbifxdl.fetch.fetch` decides.
+Both run the one engine (:func:`~gbifxdl.fetch.pipeline.unit_folder`) on units in
 a local *staging* folder and hand each finished unit to a
 :class:`~gbifxdl.fetch._sink.StoreSink`, which puts its files and then its result rows
 into the store. The store's ``.gbifxdl/fetch/`` is the journal every machine reads: a
@@ -13,31 +15,57 @@ unit's files leave it as soon as they are in the store, so it holds a few units 
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from gbifxdl.errors import FetchError
-from gbifxdl.fetch._host_stats import write_host_stats
+from gbifxdl.fetch._host_stats import HostStats, write_host_stats
 from gbifxdl.fetch._results import assemble, summarise
-from gbifxdl.fetch._sink import (STATE_DIR, StoreSink, check_state, prepare_staging, staging_dir, take_staging,
-                                 upload_finished)
-from gbifxdl.fetch.pipeline import UnitRun, _nothing_to_do, lock_folder
-from gbifxdl.fetch.progress import Progress, close_log, log, open_log
+from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state, staging_dir, take_staging
+from gbifxdl.fetch.pipeline import _nothing_to_do, unit_folder
+from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
 from gbifxdl.fetch.shards import input_fingerprint
-from gbifxdl.fetch.writers import make_writer
 from gbifxdl.store import Store, open_store
 
 
-def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *, progress: bool,
-                 cluster: str | None, storage_options: dict[str, Any] | None) -> FetchSummary:
-    """Return the summary of fetching ``selection`` into the store ``target`` (see :func:`~gbifxdl.fetch.fetch`)."""
-    selection = Path(selection)
-    if not selection.is_file():
-        raise FetchError(f"selection {selection} not found; make one with `gbifxdl select`")
+@dataclass
+class StoreJob:
+    """The units of a fetch to a store still to fetch, and what their runner needs to fetch them."""
+
+    selection: Path
+    target: str
+    storage_options: dict[str, Any] | None
+    settings: FetchSettings
+    store: Store
+    sink: StoreSink
+    fingerprint: dict[str, Any]
+    schema: pa.Schema
+    pending: set[int]
+    total: int       # the selection's rows
+    done_rows: int   # rows of the units finished before
+    progress: bool   # whether to show the bar
+
+    def bar(self) -> Progress:
+        """Return the progress bar, started at the rows done before."""
+        return Progress(self.total, self.done_rows, self.progress)
+
+
+# runs a fetch's pending units (here or on a cluster) until each is in the store; returns the
+# rows fetched, the hosts' stats and the fetch logs to keep in the store (beside staging's)
+UnitsRunner = Callable[[StoreJob], "tuple[int, list[HostStats], str]"]
+
+
+def fetch_to_store(selection: Path, target: str, settings: FetchSettings, run_units: UnitsRunner, *,
+                   progress: bool, storage_options: dict[str, Any] | None) -> FetchSummary:
+    """Return the summary of fetching ``selection`` into the store ``target`` (see :func:`~gbifxdl.fetch.fetch`),
+    its units fetched by ``run_units`` (:func:`fetch_here`, or on a cluster)."""
     if settings.retry_failed:
         raise FetchError("--retry-failed works on a local output folder only for now; fetch to a local "
                          "folder (or a shared filesystem path) to retry failed images")
@@ -56,21 +84,8 @@ def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *,
                                     shown_as=store.describe("metadata.parquet"))
             return _nothing_to_do(summary, progress)
         done_rows = min((n_units - len(pending)) * settings.shard_size, total)
-        if cluster is not None:
-            from gbifxdl.fetch.cluster import fetch_on_cluster
-
-            # the bar starts once the cluster answers (what it says comes first)
-            fetched_now, hosts, logs = fetch_on_cluster(selection, target, storage_options, settings, pending,
-                                                        schema, cluster, lambda: Progress(total, done_rows, progress),
-                                                        progress)
-        else:
-            logs = ""
-            bar = Progress(total, done_rows, progress)
-            try:
-                fetched_now, hosts = _fetch_here(selection, target, store, sink, settings, pending, schema,
-                                                 fingerprint, bar)
-            finally:
-                bar.close()
+        fetched_now, hosts, logs = run_units(StoreJob(selection, target, storage_options, settings, store, sink,
+                                                      fingerprint, schema, pending, total, done_rows, progress))
         left = pending - sink.done_units()
         if left:
             raise FetchError(f"{len(left)} units are not finished in {store.describe()}; run the same command "
@@ -78,6 +93,21 @@ def fetch_scaled(selection: str | Path, target: str, settings: FetchSettings, *,
         # staging leaves nothing behind, and its log goes to the store (issue 20, item 17)
         return _finish(selection, store, sink, settings, schema, fetched_now, hosts, started, progress,
                        logs + take_staging(target))
+
+
+def fetch_here(job: StoreJob) -> tuple[int, list[HostStats], str]:
+    """Fetch ``job``'s units in this process, through this machine's staging folder, into the store."""
+    bar = job.bar()
+    try:
+        with unit_folder(staging_dir(job.target, "here"), job.settings, job.fingerprint, job.sink) as place:
+            job.store.remove_temporaries()
+            left = place.take_up(job.pending)
+            if not left:
+                return 0, [], ""
+            fetched, hosts = place.run(job.selection, job.schema, left, bar)
+            return fetched, hosts, ""
+    finally:
+        bar.close()
 
 
 def _keep_log(store: Store, text: str) -> None:
@@ -88,8 +118,8 @@ def _keep_log(store: Store, text: str) -> None:
         store.put_bytes("fetch.log", before + text.encode("utf-8"))
 
 
-def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSettings, schema: Any,
-            fetched_now: int, hosts: list[Any], started: float, progress: bool, logs: str) -> FetchSummary:
+def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSettings, schema: pa.Schema,
+            fetched_now: int, hosts: list[HostStats], started: float, progress: bool, logs: str) -> FetchSummary:
     with tempfile.TemporaryDirectory(prefix="gbifxdl-") as tmp:
         metadata = Path(tmp) / "metadata.parquet"
         assemble(selection, sink.read_unit, schema, settings, metadata)
@@ -103,25 +133,3 @@ def _finish(selection: Path, store: Store, sink: StoreSink, settings: FetchSetti
     if progress:
         print(summary.format())
     return summary
-
-
-def _fetch_here(selection: Path, target: str, store: Store, sink: StoreSink, settings: FetchSettings,
-                pending: set[int], schema: Any, fingerprint: dict[str, Any], bar: Progress) -> tuple[int, list[Any]]:
-    folder = staging_dir(target, "here")
-    state = prepare_staging(folder, fingerprint, settings)
-    lock = lock_folder(state.dir / "lock")
-    handler = open_log(folder)
-    try:
-        state.remove_temporaries()
-        writer = make_writer(folder, settings, state)
-        writer.cleanup()
-        store.remove_temporaries()
-        left = upload_finished(state, sink, pending)
-        if not left:
-            return 0, []
-        run = UnitRun(selection, folder, settings, state, writer, left, schema, sink=sink)
-        fetched = run.run(bar)
-        return fetched, run.scheduler.stats()
-    finally:
-        close_log(handler)
-        os.close(lock)

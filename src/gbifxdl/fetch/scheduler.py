@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -29,6 +29,9 @@ from gbifxdl.fetch._host_stats import HostStats
 from gbifxdl.fetch.download import Attempt, attempt, host_of
 from gbifxdl.fetch.renditions import big_enough, image_size, rendition_for
 from gbifxdl.fetch.settings import FetchSettings
+
+if TYPE_CHECKING:
+    from gbifxdl.fetch._seams import GateFactory
 
 # 429/503 answers one image may get, per allowed attempt, while its host serves others
 THROTTLES_PER_IMAGE = 10
@@ -101,11 +104,11 @@ class Scheduler:
     """Downloads images politely: per-host concurrency and rate, pauses, retries, renditions."""
 
     def __init__(self, session: aiohttp.ClientSession | None, settings: FetchSettings, *,
-                 gate: Callable[..., Any] | None = None) -> None:
+                 gate: GateFactory | None = None) -> None:
         self.session = session
         # makes what holds a request back until its hosts allow it: this process's limiters
         # by default; on a cluster, the limiters every worker shares (fetch.cluster)
-        self.gate = gate or _Gate
+        self.gate: GateFactory = gate or _Gate
         self.settings = settings
         self.hosts: dict[str, HostLimiter] = {}
         self._rates = dict(settings.per_host_rate_overrides)

@@ -1,6 +1,6 @@
 """Where processed images go: species folders, or WebDataset tar shards.
 
-Both writers offer the same steps. ``temp_path`` names where a worker writes an image;
+Both writers offer the same steps (the engine's :class:`~gbifxdl.fetch._seams.Writer`). ``temp_path`` names where a worker writes an image;
 ``write`` renames it into place (after the journal line exists); ``valid`` tells whether
 a journalled image is still there on resume; ``close_unit`` finishes a unit (the tar
 shard for WebDataset) and fills each row's ``path`` or ``shard``/``key``; ``restore``
