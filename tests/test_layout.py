@@ -42,6 +42,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("archive", ["gbifxdl.archive"]),
     ("select", ["gbifxdl.select"]),
     ("fetch", ["gbifxdl.fetch"]),
+    # the user's models over the fetched images: results beside the dataset, for curation
+    ("infer", ["gbifxdl.infer"]),
     ("curate", ["gbifxdl.curate"]),
     # the card is part of publishing (gbifxdl.card: its public name, re-exported); the card,
     # the report and Croissant read curation's tables through gbifxdl.curate.toolkit

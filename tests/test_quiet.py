@@ -67,7 +67,7 @@ def test_select_and_fetch_no_progress_print_their_summaries_quiet_does_not(tmp_p
     assert quiet.exit_code == 0 and FETCH_SUMMARY not in quiet.output and quiet.output.strip() == ""
 
 
-@pytest.mark.parametrize("command", ["demo", "run", "get", "select", "fetch", "curate", "rebuild"])
+@pytest.mark.parametrize("command", ["demo", "run", "get", "select", "fetch", "infer", "curate", "rebuild"])
 def test_every_command_with_bars_takes_quiet_and_hides_no_progress(command: str) -> None:
     shown = CliRunner().invoke(cli, [command, "--help"]).output
     assert "--quiet" in shown and "--no-progress" not in shown

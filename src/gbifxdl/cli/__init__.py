@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "cite": "gbifxdl.cli.gbif:cite",
     "select": "gbifxdl.cli.select:select",
     "fetch": "gbifxdl.cli.fetch:fetch",
+    "infer": "gbifxdl.cli.infer:infer",
     "curate": "gbifxdl.cli.curate:curate",
     "report": "gbifxdl.cli.curate:report",
     "derive": "gbifxdl.cli.publish:derive",

@@ -1,0 +1,69 @@
+"""One ONNX Runtime session for a model: imported lazily, on the device asked for or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gbifxdl.infer.spec import ModelError, ModelSpec
+
+DEVICES = ("cpu", "cuda")
+INSTALL = "pip install 'gbifxdl[infer]'"
+
+
+def onnxruntime() -> Any:
+    """Return the onnxruntime module, or say in one line how to install it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError(f"running models needs ONNX Runtime: {INSTALL} (or 'gbifxdl[gpu]' for CUDA)") from None
+    return ort
+
+
+class Session:
+    """A model's session and the name and layout of its one image input."""
+
+    def __init__(self, model_path: Path, spec: ModelSpec, device: str = "cpu", threads: int = 0) -> None:
+        if device not in DEVICES:
+            raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+        ort = onnxruntime()
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ModelError("--device cuda: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu, "
+                                 "with CUDA and cuDNN); use --device cpu to run on the CPU")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad models
+            raise ModelError(f"{model_path}: ONNX Runtime cannot load it ({' '.join(str(exc).split())[:300]})") from None
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise ModelError(f"--device cuda: ONNX Runtime did not give {model_path.name} the CUDA provider "
+                             "(check CUDA and cuDNN); never falling back to the CPU silently")
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.input_name = spec.input_name or next(iter(inputs))
+        if self.input_name not in inputs:
+            raise ModelError(f"{model_path}: no input named {self.input_name!r} (it has {', '.join(inputs)})")
+        shape = inputs[self.input_name].shape
+        h, w = spec.input_size
+        want = [3, h, w] if spec.layout == "NCHW" else [h, w, 3]
+        if len(shape) != 4 or any(isinstance(s, int) and s != t for s, t in zip(shape[1:], want)):
+            raise ModelError(f"{model_path}: its input {self.input_name!r} is {shape}; the sidecar makes "
+                             f"[batch, {', '.join(map(str, want))}] (input_size, layout)")
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.providers = self.session.get_providers()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Return the model's first output for ``batch`` (a model with a fixed batch size gets one image at a time)."""
+        if self.fixed_batch and len(batch) != self.fixed_batch:
+            if self.fixed_batch != 1:
+                raise ModelError(f"the model takes batches of exactly {self.fixed_batch}; export it with a "
+                                 "dynamic batch axis or 1")
+            return np.concatenate([self.run(batch[i:i + 1]) for i in range(len(batch))])
+        return self.session.run(None, {self.input_name: batch})[0]

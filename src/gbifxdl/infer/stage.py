@@ -1,0 +1,303 @@
+"""The stage itself, :func:`infer`: run one model over every image of a dataset folder, resumably.
+
+The images are the rows of ``metadata.parquet`` (and of ``removed.parquet``: an image
+set aside by a curation is measured too, so a gentler rule can bring it back) whose fetch
+succeeded, one per image key (``url_hash``), in both layouts: a file in a species folder or
+a member of a tar shard, in the dataset or set aside under ``.gbifxdl/removed``.
+
+Batches of images are decoded and preprocessed in a pool of processes, a few batches ahead
+of the model, while the one ONNX Runtime session runs in this process; results gather into
+parts of ``part_size`` images (see :mod:`gbifxdl.infer._results`). Memory holds the list of
+images to do and a bounded window of batches.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import tarfile
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from gbifxdl._io import sha256_file
+from gbifxdl.errors import ConfigError
+from gbifxdl.infer import _decode, _results
+from gbifxdl.infer._engine import Session
+from gbifxdl.infer._pre import Prep, Source, decode_batch, ignore_interrupts
+from gbifxdl.infer.spec import KINDS, ModelError, ModelSpec, load_spec
+
+SET_ASIDE = Path(".gbifxdl") / "removed"  # where a curation sets removed images aside (curate's SET_ASIDE)
+TABLES = ("metadata.parquet", "removed.parquet")
+_COLUMNS = ("url_hash", "outcome", "path", "shard", "key")
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class InferSummary:
+    """What :func:`infer` did for one model."""
+
+    model: str
+    kind: str
+    sha256: str
+    images: int = 0  # image keys in the dataset
+    done_before: int = 0  # already measured by this model (a resumed run)
+    inferred: int = 0  # measured now, errors included
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    results: str = ""  # the model's results folder
+    providers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        rate = f", {self.inferred / self.seconds:.1f} images/s" if self.seconds > 0 and self.inferred else ""
+        lines = [f"{self.model} ({self.kind}, sha256 {self.sha256[:12]}): {self.inferred} images measured{rate}"
+                 + (f", {self.done_before} done before" if self.done_before else "")]
+        if self.errors:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.error_kinds.items()))
+            lines.append(f"  {self.errors} could not be read ({kinds}): error rows, see the 'error' column")
+        lines.append(f"  results: {self.results}")
+        return "\n".join(lines)
+
+
+def _images(root: Path) -> list[tuple[str, str | None, str | None, str | None]]:
+    """Return (url_hash, path, shard, key) of every fetched image, once per key, in table order."""
+    seen: set[str] = set()
+    out = []
+    tables = [root / t for t in TABLES if (root / t).is_file()]
+    if not tables:
+        raise ConfigError(f"{root}: no metadata.parquet; infer runs on a `gbifxdl fetch` folder")
+    for path in tables:
+        file = pq.ParquetFile(path)
+        names = set(file.schema_arrow.names)
+        if "url_hash" not in names or not ({"path", "shard"} & names):
+            raise ConfigError(f"{path}: lacks url_hash and path/shard columns; is it a `gbifxdl fetch` table?")
+        for batch in file.iter_batches(columns=[c for c in _COLUMNS if c in names], batch_size=65536):
+            cols = {c: batch.column(c).to_pylist() if c in batch.schema.names else [None] * batch.num_rows
+                    for c in _COLUMNS}
+            for url_hash, outcome, rel, shard, key in zip(*(cols[c] for c in _COLUMNS)):
+                if url_hash is None or url_hash in seen or outcome not in (None, "ok") or not (rel or shard):
+                    continue
+                seen.add(url_hash)
+                out.append((url_hash, rel, shard, key))
+    return out
+
+
+class _Locator:
+    """Finds an image's bytes: a file, or a member of a shard (shard indexes kept for a few shards)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.shards: collections.OrderedDict[Path, dict[str, tuple[int, int]]] = collections.OrderedDict()
+
+    def _within(self, rel: str) -> list[Path]:
+        found = []
+        for base in (self.root, self.root / SET_ASIDE):
+            path = (base / rel).resolve()
+            if path.is_relative_to(self.root) and path.is_file():
+                found.append(path)
+        return found
+
+    def _index(self, path: Path) -> dict[str, tuple[int, int]]:
+        if path in self.shards:
+            self.shards.move_to_end(path)
+            return self.shards[path]
+        index: dict[str, tuple[int, int]] = {}
+        try:
+            with tarfile.open(path, "r:") as tar:
+                for info in tar:
+                    base = info.name.rsplit("/", 1)[-1]
+                    key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
+                    if info.isfile() and ext.lower() != "json" and key not in index:
+                        index[info.name[: len(info.name) - len(base)] + key] = (info.offset_data, info.size)
+        except (OSError, tarfile.TarError, EOFError):
+            pass
+        self.shards[path] = index
+        if len(self.shards) > 8:
+            self.shards.popitem(last=False)
+        return index
+
+    def source(self, rel: str | None, shard: str | None, key: str | None) -> Source | None:
+        if shard and key:
+            for path in self._within(shard):
+                member = self._index(path).get(key)
+                if member is not None:
+                    return (str(path), member[0], member[1])
+            return None
+        found = self._within(rel) if rel else []
+        return (str(found[0]), None, None) if found else None
+
+
+@contextlib.contextmanager
+def _caller_script_hidden() -> Iterator[None]:
+    """Keep the caller's script from the decode processes that start meanwhile.
+
+    A spawned process imports the script it was started from again: one without an ``if
+    __name__ == "__main__"`` guard would run again in every decode process.
+    """
+    main = sys.modules.get("__main__")
+    names = ("__file__", "__spec__")
+    kept = {n: getattr(main, n) for n in names if hasattr(main, n)} if main is not None else {}
+    if main is not None:
+        vars(main).update(__spec__=None)
+        vars(main).pop("__file__", None)
+    try:
+        yield
+    finally:
+        if main is not None:
+            vars(main).pop("__spec__", None)
+            vars(main).update(kept)
+
+
+def _fingerprint(sha: str, spec: ModelSpec, labels_sha: str | None) -> str:
+    blob = json.dumps({"model": sha, "spec": spec.to_json(), "labels": labels_sha}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _rows(spec: ModelSpec, output: np.ndarray | None, keys: list[str], errors: list[str | None],
+          geometries: list[Any], sha: str, labels: _decode.LabelMatrix | None) -> list[dict[str, Any]]:
+    """Return one result row per image of a batch: decoded outputs in order, error rows where decoding failed."""
+    ok = [i for i, e in enumerate(errors) if e is None]
+    decoded: list[dict[str, Any]] = []
+    if ok and output is not None:
+        if len(output) != len(ok):
+            raise ModelError(f"the model gave {len(output)} results for a batch of {len(ok)} images")
+        if spec.kind == "classifier":
+            for top, probs in _decode.classify(output, spec.labels, spec.top_k, spec.output == "logits"):
+                decoded.append({"label": top[0], "score": probs[0], "top_labels": top, "top_scores": probs})
+        elif spec.kind == "embedder":
+            vectors = _decode.l2_normalise(output)
+            shots = _decode.zero_shot(vectors, labels) if labels else [(None, None)] * len(vectors)
+            for vec, (name, score) in zip(vectors.astype(np.float16), shots):
+                decoded.append({"embedding": vec, "label": name, "score": score})
+        else:
+            for boxes, scores, classes in _decode.detect(
+                    output, [geometries[i] for i in ok], spec.conf_threshold, spec.iou_threshold,
+                    spec.max_detections, len(spec.labels) or None):
+                names = [spec.labels[c] if spec.labels else str(c) for c in classes]
+                decoded.append({"boxes": boxes, "scores": scores, "labels": names})
+    rows, it = [], iter(decoded)
+    for key, error in zip(keys, errors):
+        row = {"url_hash": key, "model_sha256": sha, "error": error}
+        if error is None:
+            row.update(next(it))
+        rows.append(row)
+    return rows
+
+
+def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: _Locator
+             ) -> Iterator[tuple[list[str], list[Source | None]]]:
+    for start in range(0, len(todo), size):
+        chunk = todo[start:start + size]
+        yield [c[0] for c in chunk], [locator.source(*c[1:]) for c in chunk]
+
+
+def infer(
+    dataset_dir: str | Path,
+    model_path: str | Path,
+    *,
+    kind: str | None = None,
+    labels: str | Path | None = None,
+    name: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    workers: int | None = None,
+    part_size: int = 1024,
+    progress: Progress | bool | None = None,
+) -> InferSummary:
+    """Run the model at ``model_path`` (with its JSON sidecar) over every image of ``dataset_dir``.
+
+    Results go to ``dataset_dir/.gbifxdl/models/<name>/part-*.parquet`` (``name``: the model
+    file's stem), one row per image key with the model's sha256; an image that cannot be
+    read gets a row with its ``error``. Run again after a kill, it measures only what is
+    missing; after the model (or its sidecar or label matrix) changed, it measures that
+    model's images again. ``labels`` (embedders): an ``.npz`` of ``names`` and their
+    ``embeddings``, for a zero-shot label and score. ``workers``: decode processes (0:
+    decode here; default: the CPUs less one, at most 4). ``device="cuda"`` without ONNX
+    Runtime's CUDA provider is an error. ``progress``: a callback ``(what, done, total)``.
+    """
+    started = time.monotonic()
+    root = Path(dataset_dir)
+    model_path = Path(model_path)
+    if kind is not None and kind not in KINDS:
+        raise ModelError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if batch_size < 1 or part_size < 1:
+        raise ConfigError("batch_size and part_size must be at least 1")
+    spec = load_spec(model_path, kind)
+    if labels is not None and spec.kind != "embedder":
+        raise ModelError(f"--labels gives zero-shot labels to an embedder; {model_path.name} is a {spec.kind}")
+    matrix = _decode.load_labels(labels) if labels is not None else None
+    name = name or model_path.stem
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise ConfigError(f"model name {name!r}: give a plain name (no slashes, not starting with a dot)")
+    sha = sha256_file(model_path)
+    fingerprint = _fingerprint(sha, spec, sha256_file(labels) if labels is not None else None)
+    images = _images(root)
+    session = Session(model_path, spec, device)
+
+    folder = _results.model_dir(root, name)
+    done, number = _results.prune(folder, fingerprint)
+    todo = [image for image in images if image[0] not in done]
+    summary = InferSummary(model=name, kind=spec.kind, sha256=sha, images=len(images),
+                           done_before=len(images) - len(todo), results=str(folder), providers=session.providers)
+    meta = {"fingerprint": fingerprint, "model": model_path.name, "model_sha256": sha, "spec": spec.to_json(),
+            "labels": str(labels) if labels is not None else None}
+    report: Progress = progress if callable(progress) else (lambda *_: None)
+    prep = Prep(spec.input_size, spec.resize, spec.mean, spec.std, spec.layout, spec.pad_value)
+    if workers is None:
+        workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+    pending: list[dict[str, Any]] = []
+
+    def consume(keys: list[str], result: tuple[np.ndarray, list[str | None], list[Any]]) -> None:
+        nonlocal number
+        arrays, errors, geometries = result
+        output = session.run(arrays) if len(arrays) else None
+        pending.extend(_rows(spec, output, keys, errors, geometries, sha, matrix))
+        for error in errors:
+            if error is not None:
+                summary.errors += 1
+                kind_ = error.split(":", 1)[0]
+                summary.error_kinds[kind_] = summary.error_kinds.get(kind_, 0) + 1
+        summary.inferred += len(keys)
+        while len(pending) >= part_size:
+            _results.write_part(folder, number, spec.kind, pending[:part_size], meta)
+            del pending[:part_size]
+            number += 1
+        report(name, summary.inferred, len(todo))
+
+    locator = _Locator(root)
+    batches = _batches(todo, batch_size, locator)
+    if workers == 0 or len(todo) <= batch_size:
+        for keys, sources in batches:
+            consume(keys, decode_batch(sources, prep))
+    else:
+        window: collections.deque[tuple[list[str], Future]] = collections.deque()
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=ignore_interrupts)
+        try:
+            for keys, sources in batches:  # a few batches decode ahead while the model runs
+                with _caller_script_hidden():  # a submit may start a decode process
+                    window.append((keys, pool.submit(decode_batch, sources, prep)))
+                if len(window) > 2 * workers:
+                    keys_, future = window.popleft()
+                    consume(keys_, future.result())
+            while window:
+                keys_, future = window.popleft()
+                consume(keys_, future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if pending:
+        _results.write_part(folder, number, spec.kind, pending, meta)
+    summary.seconds = time.monotonic() - started
+    return summary
