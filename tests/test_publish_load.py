@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import io
+import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -58,17 +59,87 @@ def test_hugging_face_loads_the_folders_layout_with_its_splits_and_labels(folder
         assert np.array_equal(_pixels(sample["image"]), _pixels(Image.open(folders / row["path"])))
 
 
-def test_hugging_face_loads_the_shards(shards: Path, tmp_path: Path, offline: None) -> None:
+def test_hugging_face_loads_each_split_of_the_shards_with_its_label(shards: Path, tmp_path: Path,
+                                                                    offline: None) -> None:
+    # issue 20, item 4: load_dataset(DIR) gave one train split of every shard, no split, no label
     table = {r["key"]: r for r in rows(shards)}
     assert any((r["phash"] or 0) >= 2**63 for r in table.values())  # as a JSON number, datasets would overflow
-    ds = datasets.load_dataset(str(shards), cache_dir=str(tmp_path / "hf"))["train"]
-    assert ds.num_rows == len(table) and set(ds["__key__"]) == set(table)
-    sample = ds[0]
-    row = table[sample["__key__"]]
-    assert sample["json"]["speciesKey"] == row["speciesKey"] and sample["json"]["species"] == row["species"]
-    with tarfile.open(shards / row["shard"]) as tar:
-        original = Image.open(io.BytesIO(tar.extractfile(f"{row['key']}.jpg").read()))
-        assert np.array_equal(_pixels(sample["jpg"]), _pixels(original))
+    ds = datasets.load_dataset(str(shards), cache_dir=str(tmp_path / "hf"))
+    assert {HUB[s]: n for s, n in Counter(r["split"] for r in table.values()).items()} == {
+        k: v.num_rows for k, v in ds.items()}
+    names = sorted({str(r["speciesKey"]) for r in table.values()})
+    for split, part in ds.items():
+        assert part.features["cls"].names == names and {HUB[table[k]["split"]] for k in part["__key__"]} == {split}
+        sample = part[0]
+        row = table[sample["__key__"]]
+        assert names[sample["cls"]] == str(row["speciesKey"]) and sample["json"]["split"] == row["split"]
+        assert sample["json"]["speciesKey"] == row["speciesKey"] and sample["json"]["species"] == row["species"]
+        with tarfile.open(shards / row["shard"]) as tar:
+            original = Image.open(io.BytesIO(tar.extractfile(f"{row['key']}.jpg").read()))
+            assert np.array_equal(_pixels(sample["jpg"]), _pixels(original))
+
+
+def _recipe(root: Path, monkeypatch: pytest.MonkeyPatch, cache: Path) -> dict:
+    """Run the card's Hugging Face recipe from inside ``root``, with its own cache; return its variables."""
+    text = (root / "README.md").read_text()
+    block = text.split("```python\nimport os\nfrom datasets import load_dataset\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)  # read at import: set it for the test
+    scope: dict = {}
+    exec("import os\nfrom datasets import load_dataset\n" + block, scope)
+    return scope
+
+
+@pytest.mark.parametrize("layout", ["folders", "webdataset"])
+def test_the_card_recipe_loads_every_split_with_its_label(layout: str, request: pytest.FixtureRequest,
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          offline: None) -> None:
+    root = request.getfixturevalue("folders" if layout == "folders" else "shards")
+    table = rows(root)
+    ds = _recipe(root, monkeypatch, tmp_path / "hf")["ds"]
+    assert {HUB[s]: n for s, n in Counter(r["split"] for r in table).items()} == {k: v.num_rows for k, v in ds.items()}
+    names = sorted({str(r["speciesKey"]) for r in table})
+    by_id = {r["path" if layout == "folders" else "key"]: r for r in table}
+    label = "label" if layout == "folders" else "cls"
+    for split, part in ds.items():
+        sample = part[part.num_rows - 1]
+        row = by_id[sample["path"] if layout == "folders" else sample["__key__"]]
+        assert part.features[label].names == names and names[sample[label]] == str(row["speciesKey"])
+        assert HUB[row["split"]] == split
+
+
+@pytest.mark.parametrize("layout", ["folders", "webdataset"])
+def test_a_moved_or_copied_folder_loads_its_own_files_with_the_card_recipe(
+        layout: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        offline: None) -> None:
+    # issue 20, item 5: datasets keys a local folder's cache by its card, not by where it is
+    first, moved, cache = tmp_path / "a" / "ds", tmp_path / "b" / "ds", tmp_path / "hf"
+    shutil.copytree(request.getfixturevalue("folders" if layout == "folders" else "shards"), first)
+    datasets.load_dataset(str(first), cache_dir=str(cache))  # the plain load the issue began with
+    _recipe(first, monkeypatch, cache)
+    shutil.move(first, moved)
+    image = "image" if layout == "folders" else "jpg"
+
+    def check(root: Path) -> Path:
+        ds = _recipe(root, monkeypatch, cache)["ds"]
+        for part in ds.values():
+            sample = part[0]
+            sample[image].load()  # the pixels can be read
+            if layout == "folders":
+                assert Path(sample[image].filename).is_relative_to(root), sample[image].filename
+            else:  # the cache holds the shards' images themselves
+                row = next(r for r in rows(root) if r["key"] == sample["__key__"])
+                with tarfile.open(root / row["shard"]) as tar:
+                    original = Image.open(io.BytesIO(tar.extractfile(f"{row['key']}.jpg").read()))
+                    assert np.array_equal(_pixels(sample[image]), _pixels(original))
+        return Path(ds["train"].cache_files[0]["filename"])
+
+    arrow = check(moved)
+    stamp = arrow.stat().st_ino, arrow.stat().st_mtime_ns
+    again = check(moved)  # where the folder stays, the recipe reuses its cache rather than building it anew
+    assert again == arrow and (again.stat().st_ino, again.stat().st_mtime_ns) == stamp
+    shutil.copytree(moved, first)  # a copy back at the first place, the moved one still there: each its own
+    assert (check(first) != arrow) == (layout == "folders") and check(moved) == arrow
 
 
 def test_webdataset_reads_the_shards_with_labels(shards: Path) -> None:

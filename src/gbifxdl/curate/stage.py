@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from gbifxdl._io import write_text_atomic
 import pyarrow.parquet as pq
 
-from gbifxdl.curate import _columns, _files, _near, _plan, _setaside, _splits, _table, _write
+from gbifxdl.curate import _columns, _files, _near, _plan, _setaside, _shard_splits, _splits, _table, _write
 from gbifxdl.curate._setaside import PurgeSummary
 from gbifxdl.curate._summary import CurateSummary, split_warnings
 from gbifxdl.errors import ConfigError, CurateError
@@ -152,6 +152,8 @@ def curate(
     """
     root = Path(dataset_dir)
     report = _progress_callback(progress)
+    if not settings.dry_run:  # a table fetch reassembled names the shards before an earlier curation split them
+        _shard_splits.relocate(root)
     src = _columns.open_source(root)
     n = src.num_rows
     classes, labels = _plan.class_codes(src, settings.class_column)
@@ -203,6 +205,8 @@ def curate(
         restored_back = src.back[keep_mask[src.n_meta:]] if len(src.back) else np.empty(0, dtype=np.int64)
         _write.write_tables(root, src, keep_mask, kept_added, removed_added, metadata, restored_back)
     moved = files(settings.dry_run, report)
+    if not settings.dry_run and layout == "webdataset":  # one split a shard, each sample with its label
+        moved.shards_rewritten += _shard_splits.split_shards(root, settings.class_column)
 
     splits = dict(sorted(zip(*_counts(np.array(_splits.SPLIT_NAMES, dtype=object), split_codes))))
     sets = dict(sorted(zip(*_counts(np.array(fold_names, dtype=object), fold_codes))))

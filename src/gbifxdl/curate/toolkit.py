@@ -11,7 +11,8 @@ freely while these names keep their meaning.
 - files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`, :class:`ImageReader` (a row's
   image bytes, in the dataset or set aside)
 - duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`
-- splits: :class:`SplitSpec`, :func:`assign`
+- splits: :class:`SplitSpec`, :func:`assign`, :func:`split_shards` (shards of one split each, every
+  sample with its split and label)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from gbifxdl.curate._dedupe import UnionFind, equal_value_pairs, resolve
 from gbifxdl.curate._files import IMAGE_EXTS, check_files, sync_folders
 from gbifxdl.curate._images import ImageReader
+from gbifxdl.curate._shard_splits import split_shards
 from gbifxdl.curate._splits import SplitSpec, assign
 from gbifxdl.curate._table import (
     METADATA,
@@ -50,6 +52,7 @@ __all__ = [
     "read_table",
     "require_columns",
     "resolve",
+    "split_shards",
     "sync_folders",
     "with_provenance",
     "write_table",

@@ -26,7 +26,7 @@ from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
 from gbifxdl.publish.credit import bare_doi, citation_text, license_name
 from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
 from gbifxdl.publish.croissant import write_croissant
-from gbifxdl.publish.hub import front_matter, write_split_tables
+from gbifxdl.publish.hub import front_matter, hub_data_files, write_split_tables
 
 __all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
 
@@ -127,7 +127,7 @@ def _wanted_rows(labels: pa.ChunkedArray | pa.Array, wanted: list[str]) -> np.nd
     return mask
 
 
-def _load_section(layout: str, class_column: str) -> list[str]:
+def _load_section(layout: str, class_column: str, data_files: dict[str, list[str]]) -> list[str]:
     lines = [
         "## How to load it", "",
         "Every recipe runs from inside the dataset folder. The table `metadata.parquet` has one row",
@@ -139,14 +139,32 @@ def _load_section(layout: str, class_column: str) -> list[str]:
         "duckdb.sql(\"SELECT split, count(*) FROM 'metadata.parquet' GROUP BY split\").show()", "```", "",
         "```python", "import polars as pl", 'df = pl.read_parquet("metadata.parquet")', "```", "",
     ]  # fmt: skip
+    first = next(iter(data_files))
+    lines += [
+        "Hugging Face `datasets` loads the folder as it is, a split each (the front matter of this card",
+        ("points it at `metadata-<split>.parquet`, one table per split whose `file_name` column names each"
+         if layout == "folders" else "points it at `shards/<split>-*.tar`: curation writes each split into"),
+        ("image)." if layout == "folders" else "shards of its own, each sample with its label in `cls`)."),
+    ]  # fmt: skip
+    if layout == "folders":  # datasets' cache of a folder keeps the images' absolute paths
+        lines += [
+            "The recipe names the files again: `datasets` then keys its cache by their absolute paths (and",
+            "times), so a folder moved, copied or rebuilt elsewhere loads its own files, never another's:", "",
+            "```python", "import os", "from datasets import load_dataset",
+            f"files = {json.dumps(data_files)}",
+            "ds = load_dataset(os.getcwd(), data_files=files)",
+            f'image, label = ds["{first}"][0]["image"], ds["{first}"][0]["label"]', "```", "",
+        ]  # fmt: skip
+    else:  # its cache of shards holds the images themselves, not their paths
+        lines += [
+            "Its cache holds the images themselves, not their paths, so a moved or copied folder loads as",
+            "it is:", "",
+            "```python", "import os", "from datasets import load_dataset",
+            "ds = load_dataset(os.getcwd())",
+            f'image, label = ds["{first}"][0]["jpg"], ds["{first}"][0]["cls"]', "```", "",
+        ]  # fmt: skip
     if layout == "folders":
         lines += [
-            "Hugging Face `datasets` loads the folder as it is (the front matter of this card points it at",
-            "`metadata-<split>.parquet`, one table per split whose `file_name` column names each image):", "",
-            "```python", "import os", "from datasets import load_dataset",
-            "# datasets' cache keeps absolute image paths: rebuilt on load, it never points at a moved copy",
-            'ds = load_dataset(os.getcwd(), download_mode="force_redownload")',
-            'image, label = ds["train"][0]["image"], ds["train"][0]["label"]', "```", "",
             "Images sit in `images/<class>/<url_hash>.jpg`, so torchvision's `ImageFolder` reads them;",
             "pick a split with the table (labels are the same indices as `label` above):", "",
             "```python", "import os, pandas as pd", "from torchvision.datasets import ImageFolder",
@@ -158,13 +176,12 @@ def _load_section(layout: str, class_column: str) -> list[str]:
         ]  # fmt: skip
     else:
         lines += [
-            "Images sit in WebDataset shards `shards/shard-*.tar` (`<key>.jpg` + `<key>.json`, key =",
-            "`url_hash`); pick a split with the table:", "",
-            "```python", "import glob, pandas as pd, webdataset as wds",
-            'df = pd.read_parquet("metadata.parquet")',
-            'train_keys = set(df.loc[df.split == "train", "key"])',
-            'train = (wds.WebDataset(sorted(glob.glob("shards/*.tar")), shardshuffle=False)',
-            '         .select(lambda s: s["__key__"] in train_keys).decode("pil").to_tuple("jpg", "json"))',
+            "Images sit in WebDataset shards `shards/<split>-shard-*.tar` (`<key>.jpg`, `<key>.json` with",
+            "every field of the row and its `split`, `<key>.cls` the label; key = `url_hash`); pick a split",
+            "by the shards' names:", "",
+            "```python", "import glob, webdataset as wds",
+            'train = (wds.WebDataset(sorted(glob.glob("shards/train-*.tar")), shardshuffle=False)',
+            '         .decode("pil").to_tuple("jpg", "cls", "json"))',
             "```",
         ]  # fmt: skip
     lines += [
@@ -174,8 +191,9 @@ def _load_section(layout: str, class_column: str) -> list[str]:
         "```python", "import mlcroissant as mlc",
         'records = mlc.Dataset(jsonld="croissant.json").records("images")', "```", "",
         "## Labels", "",
-        f"The class is `{class_column}` (the GBIF taxon key; `label` in the Hugging Face tables is its",
-        "index among the class names sorted as text, the order torchvision's `ImageFolder` uses too).",
+        f"The class is `{class_column}` (the GBIF taxon key; `label` in the Hugging Face tables, `cls` in",
+        "the shards, is its index among the class names sorted as text, the order torchvision's",
+        "`ImageFolder` uses too).",
         "Every row carries the whole taxonomy: the names `kingdom`, `phylum`, `class`, `order`, `family`,",
         "`genus`, `species` and their keys `kingdomKey` ... `speciesKey`. To train on another rank, take",
         "its column as the label, e.g. the genus:", "",
@@ -327,7 +345,7 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     for stage in ("select_settings", "fetch_settings", "curate_settings"):
         if prov.get(stage):
             lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
-    lines += _load_section(layout, class_column)
+    lines += _load_section(layout, class_column, hub_data_files(facts))
     lines += ["", "## Files", "",
               "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
               "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",

@@ -8,6 +8,15 @@ the card writes one small table per split at the dataset's root,
 ``label`` (a ClassLabel whose names are the class folders, sorted as torchvision's
 ImageFolder sorts them, so label indices agree). The front matter's ``configs`` point the
 builder at them, so ``datasets.load_dataset(DIR)`` loads the folder as it is.
+
+For the WebDataset layout, curation writes each split into shards of its own
+(``shards/<split>-*.tar``, each sample with ``<key>.cls``, its label): the front matter
+maps each split to its shards and declares ``cls`` a ClassLabel of the same names.
+
+``datasets`` keys the cache of a local folder by its card (configs, patterns), not by
+where the folder is: a folder's cache holds its images' absolute paths, so the card's
+recipe for the folders layout passes ``data_files=`` itself, which puts the files' absolute
+paths (and times) in the cache key. Shards need not: their cache holds the images.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from gbifxdl._io import atomic_path
 from gbifxdl.curate.toolkit import METADATA
 from gbifxdl.publish.facts import HUB_SPLITS, DatasetFacts, size_category
 
-__all__ = ["front_matter", "split_table_name", "write_split_tables"]
+__all__ = ["front_matter", "hub_data_files", "split_table_name", "write_split_tables"]
 
 _FETCH_INTERNALS = ("outcome", "error", "attempts", "http_status", "phash", "chroma_hash", "pixel_hash", "signature")
 
@@ -97,7 +106,8 @@ def _shard_features(facts: DatasetFacts) -> list[dict[str, Any]]:
     schema = facts.schema if facts.schema is not None else facts.table.schema
     struct = [{"name": k, "dtype": _HUB_DTYPES.get(str(schema.field(k).type), "string")
                if k in schema.names and k != "phash" else "string"} for k in keys]  # phash: hex text there
-    return [{"name": "jpg", "dtype": "image"}, {"name": "json", "struct": struct},
+    labels = {"class_label": {"names": {str(i): name for i, name in enumerate(sorted(n for n, _ in facts.classes))}}}
+    return [{"name": "cls", "dtype": labels}, {"name": "jpg", "dtype": "image"}, {"name": "json", "struct": struct},
             {"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
@@ -123,6 +133,23 @@ def _yaml(value: Any, indent: int = 0) -> list[str]:
             lines.append(f"{pad}- {sub[0].lstrip()}")
             lines += sub[1:]
     return lines
+
+
+def hub_data_files(facts: DatasetFacts) -> dict[str, list[str]]:
+    """Return {Hugging Face split: the patterns of its files}, relative to the dataset folder.
+
+    Folders: the split's table and the images (the table picks the split's images). Shards:
+    curation writes each split into shards of its own, ``shards/<split>-*.tar``.
+    """
+    splits = _ordered(facts)
+    if facts.layout == "folders":
+        if not splits:
+            return {"train": ["images/*/*"]}
+        return {HUB_SPLITS.get(s, s): [split_table_name(s), "images/*/*"] for s in splits}
+    shards = sorted({str(s) for s in pc.unique(facts.arrow("shard")).to_pylist() if s})
+    if not splits or not all(s.rpartition("/")[2].startswith(tuple(f"{p}-" for p in splits)) for s in shards):
+        return {"train": ["shards/*.tar"]}  # fetched, not curated: one split of everything
+    return {HUB_SPLITS.get(s, s): [f"shards/{s}-*.tar"] for s in splits}
 
 
 def front_matter(facts: DatasetFacts, title: str, split_tables: list[str]) -> list[str]:
@@ -151,7 +178,7 @@ def front_matter(facts: DatasetFacts, title: str, split_tables: list[str]) -> li
                    "data_files": [{"split": "train", "path": "images/*/*"}]}
     else:
         default = {"config_name": "default", "default": True, "description": identity,
-                   "data_files": [{"split": "train", "path": "shards/*.tar"}]}
+                   "data_files": [{"split": split, "path": paths} for split, paths in hub_data_files(facts).items()]}
         features = _shard_features(facts)
         if features:
             meta["dataset_info"] = {"features": features}

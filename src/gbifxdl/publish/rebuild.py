@@ -25,7 +25,16 @@ from typing import Any
 import pyarrow as pa
 
 from gbifxdl._io import write_text_atomic
-from gbifxdl.curate.toolkit import METADATA, REMOVED, column_or_nulls, provenance, read_table, with_provenance, write_table
+from gbifxdl.curate.toolkit import (
+    METADATA,
+    REMOVED,
+    column_or_nulls,
+    provenance,
+    read_table,
+    split_shards,
+    with_provenance,
+    write_table,
+)
 from gbifxdl.errors import ConfigError, GbifxdlError
 from gbifxdl.publish.facts import REBUILD_STATE
 from gbifxdl.publish.manifest import ADDED, read_manifest
@@ -159,6 +168,8 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     removed = rows_of([r for r, _ in found]).append_column("removed_reason", pa.array([w for _, w in found], pa.string()))
     write_table(with_provenance(removed, kept_prov), root / REMOVED)
     write_table(with_provenance(kept, kept_prov), root / METADATA)
+    if "split" in kept.column_names:  # shards as curation left them: one split each, with labels
+        split_shards(root, (prov.get("curate_settings") or {}).get("class_column") or "speciesKey")
     write_text_atomic(root / REBUILD_STATE, json.dumps(state, indent=2, default=str) + "\n")
     write_card(root)
     from gbifxdl.report import write_report
