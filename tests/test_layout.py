@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # what every stage shares: the package root (its exports are lazy strings), errors,
     # file and text helpers, the Darwin Core term names, the version and provenance key
     ("root", ["gbifxdl", "gbifxdl._lazy", "gbifxdl._meta", "gbifxdl.errors", "gbifxdl._io",
-              "gbifxdl._terms"]),
+              "gbifxdl._terms", "gbifxdl._locate"]),
     # shared services: GBIF credentials, the types a settings file is checked against,
     # where datasets are stored, and HTTP to the GBIF API (retries, typed errors: the gbif
     # stage and query's species match both talk to GBIF)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Sequence
 from PIL import Image
 
 from gbifxdl._io import sha256_file
+from gbifxdl._locate import IMAGE_EXTS, key_ext  # noqa: F401 (curation's modules import them from here)
 from gbifxdl.errors import CurateError
 
 IMAGES = "images"
@@ -27,7 +28,6 @@ MISSING = "file_missing"
 UNREADABLE = "file_unreadable"
 CHANGED = "file_changed"  # readable, but not the bytes fetch wrote (sha256 differs)
 Progress = Callable[[str, int, int], None]  # (what, done, total)
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 
 
 def _header_ok(fp: io.BufferedIOBase | io.BytesIO) -> bool:
@@ -109,12 +109,6 @@ class ShardIndex:
 
     members: dict[str, list[str]] = field(default_factory=dict)
     image_ok: dict[str, tuple[int, bool, str | None]] = field(default_factory=dict)  # key -> (size, ok, sha256)
-
-
-def key_ext(name: str) -> tuple[str, str]:
-    base = name.rsplit("/", 1)[-1]
-    key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
-    return (name[: len(name) - len(base)] + key, ext.lower())
 
 
 _HEADER_BYTES = 1 << 17  # enough for any image header, even after a large EXIF block

@@ -10,14 +10,12 @@ the aspect ratio is dropped, as in the signatures, so a crop is only a stretch a
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from gbifxdl.curate._files import IMAGE_EXTS, key_ext
-from gbifxdl.curate._setaside import SET_ASIDE
+from gbifxdl._locate import ImageLocator
 
 
 def pixels_of(data: bytes, side: int) -> tuple[np.ndarray, int] | None:
@@ -35,57 +33,16 @@ def pixels_of(data: bytes, side: int) -> tuple[np.ndarray, int] | None:
 
 
 class ImageReader:
-    """Reads the images of rows of one dataset folder (shard indexes are built once per shard)."""
+    """Reads the images of rows of one dataset folder as small pixel arrays (found by :class:`ImageLocator`:
+    in the dataset or set aside; each shard indexed once)."""
 
     def __init__(self, root: Path, side: int) -> None:
-        self.root = root.resolve()
+        self.locator = ImageLocator(root)
         self.side = side
-        self._shards: dict[Path, dict[str, tarfile.TarInfo] | None] = {}
-
-    def _file(self, rel: str) -> bytes | None:
-        for base in (self.root, self.root / SET_ASIDE):
-            path = (base / rel).resolve()
-            if path.is_relative_to(self.root) and path.is_file():
-                try:
-                    return path.read_bytes()
-                except OSError:
-                    return None
-        return None
-
-    def _index(self, path: Path) -> dict[str, tarfile.TarInfo] | None:
-        if path not in self._shards:
-            index: dict[str, tarfile.TarInfo] | None = {}
-            try:
-                with tarfile.open(path, "r:") as tar:
-                    for info in tar:
-                        key, ext = key_ext(info.name)
-                        if info.isfile() and ext in IMAGE_EXTS:
-                            index[key] = info
-            except (OSError, tarfile.TarError, EOFError):
-                index = None
-            self._shards[path] = index
-        return self._shards[path]
-
-    def _sample(self, shard: str, key: str) -> bytes | None:
-        for base in (self.root, self.root / SET_ASIDE):
-            path = (base / shard).resolve()
-            if not path.is_relative_to(self.root) or not path.is_file():
-                continue
-            index = self._index(path)
-            info = index.get(key) if index else None
-            if info is None:
-                continue
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(info.offset_data)
-                    return fh.read(info.size)
-            except OSError:
-                return None
-        return None
 
     def data(self, path: str | None, shard: str | None, key: str | None) -> bytes | None:
         """Return the bytes of a row's image (in the dataset or set aside), or None when it cannot be found."""
-        return self._sample(shard, key) if shard and key else self._file(path) if path else None
+        return self.locator.data(path, shard, key)
 
     def read(self, path: str | None, shard: str | None, key: str | None) -> tuple[np.ndarray, int] | None:
         """Return a row's image as (side, side, 3) YCbCr and its shorter side, or None when it cannot be

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gbifxdl._io import atomic_path
+from gbifxdl._locate import SET_ASIDE
 
-SET_ASIDE = Path(".gbifxdl") / "removed"
 
 Progress = Callable[[str, int, int], None]
 

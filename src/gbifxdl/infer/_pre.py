@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from gbifxdl._locate import Source, read_source
+
 
 @dataclass(frozen=True)
 class Prep:
@@ -75,20 +77,6 @@ def prepare(data: bytes, prep: Prep) -> tuple[np.ndarray, Geometry]:
     return tensor(fitted, prep), geometry
 
 
-# where an image's bytes are: (file, offset, size); offset None: the whole file
-Source = tuple[str, "int | None", "int | None"]
-
-
-def _read(source: Source) -> bytes:
-    path, offset, size = source
-    with open(path, "rb") as fh:
-        if offset is None:
-            return fh.read()
-        fh.seek(offset)
-        data = fh.read(size)
-    if len(data) != size:
-        raise OSError("the image's bytes are cut short")
-    return data
 
 
 def ignore_interrupts() -> None:
@@ -110,7 +98,7 @@ def decode_batch(sources: list[Source | None], prep: Prep
             geometries.append(None)
             continue
         try:
-            array, geometry = prepare(_read(source), prep)
+            array, geometry = prepare(read_source(source), prep)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             errors.append(f"undecodable: {' '.join(str(exc).split()) or type(exc).__name__}")
             geometries.append(None)

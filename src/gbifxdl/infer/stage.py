@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tarfile
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -31,13 +30,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gbifxdl._io import sha256_file
+from gbifxdl._locate import ImageLocator, Source
 from gbifxdl.errors import ConfigError
 from gbifxdl.infer import _decode, _results
 from gbifxdl.infer._engine import Session
-from gbifxdl.infer._pre import Prep, Source, decode_batch, ignore_interrupts
+from gbifxdl.infer._pre import Prep, decode_batch, ignore_interrupts
 from gbifxdl.infer.spec import KINDS, ModelError, ModelSpec, load_spec
 
-SET_ASIDE = Path(".gbifxdl") / "removed"  # where a curation sets removed images aside (curate's SET_ASIDE)
 TABLES = ("metadata.parquet", "removed.parquet")
 _COLUMNS = ("url_hash", "outcome", "path", "shard", "key")
 
@@ -92,51 +91,6 @@ def _images(root: Path) -> list[tuple[str, str | None, str | None, str | None]]:
                 seen.add(url_hash)
                 out.append((url_hash, rel, shard, key))
     return out
-
-
-class _Locator:
-    """Finds an image's bytes: a file, or a member of a shard (shard indexes kept for a few shards)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.shards: collections.OrderedDict[Path, dict[str, tuple[int, int]]] = collections.OrderedDict()
-
-    def _within(self, rel: str) -> list[Path]:
-        found = []
-        for base in (self.root, self.root / SET_ASIDE):
-            path = (base / rel).resolve()
-            if path.is_relative_to(self.root) and path.is_file():
-                found.append(path)
-        return found
-
-    def _index(self, path: Path) -> dict[str, tuple[int, int]]:
-        if path in self.shards:
-            self.shards.move_to_end(path)
-            return self.shards[path]
-        index: dict[str, tuple[int, int]] = {}
-        try:
-            with tarfile.open(path, "r:") as tar:
-                for info in tar:
-                    base = info.name.rsplit("/", 1)[-1]
-                    key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
-                    if info.isfile() and ext.lower() != "json" and key not in index:
-                        index[info.name[: len(info.name) - len(base)] + key] = (info.offset_data, info.size)
-        except (OSError, tarfile.TarError, EOFError):
-            pass
-        self.shards[path] = index
-        if len(self.shards) > 8:
-            self.shards.popitem(last=False)
-        return index
-
-    def source(self, rel: str | None, shard: str | None, key: str | None) -> Source | None:
-        if shard and key:
-            for path in self._within(shard):
-                member = self._index(path).get(key)
-                if member is not None:
-                    return (str(path), member[0], member[1])
-            return None
-        found = self._within(rel) if rel else []
-        return (str(found[0]), None, None) if found else None
 
 
 @contextlib.contextmanager
@@ -196,7 +150,7 @@ def _rows(spec: ModelSpec, output: np.ndarray | None, keys: list[str], errors: l
     return rows
 
 
-def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: _Locator
+def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: ImageLocator
              ) -> Iterator[tuple[list[str], list[Source | None]]]:
     for start in range(0, len(todo), size):
         chunk = todo[start:start + size]
@@ -276,7 +230,7 @@ def infer(
             number += 1
         report(name, summary.inferred, len(todo))
 
-    locator = _Locator(root)
+    locator = ImageLocator(root, shards_held=8)
     batches = _batches(todo, batch_size, locator)
     if workers == 0 or len(todo) <= batch_size:
         for keys, sources in batches:

@@ -1,0 +1,102 @@
+"""Where a dataset's images are: a row's file, or its member of a tar shard, in the dataset folder
+or in the folder where a curation set it aside.
+
+A row names its image by ``path`` (folders layout, relative to the dataset folder) or by ``shard``
+and ``key`` (WebDataset layout: ``key.<ext>`` inside the tar). A curation moves what it removes to
+``SET_ASIDE`` under the same relative path, and a later one may bring it back, so a reader looks in
+both places. Stages below curation that read images (model inference) and curation itself locate
+them here, one way.
+"""
+
+from __future__ import annotations
+
+import collections
+import tarfile
+from pathlib import Path
+
+SET_ASIDE = Path(".gbifxdl") / "removed"  # what curation removed, kept so that a later curation can restore it
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
+
+# an image's bytes: (file, offset, size) of a tar member, or (file, None, None) for a whole file
+Source = tuple[str, "int | None", "int | None"]
+
+
+def key_ext(name: str) -> tuple[str, str]:
+    """Return a tar member's sample key (its path up to the first dot of its base name) and extension."""
+    base = name.rsplit("/", 1)[-1]
+    key, _, ext = base.partition(".")  # WebDataset: the key ends at the first dot
+    return (name[: len(name) - len(base)] + key, ext.lower())
+
+
+class ImageLocator:
+    """Finds the images of one dataset folder's rows. Shard indexes (key -> member) are built once per
+    shard and kept for the last ``shards_held`` shards (None: all)."""
+
+    def __init__(self, root: Path, shards_held: int | None = None) -> None:
+        self.root = root.resolve()
+        self.shards_held = shards_held
+        self._shards: collections.OrderedDict[Path, dict[str, tuple[int, int]] | None] = collections.OrderedDict()
+
+    def _within(self, rel: str) -> Path | None:
+        """Return the file at ``rel`` in the dataset, else set aside (never outside the dataset folder)."""
+        for base in (self.root, self.root / SET_ASIDE):
+            path = (base / rel).resolve()
+            if path.is_relative_to(self.root) and path.is_file():
+                return path
+        return None
+
+    def _index(self, path: Path) -> dict[str, tuple[int, int]] | None:
+        if path in self._shards:
+            self._shards.move_to_end(path)
+            return self._shards[path]
+        index: dict[str, tuple[int, int]] | None = {}
+        try:
+            with tarfile.open(path, "r:") as tar:
+                for info in tar:
+                    key, ext = key_ext(info.name)
+                    if info.isfile() and ext in IMAGE_EXTS and key not in index:
+                        index[key] = (info.offset_data, info.size)
+        except (OSError, tarfile.TarError, EOFError):
+            index = None
+        self._shards[path] = index
+        if self.shards_held is not None and len(self._shards) > self.shards_held:
+            self._shards.popitem(last=False)
+        return index
+
+    def source(self, path: str | None, shard: str | None, key: str | None) -> Source | None:
+        """Return where a row's image is, or None when it is in neither place."""
+        if shard and key:
+            for base in (self.root, self.root / SET_ASIDE):
+                tar = (base / shard).resolve()
+                if not tar.is_relative_to(self.root) or not tar.is_file():
+                    continue
+                index = self._index(tar)
+                member = index.get(key) if index else None
+                if member is not None:
+                    return (str(tar), member[0], member[1])
+            return None
+        found = self._within(path) if path else None
+        return (str(found), None, None) if found is not None else None
+
+    def data(self, path: str | None, shard: str | None, key: str | None) -> bytes | None:
+        """Return the bytes of a row's image, or None when it cannot be found or read."""
+        where = self.source(path, shard, key)
+        if where is None:
+            return None
+        try:
+            return read_source(where)
+        except OSError:
+            return None
+
+
+def read_source(where: Source) -> bytes:
+    """Return the bytes at ``where`` (see :class:`ImageLocator`); OSError when they cannot be read whole."""
+    file, offset, size = where
+    with open(file, "rb") as fh:
+        if offset is None:
+            return fh.read()
+        fh.seek(offset)
+        data = fh.read(size)
+    if len(data) != size:
+        raise OSError("the image's bytes are cut short")
+    return data
