@@ -2,12 +2,19 @@
 
 The stages, in the order data flows through them:
 
-- :mod:`gbifxdl.query`   predicates: validation, a builder, taxon-name matching
-- :mod:`gbifxdl.gbif`    the GBIF occurrence download API: post, status, wait, get
-- :mod:`gbifxdl.select`  a Darwin Core Archive -> a Parquet table of images to fetch
-- :mod:`gbifxdl.fetch`   images: download, validate, resize, hash, write
-- :mod:`gbifxdl.curate`  dedupe, sync, splits; dataset card and report
-- :mod:`gbifxdl.run`     all of it as one resumable job
+- :mod:`gbifxdl.query`    predicates: validation, a builder, taxon-name matching
+- :mod:`gbifxdl.gbif`     the GBIF occurrence download API: post, status, wait, get
+- :mod:`gbifxdl.archive`  a Darwin Core Archive's layout and provenance, streamed
+- :mod:`gbifxdl.select`   a Darwin Core Archive -> a Parquet table of images to fetch
+- :mod:`gbifxdl.fetch`    images: download, validate, resize, hash, write (here, to a store, on Dask)
+- :mod:`gbifxdl.infer`    the user's ONNX models over every image: results beside the dataset
+- :mod:`gbifxdl.curate`   duplicates and near duplicates, files and tables in sync, splits
+- :mod:`gbifxdl.publish`  the dataset card, Croissant, hub tables, derived DOI, manifest, rebuild
+- :mod:`gbifxdl.report`   the HTML report
+- :mod:`gbifxdl.run`      all of it as one resumable job, and its configuration file
+
+Below them, :mod:`gbifxdl.store` (a local folder or an fsspec URL, written atomically) and
+the modules every stage shares (errors, atomic files, Darwin Core terms, credentials).
 
 Each stage is a module named after it and holds a function of the same name:
 ``from gbifxdl.fetch import fetch, FetchSettings``, or ``gbifxdl.fetch.fetch(...)``.

@@ -10,11 +10,12 @@ table size so the work stays near-linear: ``t + 1`` exact bands for small tables
 wider bands for large ones, where exact bands would collide by chance too often.
 
 A 64-bit match is only a candidate: where both rows have the 128-bit colour hash
-(``chroma_hash``, see ``gbifxdl.fetch.hashing``), the pair links only if those are within
-``CONFIRM_THRESHOLD`` bits too. At threshold 10 the 64-bit hash alone matches about 3 in
-10,000 pairs of different photos, which at 100,000 images gives every image dozens of
-false matches; bench/dedupe.py measures the confirmed rate. Rows without it (grey
-images, datasets fetched before it existed) are linked on the 64-bit hash alone.
+(``chroma_hash``, see ``gbifxdl.fetch.hashing``), the pair is proposed only if those are
+within the colour threshold too (rows without it, grey images and datasets fetched before
+it existed, are proposed on the 64-bit hash alone). Hashes only propose: curation confirms
+each proposed pair on its pixels (``curate/_near.py``), because photos of one collection
+taken the same way meet in their hashes far more often than chance; bench/dedupe.py
+measures both the proposals and the confirmed rate.
 """
 
 from __future__ import annotations

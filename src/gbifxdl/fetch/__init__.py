@@ -24,7 +24,7 @@ Each module of ``gbifxdl/fetch/`` and its one job, from the stage down:
 - :mod:`~gbifxdl.fetch.download`    one HTTP attempt: timeouts, size limit, redirects, opt-outs
 - :mod:`~gbifxdl.fetch.renditions`  the smallest rendition of a URL that is big enough (one table of host rules)
 - :mod:`~gbifxdl.fetch._loop`       how the event loop runs (uvloop, batch scheduling)
-- :mod:`~gbifxdl.fetch.workers`     the image worker processes, fed over pipes and shared memory
+- :mod:`~gbifxdl.fetch.workers`     the image processes, fed over pipes and shared memory
 - :mod:`~gbifxdl.fetch._pipes`      those pipes: framed messages and shared-memory slots
 - :mod:`~gbifxdl.fetch.process`     decode, resize, encode, hash (in the workers)
 - :mod:`~gbifxdl.fetch.hashing`     perceptual hashes for near-duplicate search (in the workers)
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FAILURE_KINDS", "FetchSettings", "FetchSummary", "fetch"]
 
-# lazy: the image workers import gbifxdl.fetch.process, and must not pay for the
+# lazy: the image processes import gbifxdl.fetch.process, and must not pay for the
 # pipeline's imports (aiohttp, pyarrow) on every start
 __getattr__ = lazy_getattr(__name__, {
     "fetch": "gbifxdl.fetch.stage",

@@ -1,7 +1,7 @@
 """Faults injected on purpose, for tests only: a body naming a fault makes its processing fail so.
 
 Off unless the fetch's environment has ``GBIFXDL_TEST_FAULTS=1`` (read once per fetch,
-never per image). With it, the tests show with real worker processes that an exception,
+never per image). With it, the tests show with real image processes that an exception,
 an exit, a kill or a segfault while processing one image gives that image an outcome and
 the fetch goes on.
 

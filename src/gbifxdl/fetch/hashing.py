@@ -1,4 +1,4 @@
-"""Perceptual hashes of processed images (computed in the image workers).
+"""Perceptual hashes of processed images (computed in the image processes).
 
 ``phash`` is a 64-bit DCT hash of an *area-averaged* 32x32 greyscale image: every pixel
 counts, so the same photo at another resolution, JPEG quality or with a few percent

@@ -1,4 +1,4 @@
-"""What the image workers are given and give back: plain values, light to import.
+"""What the image processes are given and give back: plain values, light to import.
 
 The event loop's process imports only this; the imaging libraries (numpy, Pillow,
 simplejpeg) load in the workers alone.

@@ -349,7 +349,7 @@ def process_options(settings: FetchSettings) -> ProcessOptions:
 
 
 def _in_thread_function(settings: FetchSettings, options: ProcessOptions) -> Callable[[list[bytes], str], Any]:
-    """Return what a thread runs per body when there are no worker processes."""
+    """Return what a thread runs per body when there are no image processes."""
     from gbifxdl.fetch import _faults
 
     run = _in_thread(settings, options)

@@ -1,4 +1,4 @@
-"""Turn downloaded bytes into the written image and its measurements (in worker processes).
+"""Turn downloaded bytes into the written image and its measurements (in the image processes).
 
 The fast route, for baseline and most JPEGs: libjpeg-turbo decodes at a reduced scale in
 the DCT (simplejpeg ``min_width``/``min_height``) to the smallest size not below the

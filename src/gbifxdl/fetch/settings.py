@@ -97,7 +97,7 @@ class FetchSettings:
 
     @property
     def uses_processes(self) -> bool:
-        """Return whether images are processed in worker processes (else in threads)."""
+        """Return whether images are processed in image processes (else in threads)."""
         return self.workers != 0 and not self.header_only
 
     def limit_for(self, host: str) -> int:

@@ -1,4 +1,4 @@
-"""Long-lived image worker processes, each fed over its own pipe from the event loop.
+"""Long-lived image processes, each fed over its own pipe from the event loop.
 
 Cheaper per image than a ``ProcessPoolExecutor``: the options go to each worker once, a
 task is a few bytes on the pipe, and results are read by the event loop itself
