@@ -9,6 +9,7 @@ stays flat whatever the archive's size.
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -76,6 +77,8 @@ def open_archive(path: str | Path) -> Archive:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = {info.filename: info for info in zf.infolist()}
+            # gbifxdl's GBIF emulator marks its archives in the zip's comment (GBIF's have none)
+            emulator = zf.comment.decode("utf-8", "replace").strip() or None
             base = _base_folder(list(infos))
             if base + "meta.xml" not in infos:
                 _raise_not_dwca(path, list(infos))
@@ -101,7 +104,7 @@ def open_archive(path: str | Path) -> Archive:
                 f"{path}: meta.xml names {layout.location!r} but the zip has no such member; "
                 "the archive is incomplete: download it again"
             )
-    provenance = _parse_eml(eml, path.name)
+    provenance = dataclasses.replace(_parse_eml(eml, path.name), emulator=emulator)
     sizes = {name: info.file_size for name, info in infos.items()}
     return Archive(path, core, tuple(extensions), provenance, sizes)
 

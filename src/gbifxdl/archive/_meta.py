@@ -206,7 +206,7 @@ def _parse_eml(data: bytes | None, archive_name: str) -> Provenance:
         # GBIF's wording; without a DOI (downloads before 2015) the key stands in for the link
         where = f"https://doi.org/{doi}" if doi else key
         citation = f"GBIF.org ({_long_date(created)}) GBIF Occurrence Download {where}"
-    return Provenance(key, doi, citation, query, created, archive_name, text("gbifxdlEmulator"))
+    return Provenance(key, doi, citation, query, created, archive_name)
 
 
 def _long_date(stamp: str) -> str:

@@ -89,8 +89,9 @@ def query_text(predicate: dict | None, describe: Any) -> str:
     return json.dumps(word(predicate), indent=2, ensure_ascii=False).replace('": ', '" : ')
 
 
-# what marks the emulator's archives (read back as the provenance's `emulator`): the card,
-# the report and `gbifxdl derive` tell a demo dataset from one of GBIF's by it
+# what marks the emulator's archives (their zip comment, read back as the provenance's `emulator`)
+# and search answers (a header): the card, the report and `gbifxdl derive` tell a demo dataset from
+# one of GBIF's by it
 EMULATOR_NOTE = "gbifxdl's offline GBIF emulator (gbifxdl.testing), whose records, photos, key and DOI are made up"
 
 
@@ -128,7 +129,6 @@ def metadata_xml(download_key: str, doi: str | None, created: dt.datetime, query
     <metadata>
       <gbif>
         <dateStamp>{created:%Y-%m-%dT%H:%M:%SZ}</dateStamp>
-        <gbifxdlEmulator>{escape(EMULATOR_NOTE)}</gbifxdlEmulator>
       <citation identifier={quoteattr(doi)}>{escape(title)}</citation>
               <physical>
                   <objectName>Darwin Core Archive</objectName>

@@ -79,6 +79,9 @@ def write_dwca(
     spool = Path(tempfile.mkdtemp(prefix=f".{path.name}.spool-", dir=path.parent))
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            # the emulator's mark, outside the Darwin Core Archive itself (whose every file is as
+            # GBIF's): the zip's comment, read back as the provenance's `emulator`
+            archive.comment = text.EMULATOR_NOTE.encode("utf-8")
             with (spool / "verbatim.txt").open("w", encoding="utf-8", newline="\n") as verbatim, \
                  (spool / "multimedia.txt").open("w", encoding="utf-8", newline="\n") as multimedia:
                 writer = _RowWriter(created, verbatim, multimedia)
