@@ -38,6 +38,10 @@ def _query_options(f: Any) -> Any:
 @click.option("--key", help="Use this existing GBIF download instead of posting a request.")
 @click.option("--archive", type=click.Path(dir_okay=False, path_type=Path), help="Use this archive already on disk.")
 @click.option("--api-url", envvar="GBIF_API_URL", help="GBIF API base URL, with its version path.")
+@click.option("--source", type=click.Choice(["download", "search", "auto"]),
+              help="download (default: post, wait, get an archive; needs a GBIF account), search (GBIF's "
+                   "occurrence search: no account, up to 100,000 records, or capped with --max-per-class), or "
+                   "auto: search without a GBIF account or when capped per species, else download.")
 @click.option("--max-per-class", type=int, help="At most N images per class, drawn at random (seeded).")
 @click.option("--min-per-class", type=int, help="Drop classes with fewer than N images.")
 @click.option("--all-images", is_flag=True, default=None, help="Keep every image of an occurrence, not one.")
@@ -136,6 +140,7 @@ def settings_from_context(ctx: click.Context) -> Any:
         api_url=options.api_url,
         format=options.format,
         notification=options.notification,
+        route=options.route,
     )
     source.kind()  # exactly one source, said clearly now rather than later
     _check_source(source)

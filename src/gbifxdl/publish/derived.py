@@ -63,7 +63,9 @@ def derive_request(dataset_dir: str | Path, *, title: str, source_url: str, desc
         f"{facts.images} images of {len(facts.classes)} classes ({facts.class_column}) from {facts.occurrences} "
         f"GBIF occurrences in {len(facts.per_dataset)} datasets, selected, fetched and curated (failed, corrupt and "
         f"duplicate images removed; train/val/test splits added) with gbifxdl {__version__}"
-        + (f" from GBIF occurrence download {key}." if key else "."))  # fmt: skip
+        + (f" from GBIF occurrence download {key}." if key else
+           f" from GBIF's occurrence search {facts.prov['query']}." if facts.prov.get("source") == "search"
+           and facts.prov.get("query") else "."))  # fmt: skip
     body: dict[str, Any] = {"title": title.strip(), "description": text, "sourceUrl": source_url}
     if doi:
         body["originalDownloadDOI"] = doi

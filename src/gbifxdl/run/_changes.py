@@ -44,7 +44,9 @@ def output_settings(settings: RunSettings) -> dict[str, dict[str, Any]]:
     """Return, per stage, the settings that decide its output."""
     source = plain(settings.source)
     return {
-        "request": {k: source[k] for k in SOURCE_OUTPUTS},
+        # the route only when not the default, so that datasets made before it existed resume as they were
+        "request": {k: source[k] for k in SOURCE_OUTPUTS} | (
+            {"route": source["route"]} if source.get("route", "download") != "download" else {}),
         "select": plain(_outputs(settings.select)),
         "fetch": plain(settings.fetch.output_fingerprint()),
         "curate": plain(_outputs(settings.curate)),

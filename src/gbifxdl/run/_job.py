@@ -32,6 +32,7 @@ from gbifxdl.select import SelectSettings
 log = logging.getLogger(__name__)
 
 STATE_FILE = Path(".gbifxdl") / "run.json"
+ROUTES = ("download", "search", "auto")
 LOG_FILE = "gbifxdl.log"
 
 
@@ -45,6 +46,14 @@ class SourceSettings:
     api_url: str | None = None
     format: str = "DWCA"
     notification: bool = False
+    # how a predicate's occurrences come: "download" (post, wait, get the archive: needs an
+    # account), "search" (GBIF's occurrence search API, no account: up to 100,000 records,
+    # or capped per species), or "auto" (run chooses: see choose_route)
+    route: str = "download"
+
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ConfigError(f"source route {self.route!r} is not one of {', '.join(ROUTES)}")
 
     def kind(self) -> str:
         given = [name for name in ("predicate", "key", "archive") if getattr(self, name)]
@@ -54,6 +63,9 @@ class SourceSettings:
                 "--key KEY for an existing download, or --archive FILE"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.route == "search" and given[0] != "predicate":
+            raise ConfigError(f"--source search reads GBIF's occurrence search for a query (taxon, country, year ... "
+                              f"or a predicate file), not for --{given[0]}: drop --source search")
         return given[0]
 
 
@@ -158,6 +170,13 @@ def run(
     dataset.mkdir(parents=True, exist_ok=True)
     handler = _attach_log(dataset)
     try:
+        if settings.source.route == "auto":
+            earlier = RunState.load(dataset)
+            source = (earlier.settings.get("source") or {}) if earlier is not None else {}
+            settings = dataclasses.replace(settings, source=choose_route(settings.source, settings.select,
+                                                                         source.get("route")))
+            say(f"Source: GBIF's occurrence {'search' if settings.source.route == 'search' else 'download'} "
+                "(--source auto)")
         state = _open_state(dataset, settings, allow_changed_settings, echo)
         if all(stage in state.done for stage in _stages(settings)):
             say(f"Nothing to do: the dataset in {dataset} is complete.")
@@ -178,9 +197,45 @@ def run(
         handler.close()
 
 
+def choose_route(source: SourceSettings, select: SelectSettings, earlier: str | None = None) -> SourceSettings:
+    """Return ``source`` with the route "auto" made "search" or "download".
+
+    A resumed run keeps the route it chose first (``earlier``). Otherwise the search route
+    when the query can go through the search API and either no GBIF account is set up
+    (environment, ``.env``, ``~/.netrc``: no prompt) or the query is capped per species
+    (``max_per_class`` with the class ``speciesKey``); a download in every other case (an
+    uncapped query with an account: a download has a DOI and no 100,000-record ceiling).
+    """
+    if source.route != "auto":
+        return source
+    if earlier in ("download", "search"):
+        return dataclasses.replace(source, route=earlier)
+    if source.kind() != "predicate":
+        return dataclasses.replace(source, route="download")
+    from gbifxdl.credentials import load_credentials
+    from gbifxdl.errors import CredentialsError
+    from gbifxdl.select.search import SearchRefused, search_params
+
+    assert source.predicate is not None
+    try:
+        body = source.predicate  # a bare predicate, or a full request body holding one
+        search_params(body if "type" in body else body.get("predicate") or {})
+    except SearchRefused:
+        return dataclasses.replace(source, route="download")
+    capped = bool(select.max_per_class) and select.class_column == "speciesKey"
+    try:
+        load_credentials(api_url=source.api_url, prompt=False)
+        account = True
+    except CredentialsError:
+        account = False
+    return dataclasses.replace(source, route="search" if capped or not account else "download")
+
+
 def _stages(settings: RunSettings) -> tuple[str, ...]:
     kind = settings.source.kind()
     skip = {"archive": {"request", "wait", "get"}, "key": {"request"}, "predicate": set()}[kind]
+    if settings.source.route == "search":  # the selection comes from the search API: no archive
+        skip = skip | {"request", "wait", "get"}
     if not settings.report:
         skip = skip | {"report"}
     return tuple(s for s in STAGES if s not in skip)

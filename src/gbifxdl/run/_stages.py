@@ -82,9 +82,21 @@ def stage_get(settings: RunSettings, state: RunState, dataset: Path, *, progress
 
 
 def stage_select(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
-    """Stream the archive into ``selection.parquet``."""
+    """Stream the archive into ``selection.parquet`` (or page GBIF's occurrence search into it)."""
     from gbifxdl.select import select
 
+    if settings.source.route == "search":
+        from gbifxdl.select.search import select_from_search
+
+        predicate = settings.source.predicate
+        assert predicate is not None
+        if "type" not in predicate:  # a full request body: its predicate ("not" has a "predicate" too)
+            predicate = predicate.get("predicate") or {}
+        summary = select_from_search(predicate, dataset / SELECTION, settings.select, api_url=settings.source.api_url,
+                                     progress=progress)
+        if not progress:
+            echo(summary.to_text())
+        return
     archive = state.archive or settings.source.archive
     assert archive is not None
     summary = select(archive, dataset / SELECTION, settings.select, progress=progress)

@@ -57,6 +57,7 @@ class SourceOptions:
     api_url: str | None = None
     format: str = "DWCA"
     notification: bool = False
+    route: str = "download"  # "search": GBIF's occurrence search API, no account (up to 100,000 records); "auto"
 
 
 SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(SourceOptions))
@@ -107,6 +108,7 @@ RUN_OPTIONS: dict[str, Binding] = {
     "output": Binding(((TOP, "output"),), _text),
     **{name: _source(name) for name in ("taxon", "country", "year", "basis_of_record", "license",
                                         "dataset_key", "media_type", "lenient", "key", "archive", "api_url")},
+    "source": _source("route"),
     "max_per_class": Binding((("select", "max_per_class"),)),
     "min_per_class": Binding((("select", "min_per_class"),)),
     "all_images": Binding((("select", "one_per_occurrence"),), lambda all_images: not all_images),
@@ -277,6 +279,7 @@ def default_config_text(sections: Mapping[str, Any]) -> str:
         '# api_url = "https://api.gbif.org/v1"',
         '# format = "DWCA"',
         "# notification = false               # ask GBIF to e-mail when the archive is ready",
+        '# route = "download"                 # "search": no account, up to 100,000 records or capped; "auto"',
         "# Credentials never go here: use GBIF_USER / GBIF_PWD / GBIF_EMAIL, a .env file or ~/.netrc.",
     ]
     lines += ["", "[cluster]",

@@ -6,7 +6,8 @@ Three steps: :mod:`.stream` inflates and parses both members at once, filtering 
 each file decides alone; :mod:`.engine` joins, de-duplicates, samples and caps narrow
 keys in DuckDB, which spills to disk, so neither memory nor class count limits the
 archive size; :mod:`.assemble` gathers the kept rows' columns by row position and
-writes the table.
+writes the table. :mod:`.search` makes the same table from GBIF's occurrence search API
+instead of a download (no account; ``select_from_search``).
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def select(
     settings: SelectSettings = SelectSettings(),
     *,
     progress: bool = True,
+    provenance: dict | None = None,
 ) -> SelectSummary:
     """Return the summary of selecting the images to fetch from ``archive`` into ``output``.
 
     Writes the Parquet table atomically (nothing at ``output`` on failure) and the
     summary JSON next to it; with ``progress``, shows a progress bar and prints the
-    summary to stderr. Raises :class:`~gbifxdl.errors.ArchiveError` (unreadable
+    summary to stderr. ``provenance`` replaces what the archive's ``metadata.xml`` says of
+    where the data comes from (the search route: no download, no DOI). Raises :class:`~gbifxdl.errors.ArchiveError` (unreadable
     archive), :class:`~gbifxdl.errors.NoMediaError` (no media URLs in it),
     :class:`NothingSelectedError` (no image kept: malformed rows, or every row filtered
     out; the message gives the counts and what to change; nothing is written) or
@@ -90,8 +93,9 @@ def select(
         if any(read and bad == read for _, read, bad in (core, media)):  # a member wholly unreadable
             raise nothing_selected(str(archive_path), core, media, {}, counts.bad_row_examples)
         _warn_malformed(core, media, counts.bad_row_examples)
-        provenance = opened.provenance.to_dict() | {"select_settings": settings.to_dict()}
-        metadata = {PROVENANCE_KEY: json.dumps(provenance, sort_keys=True).encode()}
+        origin = provenance if provenance is not None else opened.provenance.to_dict()
+        metadata = {PROVENANCE_KEY: json.dumps(origin | {"select_settings": settings.to_dict()},
+                                               sort_keys=True).encode()}
         pa.default_memory_pool().release_unused()  # the parse buffers: DuckDB needs the room now
         media_rows = RowFile(files.media, counts.media_batches)  # the URLs, for the engine's exact check
         engine = Engine(files, workdir, lambda at: media_rows.take(at).select(["identifier"]))
@@ -116,7 +120,7 @@ def select(
                                 for k in REASONS if k not in ("basis_of_record", "missing_rank_keys")},
             ambiguous_urls=result.ambiguous_urls, classes_below_minimum=result.classes_below_minimum,
             bad_row_examples=tuple(counts.bad_row_examples[:6]), settings=settings.to_dict(),
-            provenance=opened.provenance.to_dict(), seconds=round(time.perf_counter() - started, 3),
+            provenance=origin, seconds=round(time.perf_counter() - started, 3),
         )
         _write_json(summary_path(output), summary.to_dict())
         os.replace(output_tmp, output)

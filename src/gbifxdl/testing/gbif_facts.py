@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = [
     "DOWNLOAD_FORMATS", "DOWNLOAD_LIST_PAGE", "DOWNLOAD_STATUS", "DOWNLOAD_STATUSES", "Field", "MATCH_TYPES",
-    "OCCURRENCE_SEARCH_PAGE", "Obj", "PREDICATE_FIELDS", "REQUEST_BODY", "SPECIES_MATCH_V1", "SPECIES_MATCH_V2",
+    "OCCURRENCE_SEARCH_FACET", "OCCURRENCE_SEARCH_PAGE", "Obj", "PREDICATE_FIELDS", "REQUEST_BODY", "SPECIES_MATCH_V1", "SPECIES_MATCH_V2",
     "predicate_problems", "problems",
 ]
 
@@ -247,6 +247,14 @@ _OCCURRENCE = Obj({
 
 # GET /v1/occurrence/search: limit is clamped to 300.
 OCCURRENCE_SEARCH_PAGE = _page(Field("object", obj=_OCCURRENCE))
+
+# One item of a search page's ``facets`` (``facet=speciesKey``): the field in UPPER_SNAKE, and
+# the values as strings (keys too) with their counts, largest first. From GBIF's documentation:
+# the recorded pages asked for no facet (``facets: []``).
+OCCURRENCE_SEARCH_FACET = Obj({
+    "field": Field("string", pattern=r"[A-Z_]+"),
+    "counts": Field("array", items=Field("object", obj=Obj({"name": Field("string"), "count": Field("integer")}))),
+})
 
 
 # --- the checker ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A GBIF on loopback: the occurrence download API, its archive host and species match.
+"""A GBIF on loopback: the occurrence download API, its archive host, species match and occurrence search.
 
 >>> with GbifEmulator(prepare_seconds=0.2, run_seconds=0.2) as gbif:   # doctest: +SKIP
 ...     key = gbifxdl.gbif.post_request(predicate, credentials=..., api_url=gbif.api_url)
@@ -29,6 +29,7 @@ from aiohttp import web
 from gbifxdl.testing._gbif_handlers import STATE, add_api_routes, add_archive_routes, set_status
 from gbifxdl.testing.derived_datasets import add_derived_dataset_routes
 from gbifxdl.testing._gbif_state import Download, EmulatorState
+from gbifxdl.testing._search import SearchState, add_search_routes, cached
 
 __all__ = ["GbifEmulator", "RequestRecord"]
 
@@ -102,6 +103,8 @@ class GbifEmulator:
         self._executor: ThreadPoolExecutor | None = None
         self._runners: list[web.AppRunner] = []
         self.state: EmulatorState | None = None
+        # the occurrence search answers from the occurrences a download of the same query holds
+        self.search = SearchState(cached(self._occurrences_of))
         self.api_url = ""
         self.archive_url = ""
 
@@ -175,6 +178,7 @@ class GbifEmulator:
         add_api_routes(api)
         add_derived_dataset_routes(api)
         self._add_species_routes(api)
+        add_search_routes(api, self.search)
         archive = web.Application(middlewares=[self._middleware()])
         archive.on_response_prepare.append(self._recorder("archive"))
         archive[STATE] = self.state
@@ -239,6 +243,10 @@ class GbifEmulator:
             raise KeyError(f"the emulator has no download {key}")
         return download
 
+    def rate_limit_search(self, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``times`` occurrence searches with GBIF's 429 and ``Retry-After``."""
+        self.search.rate_limit(times, retry_after)
+
     def fail_next(self, path_prefix: str, status: int, body: str = "", times: int = 1) -> None:
         """Answer the next ``times`` requests whose path starts with ``path_prefix`` with ``status``."""
         self._faults.append(_Fault(path_prefix, status, body, times))
@@ -271,6 +279,13 @@ class GbifEmulator:
 
         return record
 
+    def _image_bases(self) -> tuple[str, ...]:
+        return self.image_base_urls or ("http://127.0.0.1:8080",)
+
+    def _occurrences_of(self, predicate: dict | None) -> list[Any]:
+        """Return the occurrences a download of ``predicate`` holds, in the archive's order."""
+        return list(self.universe.occurrences(self.n_occurrences, predicate, image_base_urls=self._image_bases()))
+
     def _build_archive(self, download: Download, path: Path) -> tuple[int, int]:
         """Write the download's DwC-A (in a worker thread); return (zip size, occurrences)."""
         from gbifxdl.testing.dwca import write_dwca
@@ -281,7 +296,7 @@ class GbifEmulator:
             predicate=download.request.get("predicate"),
             seed=self.seed,
             universe=self.universe,
-            image_base_urls=self.image_base_urls or ("http://127.0.0.1:8080",),
+            image_base_urls=self._image_bases(),
             download_key=download.key,
             doi=download.doi,
             created=download.created,
