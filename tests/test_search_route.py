@@ -298,6 +298,11 @@ def test_run_source_search_needs_no_account_and_resumes_after_a_kill(tmp_path: P
         body = derive_request(killed, title="t", source_url="https://example.org/ds")
         assert "originalDownloadDOI" not in body and body["relatedDatasets"]
         assert "GBIF's occurrence search http" in body["description"]
+        # the card says so too: no download to cite, derive's DOI instead, the datasets counted
+        card = (killed / "README.md").read_text()
+        assert "no download DOI" in card and "gbifxdl derive" in card and "GBIF occurrence download" not in card
+        counted = json.loads(pq.read_schema(killed / "metadata.parquet").metadata[PROVENANCE_KEY])
+        assert all(f"| {k} | {v} |" in card for k, v in counted["search"]["datasets"].items())
 
 
 # --- choosing the route ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from gbifxdl import __version__
 from gbifxdl._io import atomic_path, write_text_atomic
+from gbifxdl._marks import MARKS, REMOVING, latest_marks
 from gbifxdl.archive import normalise_doi
 from gbifxdl.curate import split_warnings
 from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
@@ -252,6 +254,31 @@ def near_duplicate_lines(root: Path) -> list[str]:
     return lines
 
 
+def review_lines(root: Path, removed: pa.Table) -> list[str]:
+    """Return the card's line on people's review (``gbifxdl review``): how many images they marked, and
+    how many curation removed for it (nothing when nobody reviewed)."""
+    marks = latest_marks(root)
+    if not marks:
+        return []
+    reasons = removed.column("removed_reason").to_pylist() if "removed_reason" in removed.column_names else []
+    gone = sum(1 for r in reasons if r in REMOVING.values())
+    counts = Counter(marks.values())
+    return ["", f"Reviewed by people: {len(marks)} images marked on the review page ("
+            + ", ".join(f"{counts[m]} {m.replace('_', ' ')}" for m in MARKS if counts[m])
+            + f"); {gone} removed for it (`review:bad`, `review:wrong_species` in `removed.parquet`)."]
+
+
+def _source_table(prov: dict[str, Any], key: str | None, doi: str | None) -> list[str]:
+    """Return the card's Source table for a dataset made from a GBIF download."""
+    return _table_md(("field", "value"), [
+        ("GBIF download key", key or ""),
+        ("DOI", (f"https://doi.org/{bare_doi(doi)}" + (" (the emulator's, not a real DOI)" if prov.get("emulator") else ""))
+         if doi else ""),
+        ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
+        ("card written", date.today().isoformat()),
+    ])  # fmt: skip
+
+
 def _emulator_note(prov: dict[str, Any]) -> list[str]:
     """Return the card's warning that a dataset came from the GBIF emulator (the demo), else nothing."""
     if not prov.get("emulator"):
@@ -287,29 +314,48 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         f"GBIF images, download {key}" if key else f"GBIF images: {root.name}")
     split_tables = write_split_tables(facts)
 
+    searched = prov.get("source") == "search"
     lines = front_matter(facts, name, split_tables) + [f"# {name}", ""]
     lines += [
-        f"{images} images of {len(classes)} classes (`{class_column}`), from the GBIF occurrence "
-        f"download {key or '(unknown)'}; {'fetched and curated' if 'split' in schema.names else 'fetched'} "
-        f"with gbifxdl {__version__}.", "",
+        f"{images} images of {len(classes)} classes (`{class_column}`), from "
+        + ("GBIF's occurrence search API (no download, so no download DOI)" if searched else
+           f"the GBIF occurrence download {key or '(unknown)'}")
+        + f"; {'fetched and curated' if 'split' in schema.names else 'fetched'} with gbifxdl {__version__}.", "",
         *_emulator_note(prov),
         "## Citation", "",
-        ("The emulator's made-up citation, where a GBIF download's would be:" if prov.get("emulator") else
-         "GBIF asks that you cite the download the data came from:"), "",
-        f"> {cite}" if cite else "> (no DOI recorded: cite the GBIF download key above and the date)", "",
+    ]
+    if searched:  # GBIF's citation guidelines: a derived dataset's DOI stands for the occurrences used
+        lines += [
+            "A search gives no download DOI. GBIF asks that data used from searches be cited through a",
+            "derived dataset: `gbifxdl derive` registers this dataset's occurrences (by GBIF dataset, counted",
+            "below) and gives the DOI to cite.", "",
+        ]
+    else:
+        lines += [
+            ("The emulator's made-up citation, where a GBIF download's would be:" if prov.get("emulator") else
+             "GBIF asks that you cite the download the data came from:"), "",
+            f"> {cite}" if cite else "> (no DOI recorded: cite the GBIF download key above and the date)", "",
+        ]
+    lines += [
         "Each image keeps its own licence and owner: `ATTRIBUTION.csv` lists, for every image, its",
         "licence, creator, rights holder, publisher and source page. CC BY and CC BY-NC require",
         "that credit; CC BY-NC forbids commercial use.", "",
     ]  # fmt: skip
     lines += _derived_section(facts) + ["", "## Source", ""]
-    lines += _table_md(("field", "value"), [
-        ("GBIF download key", key or ""),
-        ("DOI", (f"https://doi.org/{bare_doi(doi)}" + (" (the emulator's, not a real DOI)" if prov.get("emulator") else ""))
-         if doi else ""),
-        ("download created", prov.get("created") or ""), ("archive", prov.get("archive") or ""),
-        ("card written", date.today().isoformat()),
-    ])  # fmt: skip
-    if prov.get("query"):
+    if searched:
+        search = prov.get("search") or {}
+        lines += _table_md(("field", "value"), [
+            ("GBIF occurrence search", prov.get("query") or ""), ("searched", prov.get("created") or ""),
+            ("occurrences read", search.get("occurrences", "")), ("pages", search.get("pages", "")),
+            ("card written", date.today().isoformat()),
+        ])  # fmt: skip
+        counted = search.get("datasets") or {}
+        if counted:
+            lines += ["", "Occurrences by GBIF dataset (what `gbifxdl derive` registers):", ""]
+            lines += _table_md(("datasetKey", "occurrences"), list(counted.items()))
+    else:
+        lines += _source_table(prov, key, doi)
+    if prov.get("query") and not searched:
         lines += ["", "The query (GBIF predicate):", ""] + _query_block(prov["query"])
     lines += ["", "## Contents", ""]
     splits = facts.splits
@@ -330,6 +376,7 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         lines += _table_md(("reason", "rows"), _counts(
             removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
     lines += near_duplicate_lines(root)
+    lines += review_lines(root, removed)
     names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
     lines += ["", "Largest classes:", ""]
     lines += _table_md((class_column, "species", "images"),
