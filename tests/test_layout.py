@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # what every stage shares: the package root (its exports are lazy strings), errors,
     # file and text helpers, the Darwin Core term names, the version and provenance key
     ("root", ["gbifxdl", "gbifxdl._lazy", "gbifxdl._meta", "gbifxdl.errors", "gbifxdl._io",
-              "gbifxdl._terms", "gbifxdl._locate"]),
+              "gbifxdl._terms", "gbifxdl._locate", "gbifxdl._marks"]),
     # shared services: GBIF credentials, the types a settings file is checked against,
     # where datasets are stored, and HTTP to the GBIF API (retries, typed errors: the gbif
     # stage and query's species match both talk to GBIF)
@@ -51,6 +51,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     # curate() itself, which ends by writing the card (curate(card=False) does not): the one
     # module of curate above publishing; what it runs is all in the curate layer
     ("curate()", ["gbifxdl.curate.stage"]),
+    # review in the browser: reads curation's tables, serves the dataset's images to mark; its
+    # journal (gbifxdl._marks, in root) is read by curation and the card below it
+    ("review", ["gbifxdl.review"]),
     # the whole job: its settings file, what a settings change redoes, the steps
     ("run", ["gbifxdl.run", "gbifxdl.config"]),  # gbifxdl.config: gbifxdl.run.config's former name
     # the original API (wrappers over the stages), and the local GBIF and image hosts

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "fetch": "gbifxdl.cli.fetch:fetch",
     "infer": "gbifxdl.cli.infer:infer",
     "curate": "gbifxdl.cli.curate:curate",
+    "review": "gbifxdl.cli.review:review",
     "report": "gbifxdl.cli.curate:report",
     "derive": "gbifxdl.cli.publish:derive",
     "export": "gbifxdl.cli.publish:export",

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gbifxdl._marks import REMOVING, latest_marks
 from gbifxdl.curate import _columns, _dedupe, _files, _near
 from gbifxdl.curate._columns import Source
 from gbifxdl.errors import CurateError
@@ -91,6 +92,7 @@ def removals(root: Path, src: Source, classes: np.ndarray, settings: Any, report
     out.reason[~ok] = out.code(FAILED)
     if settings.check_files:
         _check_files(root, src, ok, out, settings.verify_hashes, report)
+    _review_marks(root, src, out)
     alive = np.flatnonzero(out.reason == 0)
     rank = best_copy_rank(src)
     ids = np.arange(n)
@@ -133,6 +135,24 @@ def removals(root: Path, src: Source, classes: np.ndarray, settings: Any, report
         out.reason[i] = out.code(decision.reason)
         out.dup_of[i] = -1 if decision.duplicate_of is None else int(decision.duplicate_of)
     return out
+
+
+def _review_marks(root: Path, src: Source, out: Removals) -> None:
+    """Set the reason of rows still kept that a person marked bad or wrong species on the review page
+    (``review:bad``, ``review:wrong_species``): before duplicates, so a marked image is never the copy kept.
+    Decided anew each curation from the marks now, so a later "good" brings an image back."""
+    marks = {key: REMOVING[mark] for key, mark in latest_marks(root).items() if mark in REMOVING}
+    if not marks or not src.has("url_hash"):
+        return
+    keys = pa.array(sorted(marks), pa.string())
+    hit = src.gather(["url_hash"], lambda t: pc.fill_null(pc.is_in(t.column(0), value_set=keys), False).to_numpy(
+        zero_copy_only=False))
+    rows = np.flatnonzero(hit & (out.reason == 0))
+    if not len(rows):
+        return
+    hashes = src.take("url_hash", rows).to_pylist()
+    for row, url_hash in zip(rows.tolist(), hashes):
+        out.reason[row] = out.code(marks[url_hash])
 
 
 def _chroma_words(table: pa.Table) -> np.ndarray:
