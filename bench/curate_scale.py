@@ -71,7 +71,7 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 def _schema() -> pa.Schema:
     sys.path.insert(0, str(ROOT / "src"))
-    from gbifxdl.fetch.shards import RESULT_SCHEMA
+    from gbifxdl.fetch.journal import RESULT_SCHEMA
     from gbifxdl.select.assemble import OUTPUT_SCHEMA
 
     prov = {"download_key": "0000001-260101000000000", "doi": "10.15468/dl.bench1",

@@ -21,7 +21,7 @@ from gbifxdl.fetch import hashing
 from gbifxdl.fetch.image_types import ProcessOptions
 from gbifxdl.fetch.process import process_bytes
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import FetchState
+from gbifxdl.fetch.journal import FetchState
 
 FETCH = ProcessOptions(resize=512, reencode=True)
 THRESHOLD = CurateSettings().phash_threshold

@@ -266,7 +266,7 @@ def requests_get(url: str) -> bytes:
 def test_downloads_wait_while_too_many_images_or_bytes_wait_for_processing() -> None:
     import asyncio
 
-    from gbifxdl.fetch.scheduler import Backlog
+    from gbifxdl.fetch.per_host import Backlog
 
     async def scenario() -> list[str]:
         backlog = Backlog(limit=2, max_bytes=1000)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gbifxdl.fetch import FetchSettings, fetch
-from gbifxdl.fetch import _faults, workers
+from gbifxdl.fetch import _faults, image_processes
 from gbifxdl.fetch.image_types import ImageFault, ProcessOptions
 from gbifxdl.fetch.settings import FAILURE_KINDS
 from gbifxdl.testing._images import image_bytes, write_selection
@@ -73,7 +73,7 @@ def test_outcomes_are_known_failure_kinds() -> None:
 
 
 async def _through_pool(bodies: list[bytes], folder: Path, n_workers: int) -> tuple[list[object], int]:
-    pool = workers.WorkerPool(n_workers, ProcessOptions())
+    pool = image_processes.ImageProcessPool(n_workers, ProcessOptions())
     try:
         futures = [pool.process(str(folder / f"{i}.tmp"), [b]) for i, b in enumerate(bodies)]
         return await asyncio.gather(*futures, return_exceptions=True), pool.replaced
@@ -92,13 +92,13 @@ def test_real_workers_that_raise_exit_are_killed_or_segfault_cost_one_image_each
     kinds = {}
     for body, result in zip(bodies, results):
         if body.startswith(_faults.PREFIX):
-            assert isinstance(result, workers.WorkerDied | ImageFault), result
+            assert isinstance(result, image_processes.WorkerDied | ImageFault), result
             kinds[body.split()[1]] = result
         else:  # the images queued behind a dying one went to another worker, whole
             assert not isinstance(result, BaseException), result
             assert result.sha256 == hashlib.sha256(body).hexdigest()  # type: ignore[attr-defined]
     for what in (b"exit", b"kill", b"segv"):
-        assert isinstance(kinds[what], workers.WorkerDied)
+        assert isinstance(kinds[what], image_processes.WorkerDied)
     assert "SIGKILL" in str(kinds[b"kill"]) and "SIGSEGV" in str(kinds[b"segv"])
     raised = [r for r in results if isinstance(r, ImageFault)]
     assert [r.kind for r in raised] == ["process_error"] * 3
@@ -107,10 +107,10 @@ def test_real_workers_that_raise_exit_are_killed_or_segfault_cost_one_image_each
 
 
 def test_a_worker_stuck_on_one_image_is_stopped_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "_MAX_SECONDS", 1.0)
+    monkeypatch.setattr(image_processes, "_MAX_SECONDS", 1.0)
     bodies = [_good(1), _faults.body("sleep", "60"), _good(2), _good(3)]
     results, replaced = asyncio.run(_through_pool(bodies, tmp_path, 1))
-    assert isinstance(results[1], workers.WorkerDied) and "stopped after 1 s" in str(results[1])
+    assert isinstance(results[1], image_processes.WorkerDied) and "stopped after 1 s" in str(results[1])
     assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 1)
     assert replaced == 1
 

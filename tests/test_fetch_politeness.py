@@ -16,7 +16,7 @@ from PIL import Image
 from gbifxdl.fetch import FetchSettings, fetch
 from gbifxdl.fetch.download import opted_out, user_agent
 from gbifxdl.fetch.renditions import rendition_for
-from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState
+from gbifxdl.fetch.journal import RESULT_SCHEMA, FetchState
 from gbifxdl.testing.image_hosts import HostPolicy, ImageHosts, write_selection
 
 QUICK = dict(retry_backoff=0.05, workers=0, shard_size=50)
@@ -181,9 +181,9 @@ def test_state_written_before_fetched_url_existed_is_still_read(tmp_path: Path) 
 def test_gbif_image_cache_gets_one_connection_and_is_never_a_rendition() -> None:
     import asyncio
 
-    from gbifxdl.fetch.scheduler import Scheduler
+    from gbifxdl.fetch.per_host import HostScheduler
 
-    scheduler = Scheduler(None, FetchSettings(per_host=16))  # type: ignore[arg-type]
+    scheduler = HostScheduler(None, FetchSettings(per_host=16))  # type: ignore[arg-type]
     assert asyncio.run(_limit(scheduler, "api.gbif.org")) == 1
     assert rendition_for("https://api.gbif.org/v1/image/cache/occurrence/1/media/abc", 512) is None
 

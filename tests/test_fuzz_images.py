@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gbifxdl.fetch import workers
+from gbifxdl.fetch import image_processes
 from gbifxdl.fetch.image_types import ImageFault, Processed, ProcessOptions
 from gbifxdl.fetch.settings import FAILURE_KINDS
 
@@ -81,8 +81,8 @@ class _Pool:
     def __init__(self, options: ProcessOptions, log: Path) -> None:
         self.loop = asyncio.new_event_loop()
 
-        async def start() -> workers.WorkerPool:
-            return workers.WorkerPool(1, options, log)  # decoders' warnings go there, as in a fetch
+        async def start() -> image_processes.ImageProcessPool:
+            return image_processes.ImageProcessPool(1, options, log)  # decoders' warnings go there, as in a fetch
 
         self.pool = self.loop.run_until_complete(start())
 
@@ -144,7 +144,7 @@ def test_every_damaged_body_ends_with_an_outcome_and_only_decodable_files_are_wr
             path.unlink()
         else:
             # a refused body is an outcome, and leaves no file
-            assert isinstance(result, ImageFault | workers.WorkerDied), repr(result)
+            assert isinstance(result, ImageFault | image_processes.WorkerDied), repr(result)
             if isinstance(result, ImageFault):
                 assert result.kind in FAILURE_KINDS and result.message
             assert not path.exists()

@@ -117,7 +117,7 @@ def fetch(selection: Path, output_dir: str, per_host: tuple[str, ...], user_agen
 
         parse_cluster(cluster)
     elif settings.uses_processes:
-        from gbifxdl.fetch.workers import start_fork_server
+        from gbifxdl.fetch.image_processes import start_fork_server
 
         start_fork_server()  # the workers' imports then run beside the pipeline's
     from gbifxdl.fetch import fetch as run_fetch

@@ -8,23 +8,23 @@ Each module of ``gbifxdl/fetch/`` and its one job, from the stage down:
 - :mod:`~gbifxdl.fetch._results`    ``metadata.parquet`` assembled from the finished units, and the summary
 - :mod:`~gbifxdl.fetch.scaleout`    a fetch to a store: the client's side, and its units run here
 - :mod:`~gbifxdl.fetch.cluster`     the units run on a Dask cluster: the client's side
-- :mod:`~gbifxdl.fetch._on_worker`  a Dask worker's side: one unit, and the engine kept from unit to unit
+- :mod:`~gbifxdl.fetch._on_dask_worker`  a Dask worker's side: one unit, and the engine kept from unit to unit
 - :mod:`~gbifxdl.fetch._shared_limits` the host limits every Dask worker shares, held by its scheduler
 - :mod:`~gbifxdl.fetch.pipeline`    the engine, the one way in wherever units run and go
   (:func:`~gbifxdl.fetch.pipeline.unit_folder`, then :meth:`~gbifxdl.fetch.pipeline.UnitFolder.run`)
 - :mod:`~gbifxdl.fetch._seams`      the engine's seams, typed: writer, sink, host gate, progress report
 - :mod:`~gbifxdl.fetch._sink`       where finished units go: nowhere (the output folder) or a store, via staging
-- :mod:`~gbifxdl.fetch.shards`      work units and the resume state of a folder
+- :mod:`~gbifxdl.fetch.journal`      work units and the resume state of a folder
 - :mod:`~gbifxdl.fetch.writers`     species folders or WebDataset shards
 - :mod:`~gbifxdl.fetch.progress`    the progress bar and the fetch log
-- :mod:`~gbifxdl.fetch.scheduler`   per-host limits, adaptive concurrency, Retry-After, retries, renditions
+- :mod:`~gbifxdl.fetch.per_host`   per-host limits, adaptive concurrency, Retry-After, retries, renditions
 - :mod:`~gbifxdl.fetch._host_limiter` one host's concurrency slots, rate and pause
 - :mod:`~gbifxdl.fetch._host_rate`  one host's request rate, learned from its answers
 - :mod:`~gbifxdl.fetch._host_stats` what each host saw of a fetch (``hosts.json``)
 - :mod:`~gbifxdl.fetch.download`    one HTTP attempt: timeouts, size limit, redirects, opt-outs
 - :mod:`~gbifxdl.fetch.renditions`  the smallest rendition of a URL that is big enough (one table of host rules)
 - :mod:`~gbifxdl.fetch._loop`       how the event loop runs (uvloop, batch scheduling)
-- :mod:`~gbifxdl.fetch.workers`     the image processes, fed over pipes and shared memory
+- :mod:`~gbifxdl.fetch.image_processes`     the image processes, fed over pipes and shared memory
 - :mod:`~gbifxdl.fetch._pipes`      those pipes: framed messages and shared-memory slots
 - :mod:`~gbifxdl.fetch.process`     decode, resize, encode, hash (in the workers)
 - :mod:`~gbifxdl.fetch.hashing`     perceptual hashes for near-duplicate search (in the workers)

@@ -1,6 +1,6 @@
 """One host's limits: concurrency slots, request rate, and the pause it asked for.
 
-See :mod:`gbifxdl.fetch.scheduler` for how they adapt.
+See :mod:`gbifxdl.fetch.per_host` for how they adapt.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from gbifxdl._io import atomic_path
 from gbifxdl._meta import PROVENANCE_KEY
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import RESULT_COLUMNS, RESULT_SCHEMA, iter_units
+from gbifxdl.fetch.journal import RESULT_COLUMNS, RESULT_SCHEMA, iter_units
 
 
 def assemble(selection: Path, read_unit: Callable[[int], pa.Table], schema: pa.Schema, settings: FetchSettings,

@@ -8,7 +8,7 @@ against these, and every implementation stays where its work is:
   :class:`~gbifxdl.fetch.writers.WebDatasetWriter`
 - :class:`Sink`: :class:`~gbifxdl.fetch._sink.FolderSink` (the output folder itself: the
   units stay where they were fetched), :class:`~gbifxdl.fetch._sink.StoreSink` (a store)
-- :class:`Gate` and :class:`GateFactory`: :class:`~gbifxdl.fetch.scheduler._Gate` (this
+- :class:`Gate` and :class:`GateFactory`: :class:`~gbifxdl.fetch.per_host._Gate` (this
   process's host limits), :class:`~gbifxdl.fetch._shared_limits.RemoteGate` (the cluster's,
   made by :meth:`~gbifxdl.fetch._shared_limits.WorkerSide.gate`)
 - :class:`ProgressReport`: :class:`~gbifxdl.fetch.progress.Progress` (the bar),
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from gbifxdl.fetch.download import Attempt
-    from gbifxdl.fetch.shards import FetchState
+    from gbifxdl.fetch.journal import FetchState
 
 
 class Writer(Protocol):
@@ -86,7 +86,7 @@ class Gate(Protocol):
 
 
 class GateFactory(Protocol):
-    """Makes the gate of one image: what the :class:`~gbifxdl.fetch.scheduler.Scheduler` asks for per image."""
+    """Makes the gate of one image: what the :class:`~gbifxdl.fetch.per_host.HostScheduler` asks for per image."""
 
     def __call__(self, scheduler: Any, before_request: Callable[[], Awaitable[None]] | None) -> Gate: ...
 

@@ -85,12 +85,12 @@ class RunLimits:
     """Every host's limiter for one output's fetch, the slots handed out, and the progress."""
 
     def __init__(self, scheduler: Any, settings: FetchSettings, run_id: str) -> None:
-        from gbifxdl.fetch.scheduler import Scheduler
+        from gbifxdl.fetch.per_host import HostScheduler
 
         self.run_id = run_id
         self.scheduler = scheduler
         self.settings = settings
-        self.limits = Scheduler(None, _paced(settings))  # its limiter(): the single-machine rules
+        self.limits = HostScheduler(None, _paced(settings))  # its limiter(): the single-machine rules
         self.tickets: dict[int, tuple[str, HostLimiter, float]] = {}
         self.next_ticket = itertools.count(1)
         self.units: dict[int, list[int]] = {}  # unit -> [ok, failed, bytes] reported so far
@@ -99,11 +99,11 @@ class RunLimits:
 
     def adopt(self, settings: FetchSettings) -> None:
         """Take up a new client's settings; hosts keep their limiters (and the slots they handed out)."""
-        from gbifxdl.fetch.scheduler import Scheduler
+        from gbifxdl.fetch.per_host import HostScheduler
 
         if settings != self.settings:
             self.settings = settings
-            fresh = Scheduler(None, _paced(settings))
+            fresh = HostScheduler(None, _paced(settings))
             fresh.hosts = self.limits.hosts  # in-flight slots stay counted; new hosts get the new limits
             self.limits = fresh
         self.units.clear()
@@ -322,7 +322,7 @@ class WorkerSide:
         self._reported = 0.0
 
     def gate(self, scheduler: Any, before_request: Callable[[], Awaitable[None]] | None) -> RemoteGate:
-        """Return a gate for one image (what ``Scheduler`` makes per image)."""
+        """Return a gate for one image (what ``HostScheduler`` makes per image)."""
         return RemoteGate(self, before_request)
 
     # the engine's progress interface (fetch._seams.ProgressReport)

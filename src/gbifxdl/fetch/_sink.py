@@ -16,7 +16,7 @@ store holds whole files only, and any machine that can read the store can resume
 
 Staging, the local folder a unit is fetched into first (:func:`staging_dir`), is shared by
 a fetch to a store on this machine (:mod:`~gbifxdl.fetch.scaleout`) and the Dask task
-(:mod:`~gbifxdl.fetch._on_worker`).
+(:mod:`~gbifxdl.fetch._on_dask_worker`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from gbifxdl.errors import StateError, StorageError
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import RESULT_SCHEMA, FetchState, compare_state, journal_row, wanted_state
+from gbifxdl.fetch.journal import RESULT_SCHEMA, FetchState, compare_state, journal_row, wanted_state
 from gbifxdl.store import Store, redact_url
 
 if TYPE_CHECKING:

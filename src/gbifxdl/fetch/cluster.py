@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from gbifxdl.errors import ConfigError, FetchError, GbifxdlError
-from gbifxdl.fetch._on_worker import fetch_unit
+from gbifxdl.fetch._on_dask_worker import fetch_unit
 from gbifxdl.fetch._sink import take_staging
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import iter_units
+from gbifxdl.fetch.journal import iter_units
 from gbifxdl.store import redact_url
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def start_local_cluster(n: int) -> Any:
 @contextlib.contextmanager
 def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
     if kind == "local":
-        from gbifxdl.fetch.workers import _sigint_ignored
+        from gbifxdl.fetch.image_processes import _sigint_ignored
 
         # loopback only; one thread per worker process: each runs its own engine and image
         # processes. Started with SIGINT ignored, the processes keep ignoring it: a Ctrl-C

@@ -5,7 +5,7 @@ the folder they are fetched into (its lock, log, state and writer; a killed run'
 temporaries removed), then :meth:`UnitFolder.run` runs units there with :class:`UnitRun`.
 Where each finished unit goes is the folder's sink (:mod:`~gbifxdl.fetch._sink`): nowhere
 for the output folder (:mod:`~gbifxdl.fetch.stage`), a store for a staging folder (here:
-:mod:`~gbifxdl.fetch.scaleout`; on a Dask worker: :mod:`~gbifxdl.fetch._on_worker`).
+:mod:`~gbifxdl.fetch.scaleout`; on a Dask worker: :mod:`~gbifxdl.fetch._on_dask_worker`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from gbifxdl.fetch.download import make_session
 from gbifxdl.fetch._loop import batch_scheduled, run_loop
 from gbifxdl.fetch.image_types import ProcessOptions, fault_of
 from gbifxdl.fetch.progress import close_log, log, open_log
-from gbifxdl.fetch.scheduler import Backlog, Scheduler
+from gbifxdl.fetch.per_host import Backlog, HostScheduler
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import RESULT_COLUMNS, FetchState, iter_units
-from gbifxdl.fetch.workers import WorkerPool, start_fork_server
+from gbifxdl.fetch.journal import RESULT_COLUMNS, FetchState, iter_units
+from gbifxdl.fetch.image_processes import ImageProcessPool, start_fork_server
 from gbifxdl.fetch.writers import make_writer
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class UnitFolder:
         return self.sink.take_up(self.state, self.writer, units)
 
     def run(self, rows: Path, schema: pa.Schema, units: set[int], progress: ProgressReport, *,
-            unit_base: int = 0, gate: GateFactory | None = None, pool: WorkerPool | None = None,
+            unit_base: int = 0, gate: GateFactory | None = None, pool: ImageProcessPool | None = None,
             loop: Callable[[Coroutine[Any, Any, int]], int] | None = None) -> tuple[int, list[HostStats]]:
         """Fetch ``units`` of ``rows`` here; return the rows finished and the hosts' stats.
 
@@ -135,7 +135,7 @@ class UnitRun:
     """Fetches units of a selection with one engine: downloads, workers, writers, journal."""
 
     def __init__(self, place: UnitFolder, selection: Path, schema: pa.Schema, pending: set[int], *,
-                 unit_base: int = 0, gate: GateFactory | None = None, pool: WorkerPool | None = None) -> None:
+                 unit_base: int = 0, gate: GateFactory | None = None, pool: ImageProcessPool | None = None) -> None:
         settings = place.settings
         self.selection = selection
         self.out_dir = place.folder
@@ -167,7 +167,7 @@ class UnitRun:
         settings = self.settings
         workers = (os.cpu_count() or 1) if settings.workers is None else settings.workers
         self.pool: Executor | None = None
-        self.workers: WorkerPool | None = None
+        self.workers: ImageProcessPool | None = None
         self.progress = progress
         self.loop = asyncio.get_running_loop()
         # images waiting for a worker: about 0.3 s of work at 80 images/s per worker, so
@@ -186,9 +186,9 @@ class UnitRun:
             else:
                 # downloads start at once: tasks wait in the pipes while workers start
                 # their stderr (native decoders' warnings) goes to the log, not the terminal
-                self.workers = self.shared_pool or WorkerPool(workers, self.options, self.out_dir / "fetch.log")
+                self.workers = self.shared_pool or ImageProcessPool(workers, self.options, self.out_dir / "fetch.log")
             async with make_session(settings, [trace_config(lambda host: self.scheduler.stats_of(host))]) as session:
-                self.scheduler = Scheduler(session, settings, gate=self.gate)
+                self.scheduler = HostScheduler(session, settings, gate=self.gate)
                 try:
                     await self._feed()
                     while self.tasks:

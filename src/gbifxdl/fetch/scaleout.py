@@ -31,7 +31,7 @@ from gbifxdl.fetch._sink import STATE_DIR, StoreSink, check_state, staging_dir, 
 from gbifxdl.fetch.pipeline import _nothing_to_do, unit_folder
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import input_fingerprint
+from gbifxdl.fetch.journal import input_fingerprint
 from gbifxdl.store import Store, open_store
 
 

@@ -14,7 +14,7 @@ from gbifxdl.fetch.pipeline import _nothing_to_do, unit_folder
 from gbifxdl.fetch.progress import Progress, log
 from gbifxdl.fetch.scaleout import StoreJob, fetch_here, fetch_to_store
 from gbifxdl.fetch.settings import FetchSettings, FetchSummary
-from gbifxdl.fetch.shards import input_fingerprint
+from gbifxdl.fetch.journal import input_fingerprint
 from gbifxdl.store import local_target
 
 

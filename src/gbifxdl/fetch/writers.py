@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gbifxdl.fetch.settings import FetchSettings
-from gbifxdl.fetch.shards import FetchState
+from gbifxdl.fetch.journal import FetchState
 
 
 class FolderWriter:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gbifxdl.fetch import workers
+from gbifxdl.fetch import image_processes
 from gbifxdl.fetch.process import ImageFault, ProcessOptions
 from gbifxdl.testing._images import image_bytes
 
@@ -22,7 +22,7 @@ def _padded_jpeg(total: int) -> bytes:
 
 
 async def _run_bodies(bodies: list[bytes], folder: Path) -> list[object]:
-    pool = workers.WorkerPool(1, ProcessOptions())  # originals kept: the file written is the body
+    pool = image_processes.ImageProcessPool(1, ProcessOptions())  # originals kept: the file written is the body
     try:
         futures = [pool.process(str(folder / f"{i}.tmp"), [body[:1000], body[1000:]]) for i, body in enumerate(bodies)]
         return await asyncio.gather(*futures, return_exceptions=True)
@@ -33,9 +33,9 @@ async def _run_bodies(bodies: list[bytes], folder: Path) -> list[object]:
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-memory", "temporary-files"])
 def test_bodies_small_and_huge_arrive_whole_in_any_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          shared: bool) -> None:
-    if shared and not workers._MEMFD:
+    if shared and not image_processes._MEMFD:
         pytest.skip("no memfd on this platform: only the temporary-file route exists")
-    monkeypatch.setattr(workers, "_MEMFD", shared)
+    monkeypatch.setattr(image_processes, "_MEMFD", shared)
     # a slot grows for a 3 MiB body, past the 16 MiB it gives its pages back, then small again
     bodies = [_padded_jpeg(n) for n in (20_000, 3 << 20, 18 << 20, 30_000, 5 << 20)] + [b"<html>not an image"]
     results = asyncio.run(_run_bodies(bodies, tmp_path))
@@ -62,7 +62,7 @@ def test_a_fetch_through_worker_processes_leaves_the_callers_scheduling_as_it_wa
 async def _interrupted_worker_goes_on(folder: Path) -> tuple[object, int]:
     import signal
 
-    pool = workers.WorkerPool(1, ProcessOptions(), folder / "workers.log")
+    pool = image_processes.ImageProcessPool(1, ProcessOptions(), folder / "workers.log")
     try:
         await pool.process(str(folder / "first.tmp"), [_padded_jpeg(10_000)])  # started and working
         os.kill(pool._workers[0].process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the group

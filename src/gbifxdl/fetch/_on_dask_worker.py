@@ -30,7 +30,7 @@ from gbifxdl.fetch.settings import FetchSettings
 
 if TYPE_CHECKING:
     from gbifxdl.fetch.cluster import UnitJob
-    from gbifxdl.fetch.workers import WorkerPool
+    from gbifxdl.fetch.image_processes import ImageProcessPool
     from gbifxdl.store import Store
 
 
@@ -50,7 +50,7 @@ def _fetch_unit(job: UnitJob) -> dict[str, Any]:
     from gbifxdl.fetch._shared_limits import WorkerSide
     from gbifxdl.fetch._sink import StoreSink, staging_dir, unit_key
     from gbifxdl.fetch.pipeline import unit_folder
-    from gbifxdl.fetch.shards import input_fingerprint
+    from gbifxdl.fetch.journal import input_fingerprint
     from gbifxdl.store import open_store
 
     settings = job.settings
@@ -105,19 +105,19 @@ class _Engine:
 
         from gbifxdl.fetch._loop import _new_loop
         from gbifxdl.fetch.pipeline import process_options
-        from gbifxdl.fetch.workers import WorkerPool, start_fork_server
+        from gbifxdl.fetch.image_processes import ImageProcessPool, start_fork_server
 
         self.options = process_options(settings)
         self.workers = settings.workers
         self.loop = _new_loop()
         threading.Thread(target=self._serve, name="gbifxdl-engine", daemon=True).start()
-        self.pool: WorkerPool | None = None
+        self.pool: ImageProcessPool | None = None
         if settings.uses_processes:
             with _children_allowed():
                 start_fork_server()
 
                 async def make() -> Any:
-                    return WorkerPool(settings.workers or (os.cpu_count() or 1), self.options, log_path)
+                    return ImageProcessPool(settings.workers or (os.cpu_count() or 1), self.options, log_path)
 
                 self.pool = asyncio.run_coroutine_threadsafe(make(), self.loop).result()
 

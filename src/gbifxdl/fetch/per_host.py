@@ -100,7 +100,7 @@ class Fetched:
     fetched_url: str | None = None     # the URL whose answer this is (a rendition, or the one given)
 
 
-class Scheduler:
+class HostScheduler:
     """Downloads images politely: per-host concurrency and rate, pauses, retries, renditions."""
 
     def __init__(self, session: aiohttp.ClientSession | None, settings: FetchSettings, *,
@@ -220,7 +220,7 @@ class Scheduler:
 class _Gate:
     """Holds a slot of each host a request goes to, the first one and every redirect's."""
 
-    def __init__(self, scheduler: Scheduler, before_request: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(self, scheduler: HostScheduler, before_request: Callable[[], Awaitable[None]] | None) -> None:
         self.scheduler = scheduler
         self.before_request = before_request
         self.entered = 0  # hosts entered in the current attempt

@@ -193,7 +193,7 @@ class _Worker:
         self.waiting: deque[tuple[asyncio.Future[Any], int, int, str | None, list[bytes] | None]] = deque()
 
 
-class WorkerPool:
+class ImageProcessPool:
     """``workers`` processes running :func:`process_to_file` with fixed ``options``.
 
     ``stderr``: the file the workers' stderr goes to (the dataset's log); None leaves it.
