@@ -326,3 +326,29 @@ def test_run_says_its_own_errors_before_asking_gbif(capsys: pytest.CaptureFixtur
     line = one_error_line(err)
     assert code == 2 and "local:0" in line and "Nymphalidae" not in out + err
     assert not (tmp_path / "ds").exists()
+
+
+def test_a_dataset_run_again_reuses_its_api_address_and_matched_names(clean_env: Path, resolver: list[str],
+                                                                      closed_port: int) -> None:
+    # issue 20, item 2: running a dataset again matched its taxon names at GBIF again, and without
+    # GBIF_API_URL went to api.gbif.org although the dataset came from another API; a finished run
+    # run again needs no network at all
+    import dataclasses
+
+    from gbifxdl.cli.run import run as run_command_object, settings_from_context
+    from gbifxdl.run import RunSettings, RunState, SourceSettings
+    from gbifxdl.run._job import STATE_FILE
+
+    api = f"http://127.0.0.1:{closed_port}/v1"  # nothing answers there: a request would fail
+    dataset = clean_env / "ds"
+    (dataset / STATE_FILE).parent.mkdir(parents=True)
+    made = RunSettings(output=str(dataset), source=SourceSettings(
+        predicate={"type": "equals", "key": "TAXON_KEY", "value": "7017"}, api_url=api,
+        taxon_names=(("Nymphalidae", 7017),)))
+    state = RunState(path=dataset / STATE_FILE, settings=json.loads(json.dumps(dataclasses.asdict(made))))
+    state.save()
+    ctx = run_command_object.make_context("run", ["--taxon", "Nymphalidae", "-o", str(dataset)])
+    settings = settings_from_context(ctx)
+    assert settings.source.api_url == api  # the dataset's own API, not api.gbif.org
+    assert "7017" in json.dumps(settings.source.predicate) and settings.source.taxon_names == (("Nymphalidae", 7017),)
+    assert resolver == []  # nothing was looked up, nothing was asked

@@ -6,7 +6,7 @@ resolution is shown on stderr so the user sees which taxon a name became.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -49,15 +49,29 @@ def predicate_from_options(api_url: str | None, **options: Any) -> dict | None:
     Other keyword arguments (a command's remaining options) are ignored, so a command can
     pass all of its parameters. The media type alone does not make a predicate.
     """
+    return predicate_and_names(api_url, **options)[0]
+
+
+def predicate_and_names(api_url: str | None, known: Mapping[str, int] | None = None, **options: Any
+                        ) -> tuple[dict | None, dict[str, int]]:
+    """Return the predicate the builder options describe (None if none was given) and the taxon names
+    in it with the keys GBIF's species match gave them. A name in ``known`` (an earlier run's) is not
+    matched again: a finished run, run again, asks GBIF nothing."""
     from gbifxdl.query import build_predicate, resolve_taxa
 
     if not any(options.get(name) for name in _BUILDER_OPTIONS):
-        return None
+        return None, {}
+    known = known or {}
     taxa = _split(options.get("taxon"))
-    keys, matches = resolve_taxa(taxa, api_url=api_url, strict=not options.get("lenient"))
+    plain = lambda t: " ".join(t.split())  # noqa: E731 - how the species match names a name
+    ask = [t for t in taxa if not t.isdigit() and plain(t) not in known]
+    _, matches = resolve_taxa(ask, api_url=api_url, strict=not options.get("lenient")) if ask else ([], [])
     for match in matches:
         line = f"taxon {match.name!r} -> {match.taxon_key} ({match.scientific_name}, {match.rank})"
         click.echo(line + (f": {match.note}" if match.note else ""), err=True)
+    names = {plain(t): known[plain(t)] for t in taxa if plain(t) in known}
+    names.update({m.name: int(m.taxon_key) for m in matches if m.taxon_key is not None})
+    keys = [int(t) if t.isdigit() else names[plain(t)] for t in taxa]
     media_type = options.get("media_type", "StillImage")
     return build_predicate(
         taxon_keys=keys,
@@ -67,7 +81,7 @@ def predicate_from_options(api_url: str | None, **options: Any) -> dict | None:
         basis_of_record=_split(options.get("basis_of_record")),
         licenses=_split(options.get("license")),
         dataset_keys=_split(options.get("dataset_key")),
-    )
+    ), names
 
 
 def _split(values: str | Iterable[str] | None) -> list[str]:

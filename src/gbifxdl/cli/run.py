@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from gbifxdl.cli._quiet import quiet_options
-from gbifxdl.errors import ConfigError
+from gbifxdl.errors import ConfigError, GbifxdlError
 
 DEMO_DIR = "gbifxdl-demo"
 
@@ -133,11 +133,17 @@ def settings_from_context(ctx: click.Context) -> Any:
         from gbifxdl.fetch.cluster import parse_cluster
 
         parse_cluster(cluster.address)  # a bad value is said now, not after the download
+    # a dataset made before: its API address (unless another is given) and its matched taxon names
+    # (a finished run, run again, needs no network; an unfinished one goes on where it started)
+    earlier = _earlier_source(output)
+    api_url = options.api_url or earlier.get("api_url")
+    predicate, names = _predicate(options, api_url, dict(earlier.get("taxon_names") or ()))
     source = SourceSettings(
-        predicate=_predicate(options),
+        predicate=predicate,
         key=options.key,
         archive=options.archive,
-        api_url=options.api_url,
+        api_url=api_url,
+        taxon_names=tuple(sorted(names.items())),
         format=options.format,
         notification=options.notification,
         route=options.route,
@@ -160,13 +166,25 @@ def _check_source(source: Any) -> None:
         check_payload(source.predicate, format=None if "predicate" in source.predicate else source.format)
 
 
-def _predicate(options: Any) -> dict | None:
-    from gbifxdl.cli._query_options import predicate_from_options
+def _earlier_source(output: Path) -> dict[str, Any]:
+    """Return the source settings a run saved in ``output`` ({} when there is none)."""
+    from gbifxdl.run._job import RunState
+
+    try:
+        state = RunState.load(Path(output))
+    except GbifxdlError:
+        return {}  # a damaged state is said by the run itself
+    source = (state.settings.get("source") if state is not None else None) or {}
+    return source if isinstance(source, dict) else {}
+
+
+def _predicate(options: Any, api_url: str | None, known: dict[str, int]) -> tuple[dict | None, dict[str, int]]:
+    from gbifxdl.cli._query_options import predicate_and_names
 
     if options.payload:
         payload = Path(options.payload)
         try:
-            return json.loads(payload.read_text(encoding="utf-8"))
+            return json.loads(payload.read_text(encoding="utf-8")), {}
         except FileNotFoundError:
             raise ConfigError(f"payload file {payload} not found") from None
         except (OSError, ValueError) as exc:
@@ -184,7 +202,7 @@ def _predicate(options: Any) -> dict | None:
         lenient=options.lenient,
     )
     check_query_options(builder)  # all but taxon names checked before GBIF's species match is asked
-    return predicate_from_options(options.api_url, **builder)
+    return predicate_and_names(api_url, known, **builder)
 
 
 @click.command()

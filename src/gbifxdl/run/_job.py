@@ -50,6 +50,9 @@ class SourceSettings:
     # account), "search" (GBIF's occurrence search API, no account: up to 100,000 records,
     # or capped per species), or "auto" (run chooses: see choose_route)
     route: str = "download"
+    # the taxon names the predicate was built from, with the keys GBIF's species match gave them:
+    # a rerun builds the same predicate without asking GBIF (issue 20, item 2)
+    taxon_names: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
