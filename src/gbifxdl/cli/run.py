@@ -168,7 +168,7 @@ def _check_source(source: Any) -> None:
 
 def _earlier_source(output: Path) -> dict[str, Any]:
     """Return the source settings a run saved in ``output`` ({} when there is none)."""
-    from gbifxdl.run._job import RunState
+    from gbifxdl.run import RunState
 
     try:
         state = RunState.load(Path(output))

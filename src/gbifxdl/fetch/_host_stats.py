@@ -1,13 +1,15 @@
 """What each image host saw of a fetch: requests, bytes, latency, 429s, the rate it settled at.
 
-Kept per host by the scheduler, written to ``DIR/.gbifxdl/fetch/hosts.json`` and to the
+Kept per host by the host scheduler, written to ``DIR/.gbifxdl/fetch/hosts.json`` and to the
 log, and shown (the busiest hosts, the rest summed) in the fetch summary: a run over
 hundreds of hosts stays readable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -68,7 +70,7 @@ def format_hosts(hosts: list[dict[str, Any]], top: int = TOP_HOSTS) -> list[str]
     return lines
 
 
-def trace_config(stats_of: Any) -> aiohttp.TraceConfig:
+def trace_config(stats_of: Callable[[str], HostStats]) -> aiohttp.TraceConfig:
     """Return a trace that counts new connections and DNS lookups per host in ``stats_of(host)``."""
     trace = aiohttp.TraceConfig()
 
@@ -88,7 +90,7 @@ def trace_config(stats_of: Any) -> aiohttp.TraceConfig:
     return trace
 
 
-def write_host_stats(path: Any, stats: list[HostStats]) -> list[dict[str, Any]]:
+def write_host_stats(path: Path, stats: list[HostStats]) -> list[dict[str, Any]]:
     """Return the hosts' stats as JSON-ready dicts, after writing them to ``path`` (atomically)."""
     import json
 

@@ -8,8 +8,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -37,7 +39,7 @@ def batch_scheduled() -> Iterator[None]:
             os.sched_setscheduler(0, before, os.sched_param(0))
 
 
-def run_loop(coro: Any) -> Any:
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion on a fresh event loop (uvloop's when installed).
 
     A first Ctrl-C cancels ``coro``'s task, which ends its own tasks quietly, and then

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from gbifxdl.fetch.download import Attempt
     from gbifxdl.fetch.journal import FetchState
+    from gbifxdl.fetch.per_host import HostScheduler
 
 
 class Writer(Protocol):
@@ -88,7 +89,7 @@ class Gate(Protocol):
 class GateFactory(Protocol):
     """Makes the gate of one image: what the :class:`~gbifxdl.fetch.per_host.HostScheduler` asks for per image."""
 
-    def __call__(self, scheduler: Any, before_request: Callable[[], Awaitable[None]] | None) -> Gate: ...
+    def __call__(self, scheduler: HostScheduler, before_request: Callable[[], Awaitable[None]] | None) -> Gate: ...
 
 
 class ProgressReport(Protocol):

@@ -37,7 +37,10 @@ from gbifxdl.fetch._host_limiter import HostDeadline, HostLimiter
 from gbifxdl.fetch.settings import FetchSettings
 
 if TYPE_CHECKING:
+    from distributed import Scheduler, Worker
+
     from gbifxdl.fetch.download import Attempt
+    from gbifxdl.fetch.per_host import HostScheduler
 
 PLUGIN_PREFIX = "gbifxdl-limits-"
 PROGRESS_EVERY = 0.5  # seconds between a worker's progress reports
@@ -67,7 +70,7 @@ class SharedLimits(SchedulerPlugin):
         self.run_id = run_id
         self.settings = settings
 
-    async def start(self, scheduler: Any) -> None:
+    async def start(self, scheduler: Scheduler) -> None:
         limits = _RUNS.get(self.run_id)
         if limits is None:
             _RUNS[self.run_id] = RunLimits(scheduler, self.settings, self.run_id)
@@ -75,7 +78,7 @@ class SharedLimits(SchedulerPlugin):
             limits.adopt(self.settings)
         scheduler.stream_handlers["gbifxdl_batch"] = _batch
 
-    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+    def remove_worker(self, scheduler: Scheduler, worker: str, **kwargs: Any) -> None:
         """Free the slots a lost worker held (its requests died with it)."""
         for limits in _RUNS.values():
             limits.free(lambda owner: owner.startswith(worker + "|"))
@@ -84,7 +87,7 @@ class SharedLimits(SchedulerPlugin):
 class RunLimits:
     """Every host's limiter for one output's fetch, the slots handed out, and the progress."""
 
-    def __init__(self, scheduler: Any, settings: FetchSettings, run_id: str) -> None:
+    def __init__(self, scheduler: Scheduler, settings: FetchSettings, run_id: str) -> None:
         from gbifxdl.fetch.per_host import HostScheduler
 
         self.run_id = run_id
@@ -218,7 +221,7 @@ def _paced(settings: FetchSettings) -> FetchSettings:
     return dataclasses.replace(settings, per_host_rate=rate, per_host_rate_overrides=overrides)
 
 
-def snapshot(dask_scheduler: Any, run_id: str) -> dict[str, Any]:
+def snapshot(dask_scheduler: Scheduler, run_id: str) -> dict[str, Any]:
     """Return the run's snapshot (for ``client.run_on_scheduler``)."""
     limits = _RUNS.get(run_id)
     return limits.snapshot() if limits is not None else {"totals": [0, 0, 0], "hosts": []}
@@ -227,7 +230,7 @@ def snapshot(dask_scheduler: Any, run_id: str) -> dict[str, Any]:
 class _Broker:
     """This worker process's end of the stream: sends wants and leaves, hands grants to their waiters."""
 
-    def __init__(self, worker: Any) -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.next_wid = itertools.count(1)
         self.waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
@@ -302,7 +305,7 @@ class _Broker:
 _BROKERS: dict[int, _Broker] = {}
 
 
-def broker_of(worker: Any) -> _Broker:
+def broker_of(worker: Worker) -> _Broker:
     """Return this worker's broker (one per worker process, made on first use)."""
     broker = _BROKERS.get(id(worker))
     if broker is None or broker.worker is not worker:
@@ -313,7 +316,7 @@ def broker_of(worker: Any) -> _Broker:
 class WorkerSide:
     """A unit's link to the scheduler's limits: its gates and its progress reports."""
 
-    def __init__(self, worker: Any, run_id: str, unit: int, owner: str) -> None:
+    def __init__(self, worker: Worker, run_id: str, unit: int, owner: str) -> None:
         self.broker = broker_of(worker)
         self.run_id = run_id
         self.unit = unit
@@ -321,7 +324,7 @@ class WorkerSide:
         self.counts = [0, 0, 0]
         self._reported = 0.0
 
-    def gate(self, scheduler: Any, before_request: Callable[[], Awaitable[None]] | None) -> RemoteGate:
+    def gate(self, scheduler: HostScheduler, before_request: Callable[[], Awaitable[None]] | None) -> RemoteGate:
         """Return a gate for one image (what ``HostScheduler`` makes per image)."""
         return RemoteGate(self, before_request)
 

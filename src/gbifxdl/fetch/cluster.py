@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -27,11 +28,13 @@ from gbifxdl.errors import ConfigError, FetchError, GbifxdlError
 from gbifxdl.fetch._on_dask_worker import fetch_unit
 from gbifxdl.fetch._sink import take_staging
 from gbifxdl.fetch.progress import Progress, log
-from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.fetch.journal import iter_units
+from gbifxdl.fetch.settings import FetchSettings
 from gbifxdl.store import redact_url
 
 if TYPE_CHECKING:
+    from distributed import Client, LocalCluster, Scheduler
+
     from gbifxdl.fetch._host_stats import HostStats
     from gbifxdl.fetch.scaleout import StoreJob
 
@@ -128,7 +131,7 @@ def _quiet_client_log() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _has_dashboard(dask_scheduler: Any) -> bool:
+def _has_dashboard(dask_scheduler: Scheduler) -> bool:
     """Return whether the scheduler serves its dashboard (its HTTP server runs even without one)."""
     import importlib.util
 
@@ -143,7 +146,7 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
-def start_local_cluster(n: int) -> Any:
+def start_local_cluster(n: int) -> LocalCluster:
     """Return the LocalCluster of ``--cluster local:N``: N one-thread worker processes on 127.0.0.1.
 
     Dask's sampling profiler is off in them: it samples every thread's stack 100 times a
@@ -162,7 +165,7 @@ def start_local_cluster(n: int) -> Any:
 
 
 @contextlib.contextmanager
-def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
+def _client(distributed: ModuleType, kind: str, where: int | str) -> Iterator[Client]:
     if kind == "local":
         from gbifxdl.fetch.image_processes import _sigint_ignored
 
@@ -184,7 +187,7 @@ def _client(distributed: Any, kind: str, where: int | str) -> Iterator[Any]:
         yield client
 
 
-def _drive(distributed: Any, client: Any, run_id: str, selection: Path, target: str,
+def _drive(distributed: ModuleType, client: Client, run_id: str, selection: Path, target: str,
            storage_options: dict[str, Any] | None, settings: FetchSettings, pending: set[int], bar: Progress,
            snapshot: Any) -> tuple[int, list[Any]]:
     units = ((n, t) for n, t in iter_units(selection, settings.shard_size) if n in pending)

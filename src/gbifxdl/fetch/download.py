@@ -10,13 +10,16 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin
 
 import aiohttp
 
 from gbifxdl._meta import USER_AGENT
 from gbifxdl.fetch.settings import DEFAULT_USER_AGENT, FetchSettings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from gbifxdl.fetch._seams import Gate
@@ -101,7 +104,7 @@ async def attempt(session: aiohttp.ClientSession, url: str, settings: FetchSetti
         return Attempt(None, "connection", f"{type(exc).__name__}: {_short(exc)}", transient=True)
 
 
-async def _within(seconds: float, coro: Any) -> Any:
+async def _within(seconds: float, coro: Awaitable[T]) -> T:
     """Await ``coro`` with a deadline (asyncio.TimeoutError past it)."""
     if sys.version_info >= (3, 11):
         # asyncio.timeout runs it in this task; wait_for (before 3.12) made a task per attempt

@@ -17,7 +17,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -113,7 +113,7 @@ class FetchState:
                 entries[int(entry.pop("i"))] = entry
         return entries
 
-    def open_journal(self, unit: int) -> Any:
+    def open_journal(self, unit: int) -> TextIO:
         """Return the unit's journal opened for appending (line-buffered)."""
         path = self.journal_path(unit)
         if path.exists():

@@ -21,7 +21,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pyarrow as pa
 
@@ -125,7 +125,7 @@ def unit_folder(folder: Path, settings: FetchSettings, fingerprint: dict[str, An
 class _Unit:
     number: int
     rows: list[dict[str, Any]]
-    journal: Any
+    journal: TextIO | None
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     submitted: bool = False
     closing: bool = False
