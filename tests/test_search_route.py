@@ -303,6 +303,10 @@ def test_run_source_search_needs_no_account_and_resumes_after_a_kill(tmp_path: P
         assert "no download DOI" in card and "gbifxdl derive" in card and "GBIF occurrence download" not in card
         counted = json.loads(pq.read_schema(killed / "metadata.parquet").metadata[PROVENANCE_KEY])
         assert all(f"| {k} | {v} |" in card for k, v in counted["search"]["datasets"].items())
+        from gbifxdl.report import write_report
+
+        report = write_report(killed).read_text()  # the run was told --no-report
+        assert "GBIF occurrence search" in report and "no download DOI" in report and "GBIF download key" not in report
 
 
 # --- choosing the route ----------------------------------------------------------------------------

@@ -357,7 +357,18 @@ def _failed_section(failed: pa.Table) -> str:
 
 
 def _query_section(prov: dict[str, Any]) -> str:
-    """Return the section on the query: the download key, DOI and date, and the GBIF predicate."""
+    """Return the section on the query: the download key, DOI and date, and the GBIF predicate (for a
+    dataset made from GBIF's occurrence search: the search, and that it has no download DOI)."""
+    if prov.get("source") == "search":
+        search = prov.get("search") or {}
+        rows = [("GBIF occurrence search", escape(str(prov.get("query") or ""))),
+                ("searched", escape(str(prov.get("created") or ""))),
+                ("occurrences read", escape(str(search.get("occurrences", "")))),
+                ("DOI", "none: a search has no download DOI; <code>gbifxdl derive</code> registers this dataset "
+                        "and gives the DOI to cite")]
+        table = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows if v)
+        return _section("Query", f'<table id="query">{table}</table>', "the GBIF occurrence search this dataset "
+                        "comes from")
     key, doi = prov.get("download_key"), normalise_doi(prov.get("doi"))
     rows = [("GBIF download key", escape(str(key)) if key else "")]
     if doi:
