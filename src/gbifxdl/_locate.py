@@ -1,5 +1,6 @@
 """Where a dataset's images are: a row's file, or its member of a tar shard, in the dataset folder
-or in the folder where a curation set it aside.
+or in the folder where a curation set it aside (and the names of the two tables whose rows name
+them: ``metadata.parquet``, ``removed.parquet``).
 
 A row names its image by ``path`` (folders layout, relative to the dataset folder) or by ``shard``
 and ``key`` (WebDataset layout: ``key.<ext>`` inside the tar). A curation moves what it removes to
@@ -14,6 +15,8 @@ import collections
 import tarfile
 from pathlib import Path
 
+METADATA = "metadata.parquet"  # the dataset's rows: fetch writes it, curation rewrites it with the kept ones
+REMOVED = "removed.parquet"  # the rows a curation removed, with their reasons
 SET_ASIDE = Path(".gbifxdl") / "removed"  # what curation removed, kept so that a later curation can restore it
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 

@@ -11,11 +11,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
+from gbifxdl._locate import METADATA, REMOVED
 from gbifxdl._meta import PROVENANCE_KEY
 from gbifxdl.errors import CurateError
 
-METADATA = "metadata.parquet"
-REMOVED = "removed.parquet"
 SUMMARY = "curate_summary.json"
 
 # columns curate adds; dropped before recomputing so a rerun starts from the same input

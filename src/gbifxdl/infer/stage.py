@@ -30,14 +30,14 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gbifxdl._io import sha256_file
-from gbifxdl._locate import ImageLocator, Source
+from gbifxdl._locate import METADATA, REMOVED, ImageLocator, Source
 from gbifxdl.errors import ConfigError
 from gbifxdl.infer import _decode, _results
 from gbifxdl.infer._engine import Session
 from gbifxdl.infer._pre import Prep, decode_batch, ignore_interrupts
 from gbifxdl.infer.spec import KINDS, ModelError, ModelSpec, load_spec
 
-TABLES = ("metadata.parquet", "removed.parquet")
+TABLES = (METADATA, REMOVED)
 _COLUMNS = ("url_hash", "outcome", "path", "shard", "key")
 
 Progress = Callable[[str, int, int], None]

@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gbifxdl._gbif_http import ApiSettings, check, resolve_api_url, send
+from gbifxdl._io import atomic_path, write_text_atomic
 from gbifxdl.errors import SelectionError
 from gbifxdl.select.settings import MEDIA_COLUMNS, OCCURRENCE_COLUMNS, SelectSettings
 from gbifxdl.select.summary import SelectSummary
@@ -109,9 +110,7 @@ class _Pages:
     def write(self, name: str, body: dict[str, Any]) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(body))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(body))
 
 
 class _Client:
@@ -237,11 +236,11 @@ def _write_archive(pages: _Pages, names: list[str], path: Path) -> tuple[int, Co
     """Write the pages' occurrences and media as a DwC-A at ``path``; return (occurrences, per dataset)."""
     seen: set[int] = set()
     datasets: Counter[str] = Counter()
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     # two members written one after the other: media rows are gathered in a spool file first
     spool = path.with_name(f"{path.name}.media-{os.getpid()}")
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive, spool.open("w", encoding="utf-8") as media:
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive, \
+                spool.open("w", encoding="utf-8") as media:
             media.write("\t".join(("gbifID", *MEDIA_COLUMNS)) + "\n")
             with archive.open("occurrence.txt", "w", force_zip64=True) as core:
                 core.write(("\t".join(_CORE) + "\n").encode())
@@ -262,10 +261,8 @@ def _write_archive(pages: _Pages, names: list[str], path: Path) -> tuple[int, Co
             media.close()
             archive.write(spool, "multimedia.txt")
             archive.writestr("meta.xml", _meta_xml())
-        os.replace(tmp, path)
     finally:
         spool.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
     return len(seen), datasets
 
 
