@@ -53,6 +53,24 @@ def _fractions(text: str) -> tuple[float, float, float]:
 @click.option("--verify-hashes", is_flag=True, help="Read every image whole and check its sha256 (slow).")
 @click.option("--check-files/--no-check-files", default=True, show_default=True,
               help="Check every file is there and readable; --no-check-files trusts the table (files elsewhere).")
+@click.option("--keep", multiple=True, metavar="RULE",
+              help="Keep only images a model labels so (`gbifxdl infer` results), e.g. 'cleaner.label in [adult]'; "
+                   "repeatable. Also not in, ==, !=.")
+@click.option("--drop", multiple=True, metavar="RULE",
+              help="Remove images a model labels so, e.g. 'cleaner.label in [larva, herbarium]'; repeatable.")
+@click.option("--min-score", multiple=True, metavar="MODEL=SCORE",
+              help="Remove images whose top score of MODEL is lower, e.g. cleaner=0.8; for the --crop detector, the "
+                   "score a detection needs.")
+@click.option("--max-outlier", multiple=True, metavar="MODEL=DISTANCE",
+              help="Remove images farther than this (cosine distance, 0..2) from their class's mean embedding of "
+                   "embedder MODEL, e.g. bioclip=0.5.")
+@click.option("--crop", metavar="MODEL", default=None,
+              help="Crop every image to the best box of detector MODEL (originals kept in .gbifxdl/originals).")
+@click.option("--crop-padding", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+              help="Share of the box's size added on every side of a crop.")
+@click.option("--crop-square", is_flag=True, help="Make each crop square (kept inside the image).")
+@click.option("--no-detection", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
+              help="An image the --crop detector found nothing in: keep it uncropped, or drop it (no_detection).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed; change nothing.")
 @click.option("--no-card", is_flag=True, help="Do not write README.md and ATTRIBUTION.csv.")
 @quiet_options

@@ -151,7 +151,8 @@ def open_source(root: Path) -> Source:
 
 
 def _drop(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([f for f in schema if f.name not in names], metadata=schema.metadata)
+    gone = set(_table.added_present(schema.names, names))
+    return pa.schema([f for f in schema if f.name not in gone], metadata=schema.metadata)
 
 
 def mask(table: pa.Table, predicate: Callable[[pa.ChunkedArray], pa.ChunkedArray]) -> np.ndarray:

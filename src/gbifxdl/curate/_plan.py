@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gbifxdl._marks import REMOVING, latest_marks
-from gbifxdl.curate import _columns, _dedupe, _files, _near
+from gbifxdl.curate import _columns, _crops, _dedupe, _files, _models, _near
 from gbifxdl.curate._columns import Source
 from gbifxdl.errors import CurateError
 
@@ -38,6 +38,7 @@ class Removals:
     near_pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))  # confirmed (row, row)
     near_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # their scores (signature, pixels)
     near_held: int = 0  # near-duplicate removals held back: an unusual share of the dataset (see curate)
+    models: _models.Outcome = field(default_factory=_models.Outcome)  # what the model rules decided
 
     def code(self, name: str) -> int:
         """Return the code of reason ``name`` (added on first use)."""
@@ -93,6 +94,7 @@ def removals(root: Path, src: Source, classes: np.ndarray, settings: Any, report
     if settings.check_files:
         _check_files(root, src, ok, out, settings.verify_hashes, report)
     _review_marks(root, src, out)
+    out.models = _models.apply(root, src, classes, out.reason, out.code, settings.model_rules())
     alive = np.flatnonzero(out.reason == 0)
     rank = best_copy_rank(src)
     ids = np.arange(n)
@@ -178,9 +180,16 @@ def _check_files(root: Path, src: Source, ok: np.ndarray, out: Removals, verify:
     """Set the reason of ok rows whose file or WebDataset sample is missing, unreadable or changed."""
     shards, keys, paths = _objects(src, "shard"), _objects(src, "key"), _objects(src, "path")
     sizes = src.gather(["bytes"], lambda t: t.column(0).to_numpy(zero_copy_only=False).astype(object))
+    digests = _objects(src, "sha256") if verify else None
+    cut = _crops.cropped(root)  # images a crop may stand in for: their size and sha256 are the original's
+    if cut:
+        hit = np.flatnonzero(src.gather(["url_hash"], lambda t: pc.fill_null(pc.is_in(
+            t.column(0), value_set=pa.array(sorted(cut), pa.string())), False).to_numpy(zero_copy_only=False)))
+        sizes[hit] = None
+        if digests is not None:
+            digests[hit] = None
     alive = np.flatnonzero(ok)
     has_shard = src.gather(["shard"], _columns.present)[alive]
-    digests = _objects(src, "sha256") if verify else None
     aside = root / _files_set_aside()
     found: list[int] = []
     problems = _files.check_samples(root, shards, keys, sizes, alive[has_shard].tolist(), report, digests, aside)

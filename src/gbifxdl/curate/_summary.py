@@ -49,6 +49,8 @@ class CurateSummary:
     card: str | None = None  # the README.md written, if any
     # the near-duplicate search: evidence per pair, removed or held back, expected false matches, examples
     near_duplicates: dict[str, Any] = field(default_factory=dict)
+    # the model rules: each model (file, sha256, kind), each rule and what it removed, the crops
+    models: dict[str, Any] = field(default_factory=dict)
 
     def saved(self) -> dict[str, Any]:
         """Return the part saved as curate_summary.json: the dataset's state, not this run's work."""
@@ -63,6 +65,7 @@ class CurateSummary:
             "settings": self.settings,
             "warnings": self.warnings,
             "near_duplicates": self.near_duplicates,
+            "models": self.models,
         }
 
     def format(self) -> str:
@@ -98,6 +101,14 @@ class CurateSummary:
                 f"confirmed ({pairs['confirmed_by_pixels']} on the image files, {pairs['confirmed_by_signature']} on "
                 f"signatures alone, {pairs['confirmed_by_hashes']} on hashes alone); expected false matches at "
                 f"this size: about {near['expected_false_matches']:.2g}")
+        for rule in (self.models or {}).get("rules", []):
+            lines.append(f"rule {rule['rule']}: {rule['removed']} removed as {rule['reason']}"
+                         + (f", {rule['cropped']} cropped" if "cropped" in rule else ""))
+        crops = (self.models or {}).get("crops") or {}
+        if crops.get("cropped") or crops.get("restored"):
+            lines.append(f"images {'to cut' if self.dry_run else 'cut'} to their crop: {crops['cropped']}, originals "
+                         f"{'to put' if self.dry_run else 'put'} back: {crops['restored']} (originals kept in "
+                         ".gbifxdl/originals)")
         lines.append("splits: " + (", ".join(f"{k} {v}" for k, v in sorted(self.splits.items())) or "none"))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -18,8 +18,14 @@ from gbifxdl.errors import CurateError
 SUMMARY = "curate_summary.json"
 
 # columns curate adds; dropped before recomputing so a rerun starts from the same input
-ADDED_KEPT = ("split", "set")
+ADDED_KEPT = ("split", "set", "crop_model", "crop_box")
 ADDED_REMOVED = ("removed_reason", "duplicate_of")
+OUTLIER_PREFIX = "outlier_"  # outlier_<model>: each image's outlier score (both tables), added too
+
+
+def added_present(names: list[str], added: tuple[str, ...]) -> list[str]:
+    """Return those of ``names`` that curation adds: ``added``, and the outlier scores."""
+    return [n for n in names if n in added or n.startswith(OUTLIER_PREFIX)]
 
 
 def read_table(path: Path) -> pa.Table:
@@ -84,8 +90,10 @@ def require_columns(table: pa.Table, names: tuple[str, ...], where: Path) -> Non
 
 
 def drop_columns(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
-    """Return ``table`` without those of ``names`` it has."""
-    present = [n for n in names if n in table.column_names]
+    """Return ``table`` without those of ``names`` it has (with ``ADDED_KEPT`` or ``ADDED_REMOVED``: and
+    without the outlier scores)."""
+    present = (added_present(table.column_names, names) if names in (ADDED_KEPT, ADDED_REMOVED)
+               else [n for n in names if n in table.column_names])
     return table.drop_columns(present) if present else table
 
 

@@ -24,7 +24,8 @@ from gbifxdl.curate._columns import WIDE_ROWS, Source
 
 
 class Column:
-    """An added column: a code per row of the full table, and the text of each code (-1 = null)."""
+    """An added column: a code per row of the full table, and the value of each code (-1 = null); the
+    values are texts, or any Arrow array (a box, a score)."""
 
     def __init__(self, name: str, codes: np.ndarray, texts: pa.Array) -> None:
         self.name, self.codes, self.texts = name, codes, texts
@@ -48,7 +49,7 @@ def _rows_of(src: Source, keep: np.ndarray, added: list[Column], schema: pa.Sche
 
 def stream(src: Source, keep: np.ndarray, added: list[Column], metadata: dict[bytes, bytes]) -> _table.Rows:
     """Return the rows where ``keep`` is True with the ``added`` columns, as streamed Rows."""
-    schema = pa.schema(list(src.schema) + [pa.field(c.name, pa.string()) for c in added], metadata=metadata)
+    schema = pa.schema(list(src.schema) + [pa.field(c.name, c.texts.type) for c in added], metadata=metadata)
     return _table.Rows(schema, lambda: _rows_of(src, keep, added, schema))
 
 
@@ -76,7 +77,7 @@ def _same_added(src: Source, path: Path, added: list[Column], rows: np.ndarray) 
     for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144, columns=names):
         for c in added:
             new = c.values(rows[start:start + batch.num_rows])
-            if not batch.column(c.name).cast(pa.string()).equals(new):
+            if batch.column(c.name).type != new.type or not batch.column(c.name).equals(new):
                 return False
         start += batch.num_rows
     return start == len(rows)
@@ -139,6 +140,13 @@ def _write(root: Path, src: Source, keep: np.ndarray, kept_added: list[Column], 
         _table.write_table(kept, meta_path)
     if interim is not removed:
         _table.write_table(removed, removed_path)
+
+
+def values_column(name: str, n: int, rows: np.ndarray, values: pa.Array) -> Column:
+    """Return the added column ``name`` holding ``values[k]`` at row ``rows[k]`` of ``n`` rows (null elsewhere)."""
+    codes = np.full(n, -1, dtype=np.int64)
+    codes[rows] = np.arange(len(rows))
+    return Column(name, codes, values)
 
 
 def texts(values: list[str]) -> pa.Array:

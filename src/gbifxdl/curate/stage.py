@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from gbifxdl._io import write_text_atomic
 import pyarrow.parquet as pq
 
-from gbifxdl.curate import _columns, _files, _near, _plan, _setaside, _shard_splits, _splits, _table, _write
+from gbifxdl.curate import (_columns, _crops, _files, _near, _plan, _rules, _setaside, _shard_splits, _splits, _table,
+                            _write)
 from gbifxdl.curate._setaside import PurgeSummary
 from gbifxdl.curate._summary import CurateSummary, split_warnings
 from gbifxdl.errors import ConfigError, CurateError
@@ -72,6 +73,18 @@ class CurateSettings:
     # False: trust the table's outcome, open no file (a table curated away from its files,
     # e.g. bench/curate_scale.py); files are still moved where there are any
     check_files: bool = True
+    # rules over `gbifxdl infer`'s results (see _rules): keep or drop on a model's label
+    # ("cleaner.label in [adult]"), a minimum score per model ("cleaner=0.8"; for the crop's
+    # detector, the score a detection needs), a maximum outlier score per embedder ("bioclip=0.5":
+    # cosine distance to the class's mean embedding), and a crop from a detector's best box
+    keep: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    min_score: tuple[str, ...] = ()
+    max_outlier: tuple[str, ...] = ()
+    crop: str | None = None
+    crop_padding: float = 0.0  # a share of the box's width and height added on every side
+    crop_square: bool = False
+    no_detection: str = "keep"  # an image the crop's detector found nothing in: keep (uncropped) or drop
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -106,6 +119,15 @@ class CurateSettings:
         object.__setattr__(self, "fractions", fractions)
         if not self.class_column:
             raise ConfigError("class_column is empty; name a column of metadata.parquet, e.g. speciesKey")
+        for name in ("keep", "drop", "min_score", "max_outlier"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        self.model_rules()  # a bad rule is a one-line error now, before anything runs
+
+    def model_rules(self) -> _rules.Rules:
+        """Return the model rules parsed (raises a one-line ConfigError for a bad one)."""
+        return _rules.parse(self.keep, self.drop, self.min_score, self.max_outlier, self.crop, self.crop_padding,
+                            self.crop_square, self.no_detection)
 
     def output_fingerprint(self) -> dict[str, Any]:
         """Return the settings that decide the curated dataset (a resumed run must keep them).
@@ -122,7 +144,9 @@ class CurateSettings:
 _NOT_OUTPUT = ("dry_run", "accept_near_duplicate_changes")
 # settings added after datasets were curated: left out of the fingerprint at their default, so that
 # fingerprints from before them still match
-_DEFAULTS: dict[str, Any] = {"check_files": True, "max_near_duplicate_share": 0.10, "pixel_tolerance": 1.0}
+_DEFAULTS: dict[str, Any] = {"check_files": True, "max_near_duplicate_share": 0.10, "pixel_tolerance": 1.0,
+                             "keep": (), "drop": (), "min_score": (), "max_outlier": (), "crop": None,
+                             "crop_padding": 0.0, "crop_square": False, "no_detection": "keep"}
 # how near-duplicate candidates are confirmed (recorded with the settings; absent: hashes alone)
 NEAR_DUPLICATE_EVIDENCE = "pixels-1"
 
@@ -168,8 +192,9 @@ def curate(
     split_codes, fold_codes = _splits.assign_codes(classes[keep], labels, groups, group_names, stamps, spec)
     del groups
 
-    settings_dict = {k: v for k, v in asdict(settings).items()
-                     if k not in _NOT_OUTPUT and not (k == "check_files" and v)}  # recorded only when files were not checked
+    settings_dict = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()
+                     if k not in _NOT_OUTPUT and not (k == "check_files" and v)  # recorded only when files were not checked
+                     and not (k in _MODEL_KEYS and v == _DEFAULTS[k])}  # model rules: recorded when set
     settings_dict["fractions"] = list(settings.fractions)
     original_meta = src.meta_schema.metadata or {}
     prov = _table.provenance(src.meta_schema.empty_table())
@@ -189,6 +214,8 @@ def curate(
     reason_codes = np.where(keep_mask, -1, plan.reason.astype(np.int64))
     removed_added = [_write.Column("removed_reason", reason_codes, _write.texts(plan.names)),
                      _write.dup_texts(src, np.where(keep_mask, -1, plan.dup_of))]
+    kept_added += _model_columns(plan.models, n, keep_mask)
+    removed_added += _model_columns(plan.models, n, None)
 
     # rows removed before: which are kept now (restored) and which are removed anew
     was_removed = _was_removed(src)
@@ -207,6 +234,14 @@ def curate(
     moved = files(settings.dry_run, report)
     if not settings.dry_run and layout == "webdataset":  # one split a shard, each sample with its label
         moved.shards_rewritten += _shard_splits.split_shards(root, settings.class_column)
+    crops = _crops.CropResult() if settings.dry_run else _crops.apply(root)  # the table written says what to cut
+    models = plan.models.summary()
+    if models:
+        models["cropped"] = int(np.count_nonzero(keep_mask[plan.models.crop_rows]))
+        models["crops"] = asdict(crops)
+        for rule in models["rules"]:
+            if "cropped" in rule:
+                rule["cropped"] = models["cropped"]
 
     splits = dict(sorted(zip(*_counts(np.array(_splits.SPLIT_NAMES, dtype=object), split_codes))))
     sets = dict(sorted(zip(*_counts(np.array(fold_names, dtype=object), fold_codes))))
@@ -232,7 +267,11 @@ def curate(
         settings=settings_dict,
         warnings=split_warnings(splits, settings.fractions, settings.ood_th),
         near_duplicates=near_summary,
+        models=models,
     )
+    summary.warnings[:0] = plan.models.warnings
+    if crops.failed:
+        summary.warnings.insert(0, f"{crops.failed} images could not be cut to their crop and were left as they were")
     if plan.near_held:
         summary.warnings.insert(0, _held_warning(plan.near_held, summary.near_duplicates["images"], root))
     for warning in summary.warnings:
@@ -242,6 +281,28 @@ def curate(
         if card:
             summary.card = str(write_card(root))
     return summary
+
+
+_MODEL_KEYS = ("keep", "drop", "min_score", "max_outlier", "crop", "crop_padding", "crop_square", "no_detection")
+
+
+def _model_columns(models: "_plan._models.Outcome", n: int, keep_mask: np.ndarray | None) -> list[_write.Column]:
+    """Return the columns the model rules add: each outlier score (both tables); with ``keep_mask`` (the
+    kept table), the crop's detector and box (``crop_model``, ``crop_box``: pixels x, y, w, h of the original)."""
+    import pyarrow as pa
+
+    out = []
+    for name, scores in models.outliers.items():
+        rows = np.flatnonzero(~np.isnan(scores))
+        out.append(_write.values_column(f"{_table.OUTLIER_PREFIX}{name}", n, rows,
+                                        pa.array(scores[rows].round(4), pa.float32())))
+    if keep_mask is not None and models.crop_model is not None:
+        rows = models.crop_rows
+        boxes = pa.array(models.crop_boxes.tolist(), pa.list_(pa.int32()))
+        out.append(_write.Column("crop_model", np.where(np.isin(np.arange(n), rows), 0, -1),
+                                 _write.texts([models.crop_model])))
+        out.append(_write.values_column("crop_box", n, rows, boxes))
+    return out
 
 
 NEAR_REASONS = ("near_duplicate", "near_duplicate_across_classes")

@@ -27,7 +27,7 @@ from gbifxdl.curate import split_warnings
 from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
 from gbifxdl.publish.credit import bare_doi, citation_text, license_name
 from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
-from gbifxdl.publish.croissant import write_croissant
+from gbifxdl.publish.croissant import curated_models, write_croissant
 from gbifxdl.publish.hub import front_matter, hub_data_files, write_split_tables
 
 __all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
@@ -254,6 +254,25 @@ def near_duplicate_lines(root: Path) -> list[str]:
     return lines
 
 
+def model_lines(root: Path) -> list[str]:
+    """Return the card's part on model rules: each model (file, sha256), each rule and how many images it
+    removed, the crops (from ``curate_summary.json``; nothing when no rule applied)."""
+    models = curated_models(root)
+    if not models.get("models"):
+        return []
+    lines = ["", "Models: curation decided on these models' results (`gbifxdl infer`; no model ran while curating):", ""]
+    lines += _table_md(("model", "file", "sha256", "kind", "images measured"), [
+        (m["name"], f"`{m['file']}`", f"`{m['sha256']}`", m["kind"], m["images"]) for m in models["models"]])
+    lines += ["", "Rules, in the order they apply (an image goes for the first that removes it):", ""]
+    lines += _table_md(("rule", "reason in `removed.parquet`", "images removed"), [
+        (f"`{r['rule']}`", f"`{r['reason']}`", r["removed"]) for r in models.get("rules", [])])
+    if models.get("crop_model"):
+        lines += ["", f"{models.get('cropped', 0)} images are crops of their original to the best box of "
+                  f"`{models['crop_model']}`: `crop_box` in `metadata.parquet` is the part of the original each "
+                  "shows (x, y, width, height in pixels); the originals are kept in `.gbifxdl/originals`."]
+    return lines
+
+
 def review_lines(root: Path, removed: pa.Table) -> list[str]:
     """Return the card's line on people's review (``gbifxdl review``): how many images they marked, and
     how many curation removed for it (nothing when nobody reviewed)."""
@@ -376,6 +395,7 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         lines += _table_md(("reason", "rows"), _counts(
             removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
     lines += near_duplicate_lines(root)
+    lines += model_lines(root)
     lines += review_lines(root, removed)
     names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
     lines += ["", "Largest classes:", ""]

@@ -134,6 +134,27 @@ def _biases(facts: DatasetFacts) -> str:
     )
 
 
+def curated_models(root: Path) -> dict[str, Any]:
+    """Return what the last curation's model rules did (``curate_summary.json``'s ``models``: each model with
+    its file and sha256, each rule with the images it removed, the crops), {} when none applied."""
+    try:
+        return json.loads((root / "curate_summary.json").read_text()).get("models") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def model_protocol(models: dict[str, Any]) -> list[str]:
+    """Return one sentence per model and per rule of a curation's model rules (Croissant's
+    ``rai:dataPreprocessingProtocol``; the card says the same in tables)."""
+    out = [f"Model {m['name']}: {m['file']} (sha256 {m['sha256']}, {m['kind']}), run over the images with "
+           f"gbifxdl infer; {m['images']} images measured." for m in models.get("models", [])]
+    for rule in models.get("rules", []):
+        out.append(f"Rule `{rule['rule']}`: {rule['removed']} images removed (removed_reason {rule['reason']})"
+                   + (f"; {rule['cropped']} images cropped to the detector's box (crop_box, pixels x, y, width, "
+                      "height of the original)" if "cropped" in rule else "") + ".")
+    return out
+
+
 def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, Any]:
     """Return the Croissant JSON-LD object describing the dataset of ``facts``."""
     prov, derived = facts.prov, facts.derived or {}
@@ -168,6 +189,9 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
         "distribution": _distribution(facts),
         "recordSet": _record_sets(facts),
     }  # fmt: skip
+    protocol = model_protocol(curated_models(facts.root))
+    if protocol:
+        doc["rai:dataPreprocessingProtocol"] = protocol
     if derived.get("doi"):
         doc["identifier"] = f"https://doi.org/{derived['doi']}"
     return doc

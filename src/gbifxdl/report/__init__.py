@@ -34,6 +34,7 @@ from gbifxdl.publish.credit import bare_doi
 from gbifxdl.publish.facts import HUB_SPLITS, licence_counts, ranked, read_columns
 from gbifxdl.publish.report_notes import publish_html
 from gbifxdl.report import _svg
+from gbifxdl.report._models import models_section
 from gbifxdl.report._thumbs import thumbnail_uri, thumbnails
 
 __all__ = ["write_report"]
@@ -164,6 +165,7 @@ def write_report(
         _failed_section(failed),
         _section("Removed by curation", _svg.hbars(reasons, colour=_svg.GREY)),
         _near_section(root, thumb_size),
+        models_section(root, thumb_size, class_column, _section),
         _section("Hosts", _svg.stacked_hbars([(h, ok_by_host[h], bad_by_host[h]) for h in hosts[:20]]),
                  f"the {min(len(hosts), 20):,} busiest of {_plural(len(hosts), 'host')}"),
         _section("Licences", _svg.hbars(licences)),
