@@ -243,6 +243,49 @@ def test_no_detection_drop_sets_images_aside_and_a_second_curation_keeps_the_cro
     assert _image(root, 105).size == (128, 64)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_curation_killed_while_cutting_is_finished_by_the_next(tmp_path: Path, layout: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from gbifxdl.curate import _crops
+
+    root = crop_dataset(tmp_path / "ds", layout)
+    infer(root, red_detector(tmp_path / "bug.onnx"), workers=0)
+    write_state, calls = _crops._write_state, []
+
+    def killed(*args: object) -> None:  # the images are cut, the record saying so never written
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        write_state(*args)
+
+    monkeypatch.setattr(_crops, "_write_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        curate(root, _settings(crop="bug"))
+    monkeypatch.undo()
+    summary = curate(root, _settings(crop="bug"))  # the same command: cut again from the originals
+    assert summary.removed == {} and summary.models["crops"]["cropped"] == 4
+    assert [_image(root, g).size for g in range(100, 106)] == [(64, 32)] * 4 + [(128, 64)] * 2
+    summary = curate(root, _settings(verify_hashes=True))  # and back: the fetched bytes, every one
+    assert summary.removed == {} and [_image(root, g).size for g in range(100, 106)] == [(128, 64)] * 6
+
+
+def test_the_configuration_files_curate_section_takes_the_rules(tmp_path: Path) -> None:
+    from gbifxdl.run.config import read_config, settings_from
+
+    root = crop_dataset(tmp_path / "ds", "folders")
+    infer(root, red_detector(tmp_path / "bug.onnx"), workers=0)
+    config = tmp_path / "gbifxdl.toml"
+    config.write_text('[curate]\ncrop = "bug"\ncrop_square = true\nno_detection = "drop"\nmin_score = ["bug=0.3"]\n'
+                      "ood_th = 0\nnear_duplicates = false\n")
+    settings = settings_from(CurateSettings, read_config(config)["curate"], section="curate")
+    curate(root, settings)
+    assert _removed(root) == {104: "no_detection", 105: "no_detection"}
+    assert _image(root, 100).size == (64, 64)
+    config.write_text('[curate]\nkeep = "bug.label in [insect"\n')
+    with pytest.raises(ConfigError, match="no closing"):
+        settings_from(CurateSettings, read_config(config)["curate"], section="curate")
+
+
 # --- card, Croissant, report ---------------------------------------------------------------------------
 
 
