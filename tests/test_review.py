@@ -73,7 +73,7 @@ def test_journal_keeps_every_mark_last_wins_and_ignores_a_torn_line(tmp_path: Pa
     assert lines[3] == b'{"key":"c","mark":"ba' and json.loads(lines[4])["key"] == "b"
     assert latest_marks(tmp_path) == {"a": "good", "d": "wrong_species"}
     table = read_marks(tmp_path)
-    assert table.column_names == ["key", "mark", "time", "current"]
+    assert table.column_names == ["key", "mark", "time", "current", "via", "p"]
     assert table["key"].to_pylist() == ["a", "b", "a", "b", "d"]
     assert table["mark"].to_pylist() == ["bad", "good", "good", "clear", "wrong_species"]
     assert table["current"].to_pylist() == [False, False, True, False, True]

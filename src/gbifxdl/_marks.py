@@ -1,6 +1,7 @@
 """People's marks on a dataset's images: an append-only journal, ``DIR/.gbifxdl/review/marks.jsonl``.
 
-Each line is one mark, ``{"key": <url_hash>, "mark": <mark>, "time": <unix seconds>}``, written
+Each line is one mark, ``{"key": <url_hash>, "mark": <mark>, "time": <unix seconds>}`` (a mark
+confirmed in bulk from the ranking also has ``"via": "rank"``, ``"p"`` and maybe ``"threshold"``), written
 whole by one ``write`` on a file opened for appending (under an exclusive lock, so that two
 tabs or two servers never interleave) and made durable with ``fsync`` before the writer
 returns: the review page says "saved" only after that. Nothing is ever rewritten or deleted:
@@ -37,11 +38,16 @@ def journal_path(root: str | Path) -> Path:
     return Path(root) / JOURNAL
 
 
-def append_marks(root: str | Path, marks: list[tuple[str, str]], now: float | None = None) -> list[dict[str, Any]]:
+def append_marks(root: str | Path, marks: list[tuple[str, str]], now: float | None = None, *,
+                 via: str | None = None, scores: dict[str, float] | None = None,
+                 threshold: float | None = None) -> list[dict[str, Any]]:
     """Append ``(key, mark)`` pairs to the journal of ``root`` and return the records, once on disk.
 
     One ``write`` of whole lines, flushed and fsynced before returning (the journal's folder
-    too, when this call created the file).
+    too, when this call created the file). Marks a person confirmed in bulk from the ranking
+    ("find more like these") carry ``via`` ("rank"), the image's probability ``p`` from
+    ``scores`` and the ``threshold`` the person chose, if any; readers that know only
+    ``key``, ``mark`` and ``time`` read them as any other mark.
     """
     stamp = time.time() if now is None else now
     records = []
@@ -50,7 +56,14 @@ def append_marks(root: str | Path, marks: list[tuple[str, str]], now: float | No
             raise ValueError(f"unknown mark {mark!r}; use one of {', '.join(MARKS)} or {CLEAR}")
         if not isinstance(key, str) or not key or "\n" in key:
             raise ValueError(f"not an image key: {key!r}")
-        records.append({"key": key, "mark": mark, "time": round(stamp, 6)})
+        record: dict[str, Any] = {"key": key, "mark": mark, "time": round(stamp, 6)}
+        if via is not None:
+            record["via"] = via
+        if scores is not None and key in scores:
+            record["p"] = round(float(scores[key]), 4)
+        if threshold is not None:
+            record["threshold"] = float(threshold)
+        records.append(record)
     if not records:
         return records
     path = journal_path(root)

@@ -48,6 +48,24 @@ main { padding:12px 16px; }
 .cell[data-state=failed] .state::after { content:"not saved"; color:var(--bad); }
 .cell .aside { position:absolute; left:4px; bottom:22px; font-size:10px; background:rgba(0,0,0,.6); color:#fff;
   padding:0 4px; border-radius:3px; }
+.cell .why { position:absolute; left:4px; bottom:22px; font-size:10px; background:rgba(255,243,224,.95);
+  color:#5d3a00; padding:0 4px; border-radius:3px; }
+.cell .p { position:absolute; right:4px; bottom:22px; font-size:11px; font-weight:600; background:rgba(0,0,0,.7);
+  color:#fff; padding:0 4px; border-radius:3px; }
+.cell.proposed { outline:2px dashed var(--bad); }
+.cell.proposed.reject { outline:2px dashed var(--good); }
+.cell.proposed .tag { display:block; background:var(--bad); }
+.cell.proposed.reject .tag { background:var(--good); }
+#target { width:auto; }
+#rankbar { display:flex; flex-wrap:wrap; gap:6px 14px; align-items:center; padding:6px 16px; background:#fffdf5;
+  border-bottom:1px solid var(--line); }
+#rankbar[hidden] { display:none; }
+#rankinfo { max-width:760px; }
+#rankinfo.warn { color:var(--bad); }
+.trust { font-weight:600; }
+#confirm { background:#fdecea; border:1px solid var(--bad); border-radius:4px; padding:4px 8px; }
+#confirm[hidden], #thresholdbox[hidden] { display:none; }
+input[type=number] { font:inherit; width:5em; padding:2px 4px; border:1px solid var(--line); border-radius:4px; }
 footer { padding:8px 16px 24px; color:var(--muted); }
 .keys { display:flex; flex-wrap:wrap; gap:4px 14px; }
 </style></head>
@@ -55,6 +73,8 @@ footer { padding:8px 16px 24px; color:var(--muted); }
 <header>
   <h1 id="title">review</h1>
   <label>class <select id="cls"><option value="">all classes</option></select></label>
+  <label>order <select id="sort"><option value="class">class by class</option>
+    <option value="likely">likely wrong first</option></select></label>
   <span><button id="prev" title="previous page ( [ or p )">&#8592;</button>
     <span id="pageinfo">page 1 of 1</span>
     <button id="next" title="next page ( ] or n )">&#8594;</button></span>
@@ -68,7 +88,18 @@ footer { padding:8px 16px 24px; color:var(--muted); }
     <button data-mark="clear"><kbd>0</kbd> clear</button>
     <button id="undo"><kbd>u</kbd> undo</button>
   </span>
+  <span><button id="find" title="rank the unmarked images by how likely each is bad, from your marks"><kbd>f</kbd>
+    find more like these</button> <select id="target" title="what to find"><option value="bad">bad</option>
+    <option value="wrong_species">wrong species</option></select></span>
 </header>
+<div id="rankbar" hidden>
+  <span id="rankinfo"></span>
+  <span><button id="showranked"><kbd>t</kbd> top-ranked</button> <button id="showall"><kbd>a</kbd> all images</button></span>
+  <span id="thresholdbox">mark all ranked at or above <input id="threshold" type="number" min="0.5" max="1" step="0.01"
+    value="0.9"> <button id="above">mark <span id="abovecount">0</span> <span class="tname">bad</span>&#8230;</button></span>
+  <span id="confirm" hidden><span id="confirmtext"></span> <button id="confirmyes">yes, mark them</button>
+    <button id="confirmno">cancel</button></span>
+</div>
 <main><div id="grid" role="grid" aria-label="images"></div></main>
 <footer class="keys">
   <span><kbd>&#8592;</kbd><kbd>&#8594;</kbd><kbd>&#8593;</kbd><kbd>&#8595;</kbd> move</span>
@@ -76,6 +107,8 @@ footer { padding:8px 16px 24px; color:var(--muted); }
   <span><kbd>w</kbd>/<kbd>3</kbd> wrong species</span><span><kbd>c</kbd>/<kbd>4</kbd> needs crop</span>
   <span><kbd>0</kbd>/<kbd>Backspace</kbd> clear</span><span><kbd>u</kbd>/<kbd>Ctrl+Z</kbd> undo</span>
   <span><kbd>n</kbd>/<kbd>]</kbd> next page</span><span><kbd>p</kbd>/<kbd>[</kbd> previous page</span>
+  <span><kbd>f</kbd> find more like these</span><span>top-ranked: <kbd>Space</kbd> switch a proposal (bad / good),
+    <kbd>Enter</kbd> confirm the page's proposals (dashed outlines)</span>
   <span>marks are saved on disk before they show "saved"</span>
 </footer>
 <script>
@@ -86,7 +119,8 @@ const SIZE = QUERY.get("size") || "";  // images a page (the server's default wh
 const LABELS = {good:"good", bad:"bad", wrong_species:"wrong species", needs_crop:"needs crop"};
 const KEYS = {g:"good", "1":"good", b:"bad", x:"bad", "2":"bad", w:"wrong_species", "3":"wrong_species",
               c:"needs_crop", "4":"needs_crop", "0":"clear", Backspace:"clear", Delete:"clear"};
-const S = {cls:"", page:0, pages:1, items:[], focus:0, undo:[], pending:0, failed:0};
+const S = {cls:"", page:0, pages:1, items:[], focus:0, undo:[], pending:0, failed:0, sort:"class", view:"all",
+           rank:null, target:"bad"};
 const $ = id => document.getElementById(id);
 const api = (path, params) => {
   const q = new URLSearchParams(Object.assign({t: TOKEN}, params || {}));
@@ -115,11 +149,21 @@ function saveState() {
 
 function cellOf(i) { return $("grid").children[i]; }
 
+function decision(item) {  // in the top-ranked view: what Enter writes for an unmarked image (null: nothing)
+  if (item.mark) return null;
+  if (item.choice !== undefined) return item.choice;
+  return item.p !== undefined && item.p >= 0.5 ? S.target : null;
+}
+
 function paint(i) {
   const item = S.items[i], cell = cellOf(i);
   if (!cell) return;
+  const d = S.view === "ranked" ? decision(item) : null;
+  cell.classList.toggle("proposed", !!d);
+  cell.classList.toggle("reject", d === "good");
   if (item.mark) { cell.dataset.mark = item.mark; cell.querySelector(".tag").textContent = LABELS[item.mark]; }
   else { delete cell.dataset.mark; }
+  if (d) cell.querySelector(".tag").textContent = d === "good" ? "→ good" : "→ " + LABELS[d] + "?";
 }
 
 function render() {
@@ -141,12 +185,18 @@ function render() {
     if (item.removed) {
       const a = document.createElement("span"); a.className = "aside"; a.textContent = "set aside: " + item.removed;
       fig.append(a);
+    } else if (item.why && S.view !== "ranked" && !item.why.startsWith("ranked")) {
+      const w = document.createElement("span"); w.className = "why"; w.textContent = item.why; fig.append(w);
+    }
+    if (item.p !== undefined) {
+      const b = document.createElement("span"); b.className = "p"; b.textContent = "p " + item.p.toFixed(2);
+      b.title = "probability of " + LABELS[S.target] + ", from your marks"; fig.append(b);
     }
     fig.addEventListener("click", () => setFocus(i));
     grid.append(fig);
     paint(i);
   });
-  $("pageinfo").textContent = "page " + (S.page + 1) + " of " + S.pages;
+  $("pageinfo").textContent = (S.view === "ranked" ? "top-ranked, " : "") + "page " + (S.page + 1) + " of " + S.pages;
   setFocus(Math.min(S.focus, S.items.length - 1));
 }
 
@@ -162,7 +212,8 @@ function setFocus(i) {
 }
 
 async function load(page) {
-  const data = await getJSON("/api/images", Object.assign({class: S.cls, page: page}, SIZE ? {size: SIZE} : {}));
+  const params = {class: S.cls, page: page, sort: S.sort, view: S.view};
+  const data = await getJSON("/api/images", Object.assign(params, SIZE ? {size: SIZE} : {}));
   S.page = data.page; S.pages = data.pages; S.items = data.items;
   if (S.focus >= S.items.length) S.focus = 0;
   render(); progress(data);
@@ -205,10 +256,99 @@ function mark(mark) {
 async function undo() {
   const last = S.undo.pop();
   if (!last) return;
+  if (last.bulk) {  // a confirmed page of the ranking: every mark taken back
+    const r = await fetch(api("/api/marks", {class: S.cls}), {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({marks: last.bulk.map(k => ({key: k, mark: "clear"}))})});
+    if (r.ok) progress(await r.json());
+    S.items.forEach((it, i) => { if (last.bulk.includes(it.key)) { it.mark = null; paint(i); } });
+    return;
+  }
   if (last.cls !== S.cls || last.page !== S.page) { S.cls = last.cls; $("cls").value = last.cls; await load(last.page); }
   const i = S.items.findIndex(it => it.key === last.key);
   if (i >= 0) { S.items[i].mark = last.before; paint(i); setFocus(i); }
   send(last.key, last.before || "clear", i >= 0 ? i : undefined);
+}
+
+function pct(x) { return Math.round(100 * x) + "%"; }
+
+function showRanking(r) {
+  S.rank = r;
+  const name = LABELS[r.target];
+  $("rankbar").hidden = false;
+  const info = $("rankinfo");
+  let text = "Ranked " + r.ranked + " unmarked images by how likely each is " + name + ": logistic regression on " +
+    r.source + ", learned from " + r.positives + " marked " + name + " and " + r.negatives + " other (" + r.seconds +
+    " s). ";
+  let trust = "";
+  if (r.accuracy === null) {
+    trust = "Not measured yet: mark at least 2 " + name + " and 2 other images to see how often it is right.";
+    info.className = "warn";
+  } else {
+    trust = "Held-out accuracy " + pct(r.accuracy) + " (" + r.folds + "-fold cross-validation; always guessing the " +
+      "commoner answer scores " + pct(r.baseline) + "); it finds " + pct(r.recall) + " of the " + name +
+      " images it did not learn from.";
+    info.className = r.accuracy > r.baseline ? "" : "warn";
+  }
+  info.textContent = text;
+  const t = document.createElement("span"); t.className = "trust"; t.id = "trust"; t.textContent = trust;
+  info.append(t);
+  document.querySelectorAll(".tname").forEach(e => e.textContent = name);
+  $("confirm").hidden = true;
+  updateAbove();
+}
+
+async function updateAbove() {
+  if (!S.rank) return;
+  const t = parseFloat($("threshold").value);
+  $("abovecount").textContent = "…";
+  const data = await getJSON("/api/images", {view: "ranked", size: 1, min_p: t});
+  $("abovecount").textContent = data.rows;
+  $("above").disabled = !data.rows;
+  S.aboveRows = data.rows;
+}
+
+async function findMore() {
+  const btn = $("find");
+  btn.disabled = true;
+  $("rankbar").hidden = false;
+  $("rankinfo").className = ""; $("rankinfo").textContent = "learning from your marks…";
+  try {
+    const r = await fetch(api("/api/rank", {target: S.target}), {method: "POST"});
+    const data = await r.json();
+    if (!r.ok) { $("rankinfo").className = "warn"; $("rankinfo").textContent = data.error || ("status " + r.status); return; }
+    showRanking(data);
+    S.view = "ranked"; S.focus = 0;
+    await load(0);
+  } finally { btn.disabled = false; }
+}
+
+async function confirmPage() {
+  if (S.view !== "ranked") return;
+  const marks = S.items.filter(it => decision(it)).map(it => ({key: it.key, mark: decision(it)}));
+  if (!marks.length) return;
+  S.pending += 1; saveState();
+  try {
+    const r = await fetch(api("/api/marks", {class: S.cls}), {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({marks: marks, via: "rank"})});
+    if (!r.ok) throw new Error("status " + r.status);
+    progress(await r.json());
+    S.undo.push({bulk: marks.map(m => m.key)});
+  } catch (e) { S.failed += 1; S.pending -= 1; saveState(); return; }
+  S.pending -= 1; saveState();
+  await findMore();  // learn from the new marks at once
+}
+
+async function confirmAbove(yes) {
+  if (!yes) { $("confirm").hidden = true; return; }
+  const t = parseFloat($("threshold").value);
+  const r = await fetch(api("/api/rank/confirm", {class: S.cls}), {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({id: S.rank.id, threshold: t, count: S.aboveRows, mark: S.target})});
+  const data = await r.json();
+  $("confirm").hidden = true;
+  if (!r.ok) { $("rankinfo").className = "warn"; $("rankinfo").textContent = data.error; return; }
+  progress(data);
+  $("rankinfo").textContent = data.saved + " images marked " + LABELS[S.target] + " (ranked at or above " + t + ")";
+  S.view = "all"; await load(S.page);
 }
 
 function columns() {
@@ -224,7 +364,22 @@ document.addEventListener("keydown", ev => {
   if (ev.target && ev.target.tagName === "SELECT") return;
   if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "z") { ev.preventDefault(); undo(); return; }
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.target && ev.target.tagName === "BUTTON" && (ev.key === "Enter" || ev.key === " ")) {
+    if (ev.target.closest("#confirm")) return;  // the confirmation's own buttons
+    ev.target.blur();
+  }
+  if (ev.target && ev.target.tagName === "INPUT") { if (ev.key === "Enter") { ev.target.blur(); updateAbove(); } return; }
   const k = ev.key;
+  if (S.view === "ranked" && k === " ") {
+    ev.preventDefault();
+    const it = S.items[S.focus];
+    if (it && !it.mark) { it.choice = decision(it) === S.target ? "good" : S.target; paint(S.focus); }
+    return;
+  }
+  if (S.view === "ranked" && k === "Enter") { ev.preventDefault(); confirmPage(); return; }
+  if (k === "f") { ev.preventDefault(); findMore(); return; }
+  if (k === "t" && S.rank) { ev.preventDefault(); S.view = "ranked"; S.focus = 0; load(0); return; }
+  if (k === "a" && S.view !== "all") { ev.preventDefault(); S.view = "all"; S.focus = 0; load(0); return; }
   if (KEYS[k] !== undefined) { ev.preventDefault(); mark(KEYS[k]); }
   else if (k === "u" || k === "z") { ev.preventDefault(); undo(); }
   else if (k === "ArrowRight") { ev.preventDefault(); setFocus(S.focus + 1); }
@@ -239,6 +394,19 @@ $("undo").addEventListener("click", () => undo());
 $("next").addEventListener("click", () => { if (S.page + 1 < S.pages) { S.focus = 0; load(S.page + 1); } });
 $("prev").addEventListener("click", () => { if (S.page > 0) { S.focus = 0; load(S.page - 1); } });
 $("cls").addEventListener("change", ev => { S.cls = ev.target.value; S.focus = 0; load(0); ev.target.blur(); });
+$("sort").addEventListener("change", ev => { S.sort = ev.target.value; S.view = "all"; S.focus = 0; load(0); ev.target.blur(); });
+$("target").addEventListener("change", ev => { S.target = ev.target.value; ev.target.blur(); });
+$("find").addEventListener("click", () => findMore());
+$("showranked").addEventListener("click", () => { S.view = "ranked"; S.focus = 0; load(0); });
+$("showall").addEventListener("click", () => { S.view = "all"; S.focus = 0; load(0); });
+$("threshold").addEventListener("change", () => updateAbove());
+$("above").addEventListener("click", () => {
+  $("confirmtext").textContent = "Mark " + S.aboveRows + " images " + LABELS[S.target] + " (every unmarked image ranked at or above " +
+    $("threshold").value + ")? curate will set them aside; undo by marking them again.";
+  $("confirm").hidden = false; $("confirmyes").focus();
+});
+$("confirmyes").addEventListener("click", () => confirmAbove(true));
+$("confirmno").addEventListener("click", () => confirmAbove(false));
 window.addEventListener("beforeunload", ev => { if (S.pending) { ev.preventDefault(); ev.returnValue = ""; } });
 
 (() => {  // the icon carries the token too (the browser's own /favicon.ico request would not)

@@ -13,6 +13,8 @@ SCHEMA = pa.schema([
     ("mark", pa.string()),  # good, bad, wrong_species, needs_crop, or clear (a mark taken back)
     ("time", pa.timestamp("us", tz="UTC")),
     ("current", pa.bool_()),  # the image's last mark (a clear is never current)
+    ("via", pa.string()),  # null: marked one by one; "rank": confirmed in bulk from "find more like these"
+    ("p", pa.float32()),  # with via "rank": the ranking's probability that the image is bad
 ])
 
 
@@ -32,5 +34,7 @@ def read_marks(dataset_dir: str | Path, *, current_only: bool = False) -> pa.Tab
         "mark": pa.array([r["mark"] for r in records], pa.string()),
         "time": pa.array([int(round(float(r.get("time") or 0) * 1e6)) for r in records], pa.int64()).cast(SCHEMA.field("time").type),
         "current": pa.array(current, pa.bool_()),
+        "via": pa.array([r.get("via") if isinstance(r.get("via"), str) else None for r in records], pa.string()),
+        "p": pa.array([r.get("p") if isinstance(r.get("p"), (int, float)) else None for r in records], pa.float32()),
     }, schema=SCHEMA)
     return table.filter(table.column("current")) if current_only else table
