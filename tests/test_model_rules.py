@@ -176,6 +176,11 @@ def test_outliers_of_a_class_are_scored_and_removed_as_outliers(tmp_path: Path) 
     removed = {r["gbifID"]: r for r in pq.read_table(root / "removed.parquet").to_pylist()}
     assert removed[9]["outlier_pool"] > 0.3
     assert summary.models["rules"][0] == {"rule": "max_outlier pool=0.3", "reason": "outlier:pool", "removed": 1}
+    from gbifxdl.report import write_report
+
+    html = write_report(root).read_text()
+    outliers = html[html.index("Outliers of each class"):]
+    assert "outlier:pool" in outliers and outliers.count("<img") >= 5  # class 5: its outliers, the removed one first
     curate(root, _settings(max_outlier=("pool=2",)))  # gentler: back, still scored
     assert 9 in _kept(root) and _kept(root)[9]["outlier_pool"] > 0.3
 
@@ -232,8 +237,10 @@ def test_no_detection_drop_sets_images_aside_and_a_second_curation_keeps_the_cro
     summary = curate(root, settings)
     assert _removed(root) == {104: "no_detection", 105: "no_detection"}
     assert summary.models["rules"][0]["removed"] == 2 and summary.models["rules"][0]["cropped"] == 4
-    again = curate(root, settings)  # the crops pass the file checks, and nothing is cut twice
+    files = {p: p.stat().st_mtime_ns for p in (root / "metadata.parquet", *root.rglob("*.tar"), *root.rglob("*.jpg"))}
+    again = curate(root, settings)  # the crops pass the file checks, and nothing is cut or written twice
     assert again.removed == {} and again.models["crops"] == {"cropped": 0, "restored": 0, "failed": 0}
+    assert {p: p.stat().st_mtime_ns for p in files} == files
     assert _image(root, 102).size == (64, 32)
     # a detection threshold above every score: nothing detected, everything set aside
     curate(root, _settings(crop="bug", no_detection="drop", min_score=("bug=0.9",)))

@@ -22,7 +22,9 @@ the same settings changes nothing. Nothing is printed: pass ``progress`` to foll
   written by streaming; ``_table``: the tables and their provenance; ``_files``,
   ``_setaside``: the files behind them, and those set aside; ``_dedupe``, ``_lsh``, ``_near``,
   ``_pixels``, ``_images``: duplicates and near duplicates; ``_splits``: splits and folds;
-  ``_summary``: what a curation did and the warnings a user must see
+  ``_summary``: what a curation did and the warnings a user must see; ``_rules``, ``_models``:
+  rules over ``gbifxdl infer``'s results (keep, drop, minimum scores, outliers, the crop's boxes);
+  ``_crops``: crops written as the dataset's images, the originals kept to cut again or put back
 """
 
 from __future__ import annotations

@@ -298,7 +298,8 @@ def _model_columns(models: "_plan._models.Outcome", n: int, keep_mask: np.ndarra
                                         pa.array(scores[rows].round(4), pa.float32())))
     if keep_mask is not None and models.crop_model is not None:
         rows = models.crop_rows
-        boxes = pa.array(models.crop_boxes.tolist(), pa.list_(pa.int32()))
+        # "element": the list's field as Parquet names it, so the table read back is the same, not rewritten
+        boxes = pa.array(models.crop_boxes.tolist(), pa.list_(pa.field("element", pa.int32())))
         out.append(_write.Column("crop_model", np.where(np.isin(np.arange(n), rows), 0, -1),
                                  _write.texts([models.crop_model])))
         out.append(_write.values_column("crop_box", n, rows, boxes))
