@@ -135,8 +135,9 @@ def apply(root: Path, dry_run: bool = False) -> CropResult:
         result.cropped = sum(1 for t in todo if t[4] is not None)
         result.restored = len(todo) - result.cropped
         return result
+    members: dict[str, dict[str, list[str]]] = {}  # each shard's index, read once
     for url_hash, rel, shard, key, box, size in todo:  # marked as changing before any image changes
-        ext = state[url_hash][0] if url_hash in state else _ext(rel, shard, key, root)
+        ext = state[url_hash][0] if url_hash in state else _ext(root, rel, shard, key, members)
         if ext:
             state[url_hash] = (ext, None)
     _write_state(root, state)
@@ -173,9 +174,13 @@ def apply(root: Path, dry_run: bool = False) -> CropResult:
     return result
 
 
-def _ext(rel: str | None, shard: str | None, key: str | None, root: Path) -> str | None:
+def _ext(root: Path, rel: str | None, shard: str | None, key: str | None,
+         members: dict[str, dict[str, list[str]]]) -> str | None:
+    """Return the extension of a row's image (its file's, or its shard member's), None when not found."""
     if shard and key:
-        for name in _members(root / shard).get(key, []):
+        if shard not in members:
+            members[shard] = _members(root / shard)
+        for name in members[shard].get(key, []):
             ext = key_ext(name)[1]
             if ext in IMAGE_EXTS:
                 return ext
