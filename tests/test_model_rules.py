@@ -325,11 +325,13 @@ def test_card_and_croissant_name_each_model_rule_and_count(tmp_path: Path) -> No
     (["--max-outlier", "pool=x"], "write MODEL=NUMBER"),
     (["--keep", "nothing.label in [adult]"], "no results of model 'nothing'"),
     (["--max-outlier", "colour=0.5"], "it is a classifier"),
+    (["--keep", "pool.label in [red]"], "gave no label"),
 ])
 def test_a_bad_rule_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                         message: str) -> None:
     root, _ = colour_dataset(tmp_path / "ds", "folders", n=3)
     infer(root, mean_colour_model(tmp_path / "colour.onnx"), workers=0)
+    infer(root, mean_colour_model(tmp_path / "pool.onnx", kind="embedder", gain=1.0), workers=0)
     with pytest.raises(SystemExit) as exited:
         run_command(cli, ["curate", str(root), "--no-progress", *args])
     assert exited.value.code != 0

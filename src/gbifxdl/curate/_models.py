@@ -119,6 +119,9 @@ def apply(root: Path, src: Source, classes: np.ndarray, reason: np.ndarray, code
         hit = pc.fill_null(pc.is_in(res.table.column("label"), value_set=pa.array(sorted(rule.labels), pa.string())),
                            False).to_numpy(zero_copy_only=False)
         has_label = pc.is_valid(res.table.column("label")).to_numpy(zero_copy_only=False)
+        if res.table.num_rows and not has_label.any():
+            raise CurateError(f"{rule.action}={rule.text!r}: model {rule.model!r} gave no label (an embedder run "
+                              "without --labels); run `gbifxdl infer` again with a label matrix, or drop the rule")
         at = np.maximum(res.row, 0)
         judged = res.judged & has_label[at] if len(hit) else res.judged
         satisfied = (hit[at] == rule.inside) if len(hit) else np.zeros(len(at), dtype=bool)
