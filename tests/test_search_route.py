@@ -311,13 +311,22 @@ def test_run_source_search_needs_no_account_and_resumes_after_a_kill(tmp_path: P
 
 # --- choosing the route ----------------------------------------------------------------------------
 
-def test_auto_chooses_search_without_an_account_or_when_capped(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_chooses_search_without_an_account_or_when_capped(gbif: GbifEmulator, clean_env: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from gbifxdl.run import SourceSettings
     from gbifxdl.run._job import choose_route
 
-    auto = SourceSettings(predicate=PREDICATE, route="auto")
+    auto = SourceSettings(predicate=PREDICATE, route="auto", api_url=gbif.api_url)
     uncapped, capped = SelectSettings(), SelectSettings(max_per_class=20)
-    assert choose_route(auto, uncapped).route == "search"  # no account anywhere
+    since = len(gbif.requests)
+    assert choose_route(auto, uncapped).route == "search"  # no account anywhere, and small enough
+    assert [r.query.get("limit") for r in _searches(gbif, since)] == ["0"]  # one request: the count
+    # without an account, a query past the search API's ceiling goes to a download (which asks for one)
+    monkeypatch.setattr(search_route, "CEILING", N - 1)
+    assert choose_route(auto, uncapped).route == "download"
+    assert choose_route(auto, capped).route == "search"  # capped: the ceiling is per species, no count asked
+    monkeypatch.setattr(search_route, "CEILING", N)
+    assert choose_route(auto, uncapped).route == "search"  # exactly at the ceiling still fits
     monkeypatch.setenv("GBIF_USER", "ann")
     monkeypatch.setenv("GBIF_PWD", "secret")
     assert choose_route(auto, uncapped).route == "download"  # an account: a download, with its DOI

@@ -204,10 +204,12 @@ def choose_route(source: SourceSettings, select: SelectSettings, earlier: str | 
     """Return ``source`` with the route "auto" made "search" or "download".
 
     A resumed run keeps the route it chose first (``earlier``). Otherwise the search route
-    when the query can go through the search API and either no GBIF account is set up
-    (environment, ``.env``, ``~/.netrc``: no prompt) or the query is capped per species
-    (``max_per_class`` with the class ``speciesKey``); a download in every other case (an
-    uncapped query with an account: a download has a DOI and no 100,000-record ceiling).
+    when the query can go through the search API and either it is capped per species
+    (``max_per_class`` with the class ``speciesKey``), or no GBIF account is set up
+    (environment, ``.env``, ``~/.netrc``: no prompt) and the search API's count for it (one
+    request) is within its 100,000-record ceiling; a download in every other case (an
+    uncapped query with an account: a download has a DOI and no ceiling; a larger one
+    without an account: a download, which asks for the account).
     """
     if source.route != "auto":
         return source
@@ -217,21 +219,24 @@ def choose_route(source: SourceSettings, select: SelectSettings, earlier: str | 
         return dataclasses.replace(source, route="download")
     from gbifxdl.credentials import load_credentials
     from gbifxdl.errors import CredentialsError
-    from gbifxdl.select.search import SearchRefused, search_params
+    from gbifxdl.select import search
 
     assert source.predicate is not None
+    body = source.predicate  # a bare predicate, or a full request body holding one
+    predicate = body if "type" in body else body.get("predicate") or {}
     try:
-        body = source.predicate  # a bare predicate, or a full request body holding one
-        search_params(body if "type" in body else body.get("predicate") or {})
-    except SearchRefused:
+        search.search_params(predicate)
+    except search.SearchRefused:
         return dataclasses.replace(source, route="download")
-    capped = bool(select.max_per_class) and select.class_column == "speciesKey"
+    if select.max_per_class and select.class_column == "speciesKey":
+        return dataclasses.replace(source, route="search")
     try:
         load_credentials(api_url=source.api_url, prompt=False)
-        account = True
+        return dataclasses.replace(source, route="download")
     except CredentialsError:
-        account = False
-    return dataclasses.replace(source, route="search" if capped or not account else "download")
+        pass  # no account: the search route, if the query is small enough for it
+    small = search.search_count(predicate, api_url=source.api_url) <= search.CEILING
+    return dataclasses.replace(source, route="search" if small else "download")
 
 
 def _stages(settings: RunSettings) -> tuple[str, ...]:

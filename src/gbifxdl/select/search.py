@@ -46,7 +46,7 @@ from gbifxdl.errors import SelectionError
 from gbifxdl.select.settings import MEDIA_COLUMNS, OCCURRENCE_COLUMNS, SelectSettings
 from gbifxdl.select.summary import SelectSummary
 
-__all__ = ["CEILING", "PAGE_LIMIT", "SearchRefused", "search_params", "select_from_search"]
+__all__ = ["CEILING", "PAGE_LIMIT", "SearchRefused", "search_count", "search_params", "select_from_search"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,17 @@ def search_params(predicate: dict) -> list[tuple[str, str]]:
     if low is not None or high is not None:
         params.append(("year", low if low == high else f"{low or '*'},{high or '*'}"))
     return params
+
+
+def search_count(predicate: dict, *, api_url: str | None = None, api_settings: ApiSettings = SEARCH_API_SETTINGS) -> int:
+    """Return how many occurrences GBIF's search API holds for ``predicate`` (one request, no records).
+
+    Raises :class:`SearchRefused` for a predicate the search parameters cannot say.
+    """
+    url = resolve_api_url(api_url) + "/occurrence/search"
+    response = send("GET", url, params=search_params(predicate) + [("limit", "0")], settings=api_settings)
+    check(response, what="count the occurrences of the search")
+    return int(response.json()["count"])
 
 
 @dataclass

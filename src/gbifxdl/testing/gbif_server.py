@@ -85,7 +85,10 @@ class GbifEmulator:
         archive_dir: Path | None = None,
         host: str = "127.0.0.1",
         archive_host: str = "127.0.0.1",
+        universe: Any = None,
     ) -> None:
+        """``universe``: the taxa and occurrences to answer from (a ``Universe``; by default
+        ``Universe(seed=seed)``, built on first use)."""
         self.users = dict(users) if users is not None else {"demo": "demo-password"}
         self.seed = seed
         self.n_occurrences = n_occurrences
@@ -97,7 +100,7 @@ class GbifEmulator:
         self._settings = (prepare_seconds, run_seconds, max_simultaneous)
         self.requests: list[RequestRecord] = []
         self._faults: list[_Fault] = []
-        self._universe: Any = None
+        self._universe: Any = universe
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None

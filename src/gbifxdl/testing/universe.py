@@ -61,8 +61,11 @@ class Taxon:
 class Universe:
     """A deterministic synthetic GBIF: the same seed gives the same taxa and occurrences."""
 
-    def __init__(self, seed: int = 0, n_species: int = 400) -> None:
+    def __init__(self, seed: int = 0, n_species: int = 400, *, even: bool = False) -> None:
+        """``even``: every species as likely as every other (benches that want equal classes),
+        instead of the long-tailed (Zipf) counts a real query has."""
         self.seed = seed
+        self.even = even
         self._by_key: dict[int, Taxon] = {}
         self._by_name: dict[str, Taxon] = {}
         self._children: dict[int, list[int]] = {}
@@ -228,6 +231,9 @@ class Universe:
             if rng.random() < 0.2:
                 j = rng.randrange(head, i)
                 ranked[i], ranked[j] = ranked[j], ranked[i]
+        if self.even:
+            self._weights = {t.key: 1 / len(ranked) for t in ranked}
+            return
         total = sum(1 / (r + 1) for r in range(len(ranked)))
         self._weights = {t.key: 1 / (r + 1) / total for r, t in enumerate(ranked)}
 
