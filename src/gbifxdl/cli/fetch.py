@@ -54,8 +54,9 @@ INT = click.IntRange(min=1)
 @click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URL",
               help="Output folder (images or shards, metadata.parquet, fetch.log), or a store: s3://bucket/prefix, "
                    "gs://..., sftp://user@host/path, file://... (credentials from the usual places, never options).")
-@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:8786",
-              help="Fetch on a Dask cluster: N local workers, or a running scheduler (pip install 'gbifxdl[dask]').")
+@click.option("--cluster", default=None, metavar="local:N|slurm:N|pbs:N|tcp://HOST:8786",
+              help="Fetch on a Dask cluster: N local workers, N Slurm/PBS batch jobs (slurm:jobs=N,cores=C,"
+                   "memory=M,walltime=T,queue=Q), or a running scheduler (pip install 'gbifxdl[dask]').")
 @click.option("--layout", type=click.Choice(["folders", "webdataset"]), default="folders", show_default=True,
               help="Species folders images/<class>/<url_hash>.jpg, or WebDataset tar shards.")
 @click.option("--resize", type=INT, default=None, help="Shrink the longest side to N pixels (never enlarges).")

@@ -50,8 +50,9 @@ def _query_options(f: Any) -> Any:
 @click.option("--jpeg-quality", type=int)
 @click.option("--connections", type=int, help="Global connection limit.")
 @click.option("--per-host", type=int, help="Connections per image host.")
-@click.option("--cluster", default=None, metavar="local:N|tcp://HOST:8786",
-              help="Fetch on a Dask cluster: N local workers, or a running scheduler (pip install 'gbifxdl[dask]').")
+@click.option("--cluster", default=None, metavar="local:N|slurm:N|pbs:N|tcp://HOST:8786",
+              help="Fetch on a Dask cluster: N local workers, N Slurm/PBS batch jobs (slurm:jobs=N,cores=C,"
+                   "memory=M,walltime=T,queue=Q; [cluster] keys), or a running scheduler (pip install 'gbifxdl[dask]').")
 @click.option("--seed", type=int, help="Seed of every random choice (caps, splits).")
 @click.option("--no-report", is_flag=True, help="Skip the dataset card and HTML report.")
 @click.option("--allow-changed-settings", is_flag=True, help="Continue a dataset with new settings, redoing the stages they affect.")
@@ -129,10 +130,14 @@ def settings_from_context(ctx: click.Context) -> Any:
     options = build_section(SourceOptions, merged.get("source", {}), section="source", origin=origin_in("source"))
     # every check of our own before the first request (matching taxon names asks GBIF): issue 20, item 2
     cluster = build_section(ClusterOptions, merged.get("cluster", {}), section="cluster", origin=origin_in("cluster"))
-    if cluster.address is not None:
-        from gbifxdl.fetch.cluster import parse_cluster
+    address = cluster.address
+    if address is not None or cluster.job_keys():
+        from gbifxdl.fetch.cluster import cluster_address
 
-        parse_cluster(cluster.address)  # a bad value is said now, not after the download
+        if address is None:
+            raise ConfigError(f"[cluster] {', '.join(sorted(cluster.job_keys()))}: batch-job keys need "
+                              'address = "slurm" or "pbs" (or --cluster slurm:N)')
+        address = cluster_address(address, cluster.job_keys())  # a bad value is said now, not after the download
     # a dataset made before: its API address (unless another is given) and its matched taxon names
     # (a finished run, run again, needs no network; an unfinished one goes on where it started)
     earlier = _earlier_source(output)
@@ -151,7 +156,7 @@ def settings_from_context(ctx: click.Context) -> Any:
     source.kind()  # exactly one source, said clearly now rather than later
     _check_source(source)
     return RunSettings(output=str(output), source=source, report=merged.get("report", True),
-                       cluster=cluster.address, **staged)
+                       cluster=address, **staged)
 
 
 def _check_source(source: Any) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from gbifxdl.errors import ConfigError, FetchError, GbifxdlError
+from gbifxdl.fetch._jobqueue import JOB_SYSTEMS, JobSpec, parse_jobs, start_job_cluster
 from gbifxdl.fetch._on_dask_worker import fetch_unit
 from gbifxdl.fetch._sink import take_staging
 from gbifxdl.fetch.progress import Progress, log
@@ -44,9 +46,14 @@ MAX_RESUBMITS = 3     # a unit whose workers keep dying (KilledWorker) is submit
 NO_WORKERS_TIMEOUT = 300.0  # seconds without any worker before the client gives up (it resumes later)
 
 
-def parse_cluster(value: str) -> tuple[str, int | str]:
-    """Return ("local", N) for ``local:N`` or ("address", ADDRESS) for a scheduler address; raise on others."""
+def parse_cluster(value: str, defaults: dict[str, Any] | None = None) -> tuple[str, int | str | JobSpec]:
+    """Return ("local", N) for ``local:N``, ("jobs", JobSpec) for ``slurm:...``/``pbs:...`` (batch jobs,
+    on top of ``defaults``, the [cluster] section's keys) or ("address", ADDRESS) for a scheduler
+    address; raise ConfigError on others."""
     text = value.strip()
+    system, colon, rest = text.partition(":")
+    if system.lower() in (*JOB_SYSTEMS, "sge") and not rest.startswith("//"):
+        return "jobs", parse_jobs(system.lower(), rest, defaults)
     if text.startswith("local"):
         rest = text[len("local"):]
         n = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
@@ -56,8 +63,21 @@ def parse_cluster(value: str) -> tuple[str, int | str]:
             return "local", int(n)
     elif "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
         return "address", text
-    raise ConfigError(f"cluster {value!r}: expected local:N (N workers here) or a Dask scheduler address "
-                      "such as tcp://HOST:8786")
+    raise ConfigError(f"cluster {value!r}: expected local:N (N workers here), slurm:N or pbs:N (N batch jobs, "
+                      "see the README) or a Dask scheduler address such as tcp://HOST:8786")
+
+
+def cluster_address(value: str, job_keys: dict[str, Any] | None = None) -> str:
+    """Return ``--cluster``'s value checked, with the [cluster] section's batch-job keys (``jobs``,
+    ``cores``...) written into a ``slurm:``/``pbs:`` one; raise ConfigError (one line) on a bad one."""
+    keys = {k: v for k, v in (job_keys or {}).items() if v is not None}
+    kind, where = parse_cluster(value, keys)
+    if isinstance(where, JobSpec):
+        return where.text()
+    if keys:
+        raise ConfigError(f"[cluster] {', '.join(sorted(keys))}: only for batch jobs (address = \"slurm\" or "
+                          f"\"pbs\"), not for {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -86,10 +106,13 @@ def fetch_on_cluster(job: StoreJob, cluster: str) -> tuple[int, list[HostStats],
     kind, where = parse_cluster(cluster)
     if kind == "local" and settings.workers is None:
         # the local workers share this machine's cores: their image processes too
-        settings = dataclasses.replace(settings, workers=max(1, (os.cpu_count() or 1) // int(where)))
+        settings = dataclasses.replace(settings, workers=max(1, (os.cpu_count() or 1) // int(where)))  # type: ignore[arg-type]
+    if isinstance(where, JobSpec) and settings.workers is None:
+        settings = dataclasses.replace(settings, workers=where.cores)  # a job's cores: one worker's image processes
     # the output names the limits: a later client of the same output shares them with any
     # task an earlier one left running
     run_id = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
+    patience = math.inf if isinstance(where, JobSpec) else NO_WORKERS_TIMEOUT  # batch jobs may queue for hours
     with _client(distributed, kind, where) as client:
         link = client.dashboard_link if client.run_on_scheduler(_has_dashboard) else None
         if progress:
@@ -102,7 +125,7 @@ def fetch_on_cluster(job: StoreJob, cluster: str) -> tuple[int, list[HostStats],
         try:
             with _quiet_client_log():
                 fetched, hosts = _drive(distributed, client, run_id, selection, target, storage_options, settings,
-                                        pending, bar, snapshot)
+                                        pending, bar, snapshot, patience)
                 # every unit is in the store: each worker's staging goes, its log comes back for the store
                 logs = client.run(take_staging, target)
                 return fetched, hosts, "".join(logs[w] for w in sorted(logs))
@@ -165,7 +188,11 @@ def start_local_cluster(n: int) -> LocalCluster:
 
 
 @contextlib.contextmanager
-def _client(distributed: ModuleType, kind: str, where: int | str) -> Iterator[Client]:
+def _client(distributed: ModuleType, kind: str, where: int | str | JobSpec) -> Iterator[Client]:
+    if isinstance(where, JobSpec):
+        with start_job_cluster(where) as jobs, distributed.Client(jobs) as client:
+            yield client
+        return
     if kind == "local":
         from gbifxdl.fetch.image_processes import _sigint_ignored
 
@@ -189,7 +216,7 @@ def _client(distributed: ModuleType, kind: str, where: int | str) -> Iterator[Cl
 
 def _drive(distributed: ModuleType, client: Client, run_id: str, selection: Path, target: str,
            storage_options: dict[str, Any] | None, settings: FetchSettings, pending: set[int], bar: Progress,
-           snapshot: Any) -> tuple[int, list[Any]]:
+           snapshot: Any, patience: float = NO_WORKERS_TIMEOUT) -> tuple[int, list[Any]]:
     units = ((n, t) for n, t in iter_units(selection, settings.shard_size) if n in pending)
     running: dict[Any, UnitJob] = {}
     resubmits: dict[int, int] = {}
@@ -229,8 +256,8 @@ def _drive(distributed: ModuleType, client: Client, run_id: str, selection: Path
     while running:
         if n_workers():
             seen_workers = time.monotonic()
-        elif time.monotonic() - seen_workers > NO_WORKERS_TIMEOUT:
-            raise FetchError(f"the Dask cluster has had no worker for {NO_WORKERS_TIMEOUT:.0f} s; start workers "
+        elif time.monotonic() - seen_workers > patience:
+            raise FetchError(f"the Dask cluster has had no worker for {patience:.0f} s; start workers "
                              "(`dask worker ADDRESS`), then run the same command again: it resumes")
         with contextlib.suppress(TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11
             distributed.wait(list(running), timeout=POLL, return_when="FIRST_COMPLETED")

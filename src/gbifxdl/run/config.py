@@ -67,7 +67,21 @@ SOURCE_KEYS = tuple(f.name for f in dataclasses.fields(SourceOptions))
 class ClusterOptions:
     """The ``[cluster]`` keys: where the fetch runs (nothing: this machine, without Dask)."""
 
-    address: str | None = None  # "local:N" (N workers here) or a Dask scheduler, "tcp://HOST:8786"
+    address: str | None = None  # "local:N" (N workers here), "slurm:N"/"pbs:N" (N batch jobs) or "tcp://HOST:8786"
+    # batch jobs (address "slurm" or "pbs"; keys given in the address win): see gbifxdl.fetch._jobqueue
+    jobs: int | None = None  # jobs kept running, one Dask worker each
+    cores: int | None = None  # CPU cores each job asks for
+    memory: str | None = None  # memory each job asks for, "16GB"
+    walltime: str | None = None  # each job's time limit, "[D-]HH:MM:SS"
+    queue: str | None = None  # partition (Slurm) or queue (PBS)
+    account: str | None = None  # account the jobs are charged to
+    interface: str | None = None  # the workers' network interface, "ib0"
+    host: str | None = None  # the address the scheduler listens on (default: every interface)
+
+    def job_keys(self) -> dict[str, Any]:
+        """Return the batch-job keys that are set."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "address" and getattr(self, f.name) is not None}
 
 
 def stage_classes() -> dict[str, type]:
@@ -284,7 +298,16 @@ def default_config_text(sections: Mapping[str, Any]) -> str:
     ]
     lines += ["", "[cluster]",
               '# address = "local:4"                # fetch on a Dask cluster: N local workers, or a running',
-              '#                                    # scheduler "tcp://HOST:8786" (pip install \'gbifxdl[dask]\')']
+              '#                                    # scheduler "tcp://HOST:8786" (pip install \'gbifxdl[dask]\'),',
+              '#                                    # or "slurm" / "pbs": workers as batch jobs (\'gbifxdl[slurm]\')',
+              "# jobs = 4                           # batch jobs kept running, one Dask worker each",
+              "# cores = 8                          # CPU cores each job asks for (its image processes)",
+              '# memory = "16GB"                    # memory each job asks for',
+              '# walltime = "02:00:00"              # each job\'s limit; workers retire before it, new jobs replace them',
+              '# queue = "short"                    # partition (Slurm) or queue (PBS)',
+              '# account = "mylab"                  # account the jobs are charged to',
+              '# interface = "ib0"                  # the workers\' network interface',
+              '# host = "10.0.0.5"                  # the address the scheduler listens on (default: all)']
     for name, obj in sections.items():
         lines += ["", f"[{name}]"]
         for f in dataclasses.fields(obj):
