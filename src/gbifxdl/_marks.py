@@ -26,6 +26,7 @@ MARKS = ("good", "bad", "wrong_species", "needs_crop")
 CLEAR = "clear"  # takes an image's mark back (undo of a first mark)
 # marks that curation sets aside, and the removed_reason it gives them
 REMOVING = {"bad": "review:bad", "wrong_species": "review:wrong_species"}
+RANKABLE = tuple(REMOVING)  # the marks "find more like these" can look for
 
 try:
     import fcntl

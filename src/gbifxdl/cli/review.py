@@ -42,12 +42,14 @@ def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, 
                    + (f"; {missing} could not be found" if missing else ""))
         return
     from gbifxdl.review import serve
-    from gbifxdl.review._features import embedders
 
-    if model is not None and model not in embedders(dataset_dir):
-        found = ", ".join(embedders(dataset_dir)) or "none"
-        raise click.UsageError(f"--model {model}: no embedder of that name ran on {dataset_dir} (found: {found}); "
-                               "run `gbifxdl infer` first")
+    if model is not None:  # (checked only when given: the check imports pyarrow, and opening should be quick)
+        from gbifxdl.review._features import embedders
+
+        found = embedders(dataset_dir)
+        if model not in found:
+            raise click.UsageError(f"--model {model}: no embedder of that name ran on {dataset_dir} (found: "
+                                   f"{', '.join(found) or 'none'}); run `gbifxdl infer` first")
 
     def ready(link: str) -> None:
         click.echo(f"review {dataset_dir} at {link}  (Ctrl-C stops; every mark is saved as it is made)")

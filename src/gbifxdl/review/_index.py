@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING, Any
 
-from gbifxdl._locate import ImageLocator
+from gbifxdl._io import write_text_atomic
+from gbifxdl._locate import METADATA, REMOVED, ImageLocator
 from gbifxdl._marks import REVIEW
-from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow, numpy and Pillow are imported where used: a dataset opened again reads its index from
+# INDEX_CACHE (JSON) without them, and the server answers sooner
 THUMBS = REVIEW / "thumbs"
+INDEX_CACHE = REVIEW / "index-v1.json"
+_FIELDS = ("keys", "labels", "paths", "shards", "members", "removed")
 THUMB_SIZE = 224
 _SAFE = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
@@ -42,6 +47,9 @@ class Images:
 
 
 def _columns(path: Path, wanted: tuple[str, ...]) -> pa.Table | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         return None
     names = pq.read_schema(path).names
@@ -52,44 +60,118 @@ def _columns(path: Path, wanted: tuple[str, ...]) -> pa.Table | None:
     return table.select(list(wanted))
 
 
-def load_images(root: Path) -> Images:
-    """Return the images of the dataset at ``root``: metadata.parquet's rows, then removed.parquet's
-    rows not in it, each once, only those fetched (an image to look at)."""
+def check_dataset(root: Path) -> None:
+    """Raise the helpful error when ``root`` is not a fetched dataset folder."""
     if not (root / METADATA).is_file():
-        read_table(root / METADATA)  # raises the helpful error
-    prov = provenance(pq.read_schema(root / METADATA).empty_table())
-    class_column = (prov.get("curate_settings") or {}).get("class_column", "speciesKey")
-    wanted = ("url_hash", class_column, "species", "path", "shard", "key", "outcome", "removed_reason")
-    out = Images()
-    rows: list[tuple[str, str, str | None, str | None, str | None, str | None]] = []
-    seen: set[str] = set()
-    for table in (_columns(root / METADATA, wanted), _columns(root / REMOVED, wanted)):
-        if table is None:
-            continue
-        labels = pc.fill_null(pc.cast(table.column(class_column), pa.string()), "unlabeled").to_pylist()
-        columns = [table.column(c).to_pylist() for c in ("url_hash", "species", "path", "shard", "key", "outcome",
-                                                        "removed_reason")]
-        for label, (key, species, path, shard, member, outcome, reason) in zip(labels, zip(*columns)):
-            if not key or key in seen or (outcome not in (None, "ok")) or not (path or (shard and member)):
-                continue
-            seen.add(key)
-            rows.append((label, key, path, shard, member, reason))
-            if species and label not in out.names:
-                out.names[label] = species
-    rows.sort(key=lambda r: (_label_order(r[0]), r[5] is not None, r[1]))  # a class's kept images, then set aside
-    for label, key, path, shard, member, reason in rows:
-        out.position[key] = len(out.keys)
-        out.keys.append(key)
-        out.labels.append(label)
-        out.paths.append(path)
-        out.shards.append(shard)
-        out.members.append(member)
-        out.removed.append(reason)
+        from gbifxdl.curate.toolkit import read_table
+
+        read_table(root / METADATA)  # raises it
+
+
+def _stamp(root: Path) -> list[Any]:
+    """Return what the index is made from: each table's size and time (None: absent)."""
+    out: list[Any] = []
+    for name in (METADATA, REMOVED):
+        try:
+            st = (root / name).stat()
+            out.append([name, st.st_size, st.st_mtime_ns])
+        except FileNotFoundError:
+            out.append([name, None, None])
     return out
 
 
-def _label_order(label: str) -> tuple[int, int, str]:
-    return (1, 0, label) if not label.isdigit() else (0, int(label), label)
+def _cached(root: Path, stamp: list[Any]) -> Images | None:
+    """Return the index saved for these very tables, or None (absent, stale or not well formed)."""
+    try:
+        saved = json.loads((root / INDEX_CACHE).read_text())
+        if saved.get("stamp") != stamp:
+            return None
+        out = Images(**{f: saved[f] for f in _FIELDS}, names=saved["names"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    n = len(out.keys)
+    if not all(isinstance(getattr(out, f), list) and len(getattr(out, f)) == n for f in _FIELDS):
+        return None
+    if not all(isinstance(k, str) for k in out.keys) or not isinstance(out.names, dict):
+        return None
+    out.position = dict(zip(out.keys, range(n)))
+    return out if len(out.position) == n else None
+
+
+def load_images(root: Path) -> Images:
+    """Return the images of the dataset at ``root``: metadata.parquet's rows, then removed.parquet's
+    rows not in it, each once, only those fetched (an image to look at); in class order (numeric
+    labels by number), a class's kept images first, then by key.
+
+    Read from the tables (columnar) and saved in ``.gbifxdl/review/index-v1.json``, which later
+    calls read while the tables are unchanged (same sizes and times).
+    """
+    check_dataset(root)
+    stamp = _stamp(root)
+    found = _cached(root, stamp)
+    if found is not None:
+        return found
+    out = _read_tables(root)
+    try:
+        (root / REVIEW).mkdir(parents=True, exist_ok=True)
+        saved = {f: getattr(out, f) for f in _FIELDS}
+        write_text_atomic(root / INDEX_CACHE, json.dumps({"stamp": stamp, **saved, "names": out.names}))
+    except OSError:
+        pass  # a cache that cannot be written is only slower
+    return out
+
+
+def _read_tables(root: Path) -> Images:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from gbifxdl.curate.toolkit import provenance
+
+    prov = provenance(pa.Table.from_batches([], schema=pq.read_schema(root / METADATA)))  # (empty_table imports pandas)
+    class_column = (prov.get("curate_settings") or {}).get("class_column", "speciesKey")
+    wanted = ("url_hash", class_column, "species", "path", "shard", "key", "outcome", "removed_reason")
+    parts = []
+    for table in (_columns(root / METADATA, wanted), _columns(root / REMOVED, wanted)):
+        if table is None:
+            continue
+        fetched = pc.and_(pc.and_(pc.is_valid(table["url_hash"]), pc.not_equal(pc.utf8_length(table["url_hash"]), 0)),
+                          pc.or_kleene(pc.is_null(table["outcome"]), pc.equal(table["outcome"], "ok")))
+        located = pc.or_(pc.is_valid(table["path"]), pc.and_(pc.is_valid(table["shard"]), pc.is_valid(table["key"])))
+        table = table.filter(pc.and_(pc.fill_null(fetched, False), pc.fill_null(located, False)))
+        parts.append(pa.table({
+            "key": pc.cast(table["url_hash"], pa.string()),
+            "label": pc.fill_null(pc.cast(table[class_column], pa.string()), "unlabeled"),
+            "species": pc.cast(table["species"], pa.string()), "path": pc.cast(table["path"], pa.string()),
+            "shard": pc.cast(table["shard"], pa.string()), "member": pc.cast(table["key"], pa.string()),
+            "reason": pc.cast(table["removed_reason"], pa.string())}))
+    out = Images()
+    if not parts:
+        return out
+    rows = pa.concat_tables(parts)
+    rows = rows.append_column("n", pa.array(np.arange(rows.num_rows)))
+    first = rows.group_by("key", use_threads=False).aggregate([("n", "min")])["n_min"]  # each key once: its first row
+    rows = rows.take(pc.sort_indices(first))
+    digits = pc.utf8_is_digit(rows["label"])
+    number = pc.if_else(digits, rows["label"], None)
+    rows = rows.append_column("not_numeric", pc.invert(digits)).append_column(
+        "number", pc.cast(pc.cast(number, pa.string()), pa.float64())).append_column(
+        "aside", pc.is_valid(rows["reason"]))
+    rows = rows.take(pc.sort_indices(rows, sort_keys=[("not_numeric", "ascending"), ("number", "ascending"),
+                                                      ("label", "ascending"), ("aside", "ascending"),
+                                                      ("key", "ascending")]))
+    out.keys = rows["key"].to_pylist()
+    out.labels = rows["label"].to_pylist()
+    out.paths = rows["path"].to_pylist()
+    out.shards = rows["shard"].to_pylist()
+    out.members = rows["member"].to_pylist()
+    out.removed = rows["reason"].to_pylist()
+    out.position = dict(zip(out.keys, range(len(out.keys))))
+    named = rows.filter(pc.is_valid(rows["species"])).group_by("label", use_threads=False).aggregate(
+        [("species", "first")])
+    out.names = dict(zip(named["label"].to_pylist(), named["species_first"].to_pylist()))
+    return out
 
 
 def thumb_path(root: Path, key: str) -> Path:
@@ -105,6 +187,7 @@ def make_thumb(root: Path, images: Images, locator: ImageLocator, key: str, size
         return cached.read_bytes()
     except OSError:
         pass
+    from PIL import Image, ImageOps
     i = images.position[key]
     data = locator.data(images.paths[i], images.shards[i], images.members[i])
     if data is None:

@@ -22,12 +22,10 @@ from typing import Any
 import numpy as np
 
 from gbifxdl._locate import ImageLocator
-from gbifxdl._marks import latest_marks
+from gbifxdl._marks import RANKABLE, latest_marks
 from gbifxdl.errors import GbifxdlError
 from gbifxdl.review._features import Features, load_features
 from gbifxdl.review._index import load_images
-
-TARGETS = ("bad", "wrong_species")
 
 
 class RankError(GbifxdlError):
@@ -73,8 +71,8 @@ def _classifier() -> Any:
 
 def train(features: Features, marks: dict[str, str], target: str = "bad") -> Ranking:
     """Train on the marked images that have a vector and rank the others by the probability of ``target``."""
-    if target not in TARGETS:
-        raise RankError(f"can rank by {' or '.join(TARGETS)}, not {target!r}")
+    if target not in RANKABLE:
+        raise RankError(f"can rank by {' or '.join(RANKABLE)}, not {target!r}")
     started = time.perf_counter()
     rows = features.rows()
     marked = [(rows[k], m == target) for k, m in marks.items() if k in rows]

@@ -15,18 +15,20 @@ import secrets
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
 from gbifxdl._locate import ImageLocator
-from gbifxdl._marks import CLEAR, MARKS, append_marks, latest_marks
+from gbifxdl._marks import CLEAR, MARKS, RANKABLE, append_marks, latest_marks
 from gbifxdl.errors import GbifxdlError
-from gbifxdl.review._features import Features, embedders, load_features
-from gbifxdl.review._index import Images, load_images, make_thumb
+from gbifxdl.review._index import Images, check_dataset, load_images, make_thumb
 from gbifxdl.review._page import PAGE
-from gbifxdl.review._suspects import likely_wrong
-from gbifxdl.review.rank import TARGETS, Ranking, train
+
+if TYPE_CHECKING:
+    from gbifxdl.review._features import Features
+    from gbifxdl.review.rank import Ranking
+
 
 HOST = "127.0.0.1"
 PAGE_SIZE = 60
@@ -42,9 +44,10 @@ class Review:
 
     def __init__(self, root: Path, model: str | None = None) -> None:
         self.root = root.resolve()
-        self.images: Images = load_images(self.root)
+        self.images = Images()
+        self.marks: dict[str, str] = {}
+        self._loading: asyncio.Future[None] | None = None
         self.locator = ImageLocator(self.root, shards_held=64)
-        self.marks: dict[str, str] = {k: m for k, m in latest_marks(self.root).items() if k in self.images.position}
         self.lock = asyncio.Lock()  # one writer at a time in this server; flock between servers
         self.model = model  # the embedder "find more like these" uses (None: the first one, else built-in)
         self.features: Features | None = None
@@ -54,8 +57,25 @@ class Review:
         self.rank_lock = asyncio.Lock()
         self.suspects: tuple[list[int], list[str | None]] | None = None  # "likely wrong first": order, reasons
 
+    def _load(self) -> None:
+        self.images = load_images(self.root)
+        self.marks = {k: m for k, m in latest_marks(self.root).items() if k in self.images.position}
+
+    def start_loading(self) -> None:
+        """Read the tables in a thread: the server answers (the page loads) meanwhile."""
+        self._loading = asyncio.get_running_loop().run_in_executor(None, self._load)
+
+    async def ready(self) -> None:
+        """Return once the dataset's tables are read (raising what reading them raised)."""
+        if self._loading is None:
+            self.start_loading()
+        await asyncio.shield(self._loading)  # type: ignore[arg-type]
+
     def rank(self, target: str) -> Ranking:
         """Train on the marks now and rank the unmarked images (in a thread: features may be computed)."""
+        from gbifxdl.review._features import load_features
+        from gbifxdl.review.rank import train
+
         if self.features is None:
             self.features = load_features(self.root, self.images, self.locator, self.model)
         ranking = train(self.features, dict(self.marks), target)
@@ -67,6 +87,9 @@ class Review:
 
     def likely_order(self) -> tuple[list[int], list[str | None]]:
         """Return the images' positions, most likely wrong first, and each position's reason."""
+        from gbifxdl.review._features import embedders, load_features
+        from gbifxdl.review._suspects import likely_wrong
+
         if self.suspects is None:
             features = self.features
             if features is None and embedders(self.root):
@@ -92,6 +115,8 @@ async def _token_and_headers(request: web.Request, handler: Callable[..., Any]) 
     given = request.query.get("t", "")
     if not hmac.compare_digest(given.encode(), request.app[TOKEN].encode()):
         raise web.HTTPForbidden(text="forbidden: open the link `gbifxdl review` printed (it carries the token)\n")
+    if request.path.startswith(("/api/", "/thumb/")):
+        await request.app[STATE].ready()
     response = await handler(request)
     response.headers["Content-Security-Policy"] = _CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -118,7 +143,7 @@ async def _index(request: web.Request) -> web.Response:
     counts = Counter(state.images.labels)  # in the images' order: class by class
     classes = [{"label": label, "name": state.images.names.get(label, ""), "images": n} for label, n in counts.items()]
     return web.json_response({"dataset": state.root.name, "classes": classes, "marks": list(MARKS),
-                              "page_size": PAGE_SIZE, "targets": list(TARGETS), **state.counts(None)})
+                              "page_size": PAGE_SIZE, "targets": list(RANKABLE), **state.counts(None)})
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -224,8 +249,8 @@ async def _rank(request: web.Request) -> web.Response:
     """Train on the marks now; answer how far to trust it (the images: /api/images?view=ranked)."""
     state = request.app[STATE]
     target = request.query.get("target", "bad")
-    if target not in TARGETS:
-        raise web.HTTPBadRequest(text=f"target is one of {', '.join(TARGETS)}\n")
+    if target not in RANKABLE:
+        raise web.HTTPBadRequest(text=f"target is one of {', '.join(RANKABLE)}\n")
     async with state.rank_lock:
         try:
             ranking = await asyncio.to_thread(state.rank, target)
@@ -266,6 +291,11 @@ def make_app(root: Path, token: str, model: str | None = None) -> web.Applicatio
     app = web.Application(middlewares=[_token_and_headers], client_max_size=8 << 20)
     app[TOKEN] = token
     app[STATE] = Review(root, model)
+
+    async def load(app: web.Application) -> None:
+        app[STATE].start_loading()
+
+    app.on_startup.append(load)
     app.router.add_get("/", _page)
     app.router.add_get("/favicon.svg", _icon)
     app.router.add_get("/api/index", _index)
@@ -301,6 +331,7 @@ def serve(dataset_dir: str | Path, *, port: int = 0, token: str | None = None,
     first one, by name, else built-in features).
     """
     root = Path(dataset_dir)
+    check_dataset(root)
     link_to = on_ready or (lambda link: print(link, flush=True))
     try:
         asyncio.run(_serve(root, port, token or secrets.token_urlsafe(24), link_to, model))
