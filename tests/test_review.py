@@ -322,3 +322,18 @@ def test_the_page_marks_with_the_keyboard_survives_a_kill_and_curation_honours_i
                               keys[1]: "review:wrong_species", keys[12]: "review:wrong_species"}
     _assert_set_aside(root, layout, rows, {keys[0], keys[5], keys[1], keys[12]}, {keys[2], keys[3], keys[4]})
     assert "4 removed for it" in (root / "README.md").read_text()
+
+
+def test_the_image_index_is_saved_and_read_again_only_while_the_tables_are_unchanged(tmp_path: Path) -> None:
+    from gbifxdl.review._index import INDEX_CACHE, load_images
+
+    root = standard_dataset(tmp_path / "ds").root
+    first = load_images(root)
+    assert (root / INDEX_CACHE).is_file() and not any(first.removed)
+    saved = (root / INDEX_CACHE).read_text()
+    assert load_images(root).keys == first.keys and (root / INDEX_CACHE).read_text() == saved
+    curate(root, progress=False)  # rewrites the tables: the index is made again, set-aside images labelled
+    again = load_images(root)
+    assert sorted(again.keys) == sorted(first.keys) and set(filter(None, again.removed)) >= {"duplicate"}
+    (root / INDEX_CACHE).write_text('{"stamp": 1, "keys": ["../x"]}')  # damaged: ignored and made again
+    assert load_images(root).keys == again.keys

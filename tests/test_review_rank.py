@@ -187,7 +187,7 @@ def test_likely_wrong_first_puts_small_and_near_duplicate_images_first(tmp_path:
 
     items = asyncio.run(check())
     assert {i["key"]: i.get("why") for i in items[:3]} == {
-        twin_a: "near duplicate", twin_b: "near duplicate", small: "small, 120 px short side"}
+        twin_a: "near duplicate", twin_b: "near duplicate", small: "small, 120 px"}
     assert not any(i.get("why") for i in items[3:])
 
 

@@ -48,7 +48,8 @@ main { padding:12px 16px; }
 .cell[data-state=failed] .state::after { content:"not saved"; color:var(--bad); }
 .cell .aside { position:absolute; left:4px; bottom:22px; font-size:10px; background:rgba(0,0,0,.6); color:#fff;
   padding:0 4px; border-radius:3px; }
-.cell .why { position:absolute; left:4px; bottom:22px; font-size:10px; background:rgba(255,243,224,.95);
+.cell .why { position:absolute; left:4px; bottom:22px; max-width:calc(100% - 56px); overflow:hidden;
+  white-space:nowrap; text-overflow:ellipsis; font-size:10px; background:rgba(255,243,224,.95);
   color:#5d3a00; padding:0 4px; border-radius:3px; }
 .cell .p { position:absolute; right:4px; bottom:22px; font-size:11px; font-weight:600; background:rgba(0,0,0,.7);
   color:#fff; padding:0 4px; border-radius:3px; }
@@ -349,6 +350,7 @@ async function confirmAbove(yes) {
   progress(data);
   $("rankinfo").textContent = data.saved + " images marked " + LABELS[S.target] + " (ranked at or above " + t + ")";
   S.view = "all"; await load(S.page);
+  updateAbove();
 }
 
 function columns() {

@@ -6,7 +6,7 @@ Signals, the strongest of which gives an image its score and its reason:
 - ``outlier``: far from its class's other images (vectors of an embedder, or the built-in
   features once computed), more than 2.5 spreads from the class's mean distance;
 - ``near duplicate``: a perceptual hash (``phash``) within 6 bits of another image's;
-- ``small WxH``: the original picture is under 256 pixels on its short side.
+- ``small, N px``: the original picture is under 256 pixels (N) on its short side.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def likely_wrong(root: Path, images: Images, features: Features | None = None,
         if s <= 0:
             reasons.append(None)
         elif name == "small":
-            reasons.append(f"small, {side[i]} px short side")
+            reasons.append(f"small, {side[i]} px")
         elif name == "ranked":
             reasons.append(f"ranked p={s:.2f}")
         else:
