@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif
+from gbifxdl.run import STAGES
 
 BASE = """
 [select]
@@ -282,7 +283,7 @@ def test_speed_only_changes_redo_nothing_and_are_saved(tmp_path: Path) -> None:
     assert any(s.startswith("Using the new fetch settings (connections 64 -> 3") for s in said), said
     assert any(s.startswith("Using the new source settings (api_url None -> http") for s in said), said
     state = RunState.load(tmp_path)
-    assert len(state.done) == 7 and state.settings["fetch"]["user_agent"] == "x/1"
+    assert len(state.done) == len(STAGES) and state.settings["fetch"]["user_agent"] == "x/1"
 
 
 def test_a_change_before_the_stage_ran_needs_no_confirmation(tmp_path: Path) -> None:
@@ -320,7 +321,7 @@ def test_a_refused_change_is_one_line_and_changes_nothing(tmp_path: Path) -> Non
     assert "other fetch settings" in message and "layout folders -> webdataset" in message
     assert "--allow-changed-settings" in message and "\n" not in message
     assert _left(tmp_path) == before and (tmp_path / ".gbifxdl" / "run.json").read_bytes() == saved
-    assert len(RunState.load(tmp_path).done) == 7
+    assert len(RunState.load(tmp_path).done) == len(STAGES)
 
 
 def test_a_change_of_several_stages_names_each(tmp_path: Path) -> None:

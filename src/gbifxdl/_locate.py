@@ -18,6 +18,10 @@ from pathlib import Path
 METADATA = "metadata.parquet"  # the dataset's rows: fetch writes it, curation rewrites it with the kept ones
 REMOVED = "removed.parquet"  # the rows a curation removed, with their reasons
 SET_ASIDE = Path(".gbifxdl") / "removed"  # what curation removed, kept so that a later curation can restore it
+# an image a curation cut to a detector's crop keeps its original whole here, as <url_hash>.<ext>, the
+# images whose crop is in place listed in CROPS (url_hash, ext, box): a model reads the original
+ORIGINALS = Path(".gbifxdl") / "originals"
+CROPS = ORIGINALS / "crops.parquet"
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 
 # an image's bytes: (file, offset, size) of a tar member, or (file, None, None) for a whole file

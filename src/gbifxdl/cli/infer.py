@@ -24,6 +24,9 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cuda without ONNX Runtime's CUDA provider is an error, never a silent CPU run.")
 @click.option("--workers", type=click.IntRange(0), help="Decode processes (0: decode in this process).")
+@click.option("--cluster", default=None, metavar="local:N|slurm:N|pbs:N|tcp://HOST:8786",
+              help="Decode and run the batches on a Dask cluster, as `gbifxdl fetch --cluster` (with --device cuda, "
+                   "on workers with the Dask resource GPU); the same results as here.")
 @click.option("--part-size", default=1024, show_default=True, type=click.IntRange(1), hidden=True,
               help="Images per results part.")
 @quiet_options

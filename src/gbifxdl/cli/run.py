@@ -16,6 +16,7 @@ from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError, GbifxdlError
 
 DEMO_DIR = "gbifxdl-demo"
+DEMO_MODEL = Path(".gbifxdl") / "demo-model" / "exposure.onnx"  # written by the demo, inside its folder
 
 
 def _stage_sections() -> dict[str, Any]:
@@ -96,8 +97,8 @@ def merged_options(ctx: click.Context) -> dict[str, Any]:
 
 def settings_from_context(ctx: click.Context) -> Any:
     """Return the RunSettings that the command line, the configuration file and the defaults give."""
-    from gbifxdl.run.config import (RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, stage_classes,
-                                    unify_shared)
+    from gbifxdl.run.config import (RUN_OPTIONS, ClusterOptions, SourceOptions, build_section, model_steps,
+                                    stage_classes, unify_shared)
     from gbifxdl._config_types import show
     from gbifxdl.run import RunSettings, SourceSettings
 
@@ -127,6 +128,7 @@ def settings_from_context(ctx: click.Context) -> Any:
     output = local_target(str(output))  # file:// URLs too
     staged = {name: build_section(cls, merged.get(name, {}), section=name, origin=origin_in(name))
               for name, cls in stage_classes().items()}  # fmt: skip
+    models = model_steps(merged.get("models"))
     options = build_section(SourceOptions, merged.get("source", {}), section="source", origin=origin_in("source"))
     # every check of our own before the first request (matching taxon names asks GBIF): issue 20, item 2
     cluster = build_section(ClusterOptions, merged.get("cluster", {}), section="cluster", origin=origin_in("cluster"))
@@ -156,7 +158,7 @@ def settings_from_context(ctx: click.Context) -> Any:
     source.kind()  # exactly one source, said clearly now rather than later
     _check_source(source)
     return RunSettings(output=str(output), source=source, report=merged.get("report", True),
-                       cluster=address, **staged)
+                       cluster=address, models=models, **staged)
 
 
 def _check_source(source: Any) -> None:
@@ -257,6 +259,7 @@ def demo(output: Path, occurrences: int, layout: str, seed: int, quiet: bool, no
     elif output.exists() and any(output.iterdir()):
         raise ConfigError(f"{output} exists and is not a gbifxdl demo folder; pass -o NEW_FOLDER")
 
+    models, rules = _demo_model(output, quiet)
     click.echo("Starting a GBIF emulator and 3 image hosts on loopback (no internet needed; one allows 5 requests/s)...")
     with local_gbif(LocalGbifSettings(n_occurrences=occurrences, seed=seed)) as local:
         os.environ.update(GBIF_USER=DEMO_USER, GBIF_PWD=DEMO_PASSWORD, GBIF_EMAIL=f"{DEMO_USER}@example.org")
@@ -267,7 +270,8 @@ def demo(output: Path, occurrences: int, layout: str, seed: int, quiet: bool, no
             source=SourceSettings(predicate=predicate, api_url=local.api_url),
             wait=WaitSettings(min_interval=0.5, max_interval=2.0, timeout=600),
             select=SelectSettings(max_per_class=25, seed=seed),
-            curate=CurateSettings(seed=seed),
+            curate=CurateSettings(seed=seed, **rules),
+            models=models,
             # the emulated hosts lay their photos out as iNaturalist does: fetch the smallest
             # rendition big enough for 256 px, as on the real hosts
             fetch=dataclasses.replace(FetchSettings(), layout=layout, resize=256,
@@ -275,6 +279,25 @@ def demo(output: Path, occurrences: int, layout: str, seed: int, quiet: bool, no
         )
         dataset = run_job(settings, progress=not no_progress, quiet=quiet, echo=click.echo)
     _say_what_to_open(dataset)
+
+
+def _demo_model(output: Path, quiet: bool) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Return the demo's model step and its curate rule: a tiny classifier it writes (no step without ONNX Runtime)."""
+    import importlib.util
+
+    from gbifxdl.run import ModelStep
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        click.echo("Model step skipped: ONNX Runtime is not installed (pip install 'gbifxdl[infer]' to see a model "
+                   "set images aside in the report).")
+        return (), {}
+    from gbifxdl.testing.tiny_models import exposure_model
+
+    model = exposure_model(output / DEMO_MODEL)
+    if not quiet:
+        click.echo(f"Model step: {model.name}, a tiny classifier the demo wrote (too_dark: mean brightness under "
+                   "0.4); curation drops what it calls too_dark (set aside as model:exposure, shown in the report).")
+    return (ModelStep(model=str(model), workers=0),), {"drop": ("exposure.label in [too_dark]",)}
 
 
 def _say_what_to_open(dataset: Path) -> None:

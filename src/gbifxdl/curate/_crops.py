@@ -27,10 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
-from gbifxdl._locate import IMAGE_EXTS, METADATA, key_ext
-
-ORIGINALS = Path(".gbifxdl") / "originals"
-STATE = ORIGINALS / "crops.parquet"
+from gbifxdl._locate import CROPS as STATE, IMAGE_EXTS, METADATA, ORIGINALS, key_ext
 _SCHEMA = pa.schema([("url_hash", pa.string()), ("ext", pa.string()), ("box", pa.list_(pa.int32()))])
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]+$")
 Box = tuple[int, int, int, int]

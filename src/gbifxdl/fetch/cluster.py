@@ -113,7 +113,7 @@ def fetch_on_cluster(job: StoreJob, cluster: str) -> tuple[int, list[HostStats],
     # task an earlier one left running
     run_id = hashlib.sha256(redact_url(target).encode()).hexdigest()[:16]
     patience = math.inf if isinstance(where, JobSpec) else NO_WORKERS_TIMEOUT  # batch jobs may queue for hours
-    with _client(distributed, kind, where) as client:
+    with open_client(distributed, kind, where) as client:
         link = client.dashboard_link if client.run_on_scheduler(_has_dashboard) else None
         if progress:
             # Dask serves its dashboard only with bokeh: say how to get it (issue 20, item 15)
@@ -188,7 +188,9 @@ def start_local_cluster(n: int) -> LocalCluster:
 
 
 @contextlib.contextmanager
-def _client(distributed: ModuleType, kind: str, where: int | str | JobSpec) -> Iterator[Client]:
+def open_client(distributed: ModuleType, kind: str, where: int | str | JobSpec) -> Iterator[Client]:
+    """Yield a Dask client of the cluster :func:`parse_cluster` gave (started here for local:N and batch
+    jobs, and stopped after), the same for the fetch and for ``gbifxdl infer --cluster``."""
     if isinstance(where, JobSpec):
         with start_job_cluster(where) as jobs, distributed.Client(jobs) as client:
             yield client

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gbifxdl.infer._pre import Geometry
-from gbifxdl.infer.spec import ModelError
+from gbifxdl.infer.spec import ModelError, ModelSpec
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -129,3 +130,34 @@ def detect(output: np.ndarray, geometries: list[Geometry], conf: float, iou: flo
             boxes.append([float(x1 / w0), float(y1 / h0), float((x2 - x1) / w0), float((y2 - y1) / h0)])
         results.append((boxes, [float(s[j]) for j in keep], [int(classes[j]) for j in keep]))
     return results
+
+
+def rows(spec: ModelSpec, output: np.ndarray | None, keys: list[str], errors: list[str | None],
+         geometries: list[Any], sha: str, labels: LabelMatrix | None) -> list[dict[str, Any]]:
+    """Return one result row per image of a batch: decoded outputs in order, error rows where decoding failed."""
+    ok = [i for i, e in enumerate(errors) if e is None]
+    decoded: list[dict[str, Any]] = []
+    if ok and output is not None:
+        if len(output) != len(ok):
+            raise ModelError(f"the model gave {len(output)} results for a batch of {len(ok)} images")
+        if spec.kind == "classifier":
+            for top, probs in classify(output, spec.labels, spec.top_k, spec.output == "logits"):
+                decoded.append({"label": top[0], "score": probs[0], "top_labels": top, "top_scores": probs})
+        elif spec.kind == "embedder":
+            vectors = l2_normalise(output)
+            shots = zero_shot(vectors, labels) if labels else [(None, None)] * len(vectors)
+            for vec, (name, score) in zip(vectors.astype(np.float16), shots):
+                decoded.append({"embedding": vec, "label": name, "score": score})
+        else:
+            for boxes, scores, classes in detect(
+                    output, [geometries[i] for i in ok], spec.conf_threshold, spec.iou_threshold,
+                    spec.max_detections, len(spec.labels) or None):
+                names = [spec.labels[c] if spec.labels else str(c) for c in classes]
+                decoded.append({"boxes": boxes, "scores": scores, "labels": names})
+    out, it = [], iter(decoded)
+    for key, error in zip(keys, errors):
+        row = {"url_hash": key, "model_sha256": sha, "error": error}
+        if error is None:
+            row.update(next(it))
+        out.append(row)
+    return out

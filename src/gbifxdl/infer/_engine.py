@@ -25,7 +25,10 @@ def onnxruntime() -> Any:
 class Session:
     """A model's session and the name and layout of its one image input."""
 
-    def __init__(self, model_path: Path, spec: ModelSpec, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, model_path: Path | bytes, spec: ModelSpec, device: str = "cpu", threads: int = 0,
+                 name: str | None = None) -> None:
+        # model_path: the .onnx file, or its bytes (on a Dask worker; ``name`` names it in messages)
+        label = name or (str(model_path) if isinstance(model_path, Path) else "the model")
         if device not in DEVICES:
             raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
         ort = onnxruntime()
@@ -40,21 +43,22 @@ class Session:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+            self.session = ort.InferenceSession(model_path if isinstance(model_path, bytes) else str(model_path),
+                                                sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad models
-            raise ModelError(f"{model_path}: ONNX Runtime cannot load it ({' '.join(str(exc).split())[:300]})") from None
+            raise ModelError(f"{label}: ONNX Runtime cannot load it ({' '.join(str(exc).split())[:300]})") from None
         if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise ModelError(f"--device cuda: ONNX Runtime did not give {model_path.name} the CUDA provider "
+            raise ModelError(f"--device cuda: ONNX Runtime did not give {Path(label).name} the CUDA provider "
                              "(check CUDA and cuDNN); never falling back to the CPU silently")
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.input_name = spec.input_name or next(iter(inputs))
         if self.input_name not in inputs:
-            raise ModelError(f"{model_path}: no input named {self.input_name!r} (it has {', '.join(inputs)})")
+            raise ModelError(f"{label}: no input named {self.input_name!r} (it has {', '.join(inputs)})")
         shape = inputs[self.input_name].shape
         h, w = spec.input_size
         want = [3, h, w] if spec.layout == "NCHW" else [h, w, 3]
         if len(shape) != 4 or any(isinstance(s, int) and s != t for s, t in zip(shape[1:], want)):
-            raise ModelError(f"{model_path}: its input {self.input_name!r} is {shape}; the sidecar makes "
+            raise ModelError(f"{label}: its input {self.input_name!r} is {shape}; the sidecar makes "
                              f"[batch, {', '.join(map(str, want))}] (input_size, layout)")
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.providers = self.session.get_providers()

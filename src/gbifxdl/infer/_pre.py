@@ -77,28 +77,38 @@ def prepare(data: bytes, prep: Prep) -> tuple[np.ndarray, Geometry]:
     return tensor(fitted, prep), geometry
 
 
-
-
 def ignore_interrupts() -> None:
     """The decode processes leave Ctrl-C to the main process, which stops them (no traceback from each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def decode_batch(sources: list[Source | None], prep: Prep
-                 ) -> tuple[np.ndarray, list[str | None], list[Geometry | None]]:
-    """Return the inputs of the images that decode (stacked), each image's error (None: fine) and geometry.
-
-    Runs in the decode processes: one batch per call, so the model's session never waits on
-    one image at a time.
-    """
-    arrays, errors, geometries = [], [], []
+def read_items(sources: list[Source | None]) -> list[bytes | str]:
+    """Return each image's bytes, or the error that says why there are none."""
+    items: list[bytes | str] = []
     for source in sources:
         if source is None:
-            errors.append("missing: the image is not in the dataset")
+            items.append("missing: the image is not in the dataset")
+            continue
+        try:
+            items.append(read_source(source))
+        except OSError as exc:
+            items.append(f"undecodable: {' '.join(str(exc).split()) or type(exc).__name__}")
+    return items
+
+
+def decode_items(items: list[bytes | str], prep: Prep) -> tuple[np.ndarray, list[str | None], list[Geometry | None]]:
+    """Return the inputs of the images that decode (stacked), each image's error (None: fine) and geometry.
+
+    ``items``: each image's bytes, or the error already known (a str).
+    """
+    arrays, errors, geometries = [], [], []
+    for item in items:
+        if isinstance(item, str):
+            errors.append(item)
             geometries.append(None)
             continue
         try:
-            array, geometry = prepare(read_source(source), prep)
+            array, geometry = prepare(item, prep)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             errors.append(f"undecodable: {' '.join(str(exc).split()) or type(exc).__name__}")
             geometries.append(None)
@@ -109,3 +119,13 @@ def decode_batch(sources: list[Source | None], prep: Prep
     h, w = prep.size
     empty_shape = (0, 3, h, w) if prep.layout == "NCHW" else (0, h, w, 3)
     return (np.stack(arrays) if arrays else np.zeros(empty_shape, np.float32)), errors, geometries
+
+
+def decode_batch(sources: list[Source | None], prep: Prep
+                 ) -> tuple[np.ndarray, list[str | None], list[Geometry | None]]:
+    """Return the inputs of a batch of images read from the dataset (see :func:`decode_items`).
+
+    Runs in the decode processes: one batch per call, so the model's session never waits on
+    one image at a time.
+    """
+    return decode_items(read_items(sources), prep)

@@ -30,11 +30,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gbifxdl._io import sha256_file
-from gbifxdl._locate import METADATA, REMOVED, ImageLocator, Source
+from gbifxdl._locate import CROPS, METADATA, ORIGINALS, REMOVED, ImageLocator, Source
 from gbifxdl.errors import ConfigError
 from gbifxdl.infer import _decode, _results
 from gbifxdl.infer._engine import Session
-from gbifxdl.infer._pre import Prep, decode_batch, ignore_interrupts
+from gbifxdl.infer._pre import Prep, decode_batch, ignore_interrupts, read_items
 from gbifxdl.infer.spec import KINDS, ModelError, ModelSpec, load_spec
 
 TABLES = (METADATA, REMOVED)
@@ -119,42 +119,26 @@ def _fingerprint(sha: str, spec: ModelSpec, labels_sha: str | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _rows(spec: ModelSpec, output: np.ndarray | None, keys: list[str], errors: list[str | None],
-          geometries: list[Any], sha: str, labels: _decode.LabelMatrix | None) -> list[dict[str, Any]]:
-    """Return one result row per image of a batch: decoded outputs in order, error rows where decoding failed."""
-    ok = [i for i, e in enumerate(errors) if e is None]
-    decoded: list[dict[str, Any]] = []
-    if ok and output is not None:
-        if len(output) != len(ok):
-            raise ModelError(f"the model gave {len(output)} results for a batch of {len(ok)} images")
-        if spec.kind == "classifier":
-            for top, probs in _decode.classify(output, spec.labels, spec.top_k, spec.output == "logits"):
-                decoded.append({"label": top[0], "score": probs[0], "top_labels": top, "top_scores": probs})
-        elif spec.kind == "embedder":
-            vectors = _decode.l2_normalise(output)
-            shots = _decode.zero_shot(vectors, labels) if labels else [(None, None)] * len(vectors)
-            for vec, (name, score) in zip(vectors.astype(np.float16), shots):
-                decoded.append({"embedding": vec, "label": name, "score": score})
-        else:
-            for boxes, scores, classes in _decode.detect(
-                    output, [geometries[i] for i in ok], spec.conf_threshold, spec.iou_threshold,
-                    spec.max_detections, len(spec.labels) or None):
-                names = [spec.labels[c] if spec.labels else str(c) for c in classes]
-                decoded.append({"boxes": boxes, "scores": scores, "labels": names})
-    rows, it = [], iter(decoded)
-    for key, error in zip(keys, errors):
-        row = {"url_hash": key, "model_sha256": sha, "error": error}
-        if error is None:
-            row.update(next(it))
-        rows.append(row)
-    return rows
+def _originals(root: Path) -> dict[str, Path]:
+    """Return {url_hash: its original} of the images a curation cut to a crop: a model measures the original."""
+    path = root / CROPS
+    if not path.is_file():
+        return {}
+    table = pq.read_table(path, columns=["url_hash", "ext"])
+    found = {}
+    for key, ext in zip(table.column("url_hash").to_pylist(), table.column("ext").to_pylist()):
+        original = root / ORIGINALS / f"{key}.{ext}"
+        if original.is_file():
+            found[key] = original
+    return found
 
 
-def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: ImageLocator
-             ) -> Iterator[tuple[list[str], list[Source | None]]]:
+def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: ImageLocator,
+             originals: dict[str, Path]) -> Iterator[tuple[list[str], list[Source | None]]]:
     for start in range(0, len(todo), size):
         chunk = todo[start:start + size]
-        yield [c[0] for c in chunk], [locator.source(*c[1:]) for c in chunk]
+        yield [c[0] for c in chunk], [(str(originals[c[0]]), None, None) if c[0] in originals
+                                      else locator.source(*c[1:]) for c in chunk]
 
 
 def infer(
@@ -169,6 +153,7 @@ def infer(
     workers: int | None = None,
     part_size: int = 1024,
     progress: Progress | bool | None = None,
+    cluster: str | None = None,
 ) -> InferSummary:
     """Run the model at ``model_path`` (with its JSON sidecar) over every image of ``dataset_dir``.
 
@@ -180,6 +165,10 @@ def infer(
     ``embeddings``, for a zero-shot label and score. ``workers``: decode processes (0:
     decode here; default: the CPUs less one, at most 4). ``device="cuda"`` without ONNX
     Runtime's CUDA provider is an error. ``progress``: a callback ``(what, done, total)``.
+    ``cluster`` (``local:N``, ``slurm:...``, ``pbs:...`` or a Dask scheduler's address, as for
+    the fetch): the batches are decoded and run on the Dask workers (one session per worker;
+    ``device="cuda"`` asks each batch for a worker with the Dask resource ``GPU``), with the same
+    results as here.
     """
     started = time.monotonic()
     root = Path(dataset_dir)
@@ -188,6 +177,10 @@ def infer(
         raise ModelError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if batch_size < 1 or part_size < 1:
         raise ConfigError("batch_size and part_size must be at least 1")
+    if cluster is not None:
+        from gbifxdl.fetch.cluster import parse_cluster
+
+        parse_cluster(cluster)  # a bad address is one line now, before any work
     spec = load_spec(model_path, kind)
     if labels is not None and spec.kind != "embedder":
         raise ModelError(f"--labels gives zero-shot labels to an embedder; {model_path.name} is a {spec.kind}")
@@ -198,7 +191,8 @@ def infer(
     sha = sha256_file(model_path)
     fingerprint = _fingerprint(sha, spec, sha256_file(labels) if labels is not None else None)
     images = _images(root)
-    session = Session(model_path, spec, device)
+    # on a cluster the workers run the model (on their device): loaded here on the CPU, a bad model is said now
+    session = Session(model_path, spec, "cpu" if cluster is not None else device)
 
     folder = _results.model_dir(root, name)
     done, number = _results.prune(folder, fingerprint)
@@ -213,15 +207,13 @@ def infer(
         workers = max(1, min(4, (os.cpu_count() or 2) - 1))
     pending: list[dict[str, Any]] = []
 
-    def consume(keys: list[str], result: tuple[np.ndarray, list[str | None], list[Any]]) -> None:
+    def add(keys: list[str], rows: list[dict[str, Any]]) -> None:
         nonlocal number
-        arrays, errors, geometries = result
-        output = session.run(arrays) if len(arrays) else None
-        pending.extend(_rows(spec, output, keys, errors, geometries, sha, matrix))
-        for error in errors:
-            if error is not None:
+        pending.extend(rows)
+        for row in rows:
+            if row["error"] is not None:
                 summary.errors += 1
-                kind_ = error.split(":", 1)[0]
+                kind_ = row["error"].split(":", 1)[0]
                 summary.error_kinds[kind_] = summary.error_kinds.get(kind_, 0) + 1
         summary.inferred += len(keys)
         while len(pending) >= part_size:
@@ -230,9 +222,22 @@ def infer(
             number += 1
         report(name, summary.inferred, len(todo))
 
+    def consume(keys: list[str], result: tuple[np.ndarray, list[str | None], list[Any]]) -> None:
+        arrays, errors, geometries = result
+        output = session.run(arrays) if len(arrays) else None
+        add(keys, _decode.rows(spec, output, keys, errors, geometries, sha, matrix))
+
     locator = ImageLocator(root, shards_held=8)
-    batches = _batches(todo, batch_size, locator)
-    if workers == 0 or len(todo) <= batch_size:
+    batches = _batches(todo, batch_size, locator, _originals(root))
+    if cluster is not None and todo:
+        from gbifxdl.infer import _cluster
+
+        job = _cluster.ModelJob(model_path.name, sha, spec, prep, matrix, device)
+        for keys, rows in _cluster.run_batches(cluster, job, model_path.read_bytes(),
+                                               ((k, read_items(s)) for k, s in batches)):
+            add(keys, rows)
+        summary.providers = [f"Dask workers ({device})"]
+    elif workers == 0 or len(todo) <= batch_size:
         for keys, sources in batches:
             consume(keys, decode_batch(sources, prep))
     else:

@@ -21,20 +21,25 @@ import pyarrow.parquet as pq
 
 from gbifxdl.curate import SET_ASIDE  # what curation removed, kept so that later curations can restore it
 
+from gbifxdl.run import _models
+
 if TYPE_CHECKING:
     from gbifxdl.run._job import RunSettings, RunState
 
-STAGES = ("request", "wait", "get", "select", "fetch", "curate", "report")
-SECTION_OF = {"request": "source", "select": "select", "fetch": "fetch", "curate": "curate"}
+STAGES = ("request", "wait", "get", "select", "fetch", "infer", "curate", "report")
+SECTION_OF = {"request": "source", "select": "select", "fetch": "fetch", "infer": "models", "curate": "curate"}
 # source fields that decide which occurrences come (api_url and notification do not)
 SOURCE_OUTPUTS = ("predicate", "key", "archive", "format")
 FETCH_STATE = Path(".gbifxdl") / "fetch"
+MODEL_RESULTS = Path(".gbifxdl") / "models"  # infer's results: kept unless the images change
 
 # what each stage writes, removed when its output settings (or an earlier stage's) change
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "request": ("download_key.txt", "archive"),
     "select": ("selection.parquet", "selection.summary.json"),
-    "fetch": ("shards", str(FETCH_STATE), "fetch.log", str(SET_ASIDE)),  # + the images folder
+    "fetch": ("shards", str(FETCH_STATE), "fetch.log", str(SET_ASIDE), str(MODEL_RESULTS)),  # + the images folder
+    # a changed model: infer itself measures that model again and keeps the others' results
+    "infer": (),
     "curate": ("metadata.parquet", "removed.parquet", "curate_summary.json"),
     "report": ("README.md", "ATTRIBUTION.csv", "report.html"),
 }
@@ -49,6 +54,7 @@ def output_settings(settings: RunSettings) -> dict[str, dict[str, Any]]:
             {"route": source["route"]} if source.get("route", "download") != "download" else {}),
         "select": plain(_outputs(settings.select)),
         "fetch": plain(settings.fetch.output_fingerprint()),
+        "infer": _models.output_settings(settings.models),
         "curate": plain(_outputs(settings.curate)),
     }
 
@@ -125,7 +131,8 @@ def plan(dataset: Path, state: RunState, change: Change, previous: RunSettings |
 
     first = change.first
     assert first is not None
-    redo_from = "fetch" if first == "curate" else first  # fetch reassembles the full table, downloading nothing
+    # fetch reassembles the full table curation rewrote, downloading nothing
+    redo_from = "fetch" if first in ("infer", "curate") else first
     remove: list[str] = []
     for stage, names in STAGE_OUTPUTS.items():
         if STAGES.index(stage) >= STAGES.index(first):
@@ -156,6 +163,9 @@ def _consequence(first: str, fetched: int) -> str:
         return f"the selection will be made again from the kept archive, and its images fetched anew (the {n} are deleted)"
     if first == "fetch":
         return f"the {n} will be fetched again; the archive and the selection are kept"
+    if first == "infer":
+        return (f"the changed models will measure the {n} again (the others' results are kept), "
+                "and curation will run again (nothing is downloaded)")
     return (f"curation will run again on all {n}, from the full table (nothing is downloaded; "
             "the archive, the selection and the images are kept)")  # fmt: skip
 

@@ -27,6 +27,7 @@ from gbifxdl._io import write_text_atomic
 from gbifxdl.errors import ConfigError, GbifxdlError, StateError
 from gbifxdl.fetch import FetchSettings
 from gbifxdl.curate import CurateSettings
+from gbifxdl.run._models import ModelStep, with_digests
 from gbifxdl.select import SelectSettings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,9 @@ class RunSettings:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     curate: CurateSettings = field(default_factory=CurateSettings)
     report: bool = True
-    # where the fetch runs: "local:N" or a Dask scheduler's address (None: here, without Dask);
+    # the [[models]] steps, run by the "infer" stage between fetch and curate (README "Models")
+    models: tuple[ModelStep, ...] = ()
+    # where the fetch (and the model steps) run: "local:N" or a Dask scheduler's address (None: here, without Dask);
     # it changes no output, so a run may go on with another one
     cluster: str | None = None
 
@@ -169,6 +172,8 @@ def run(
     """
     progress = progress and not quiet
     say = (lambda _: None) if quiet else echo
+    if settings.models:  # what decides the models' results: their files' sha256, read now (a missing one said)
+        settings = dataclasses.replace(settings, models=with_digests(settings.models))
     dataset = Path(settings.output)
     dataset.mkdir(parents=True, exist_ok=True)
     handler = _attach_log(dataset)
@@ -246,6 +251,8 @@ def _stages(settings: RunSettings) -> tuple[str, ...]:
         skip = skip | {"request", "wait", "get"}
     if not settings.report:
         skip = skip | {"report"}
+    if not settings.models:
+        skip = skip | {"infer"}
     return tuple(s for s in STAGES if s not in skip)
 
 
@@ -312,6 +319,7 @@ def _previous_settings(data: dict[str, Any]) -> RunSettings | None:
             fetch=build(FetchSettings, data.get("fetch")),
             curate=build(CurateSettings, data.get("curate")),
             report=bool(data.get("report", True)),
+            models=tuple(build(ModelStep, m) for m in data.get("models") or ()),
         )
     except (GbifxdlError, TypeError, ValueError):
         return None

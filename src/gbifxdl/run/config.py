@@ -199,7 +199,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     classes = section_classes()
     top_keys = {f.name for f in dataclasses.fields(TopOptions)}
-    allowed = top_keys | set(classes) - {TOP}
+    allowed = top_keys | set(classes) - {TOP} | {MODELS}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"config file {path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
@@ -210,7 +210,46 @@ def read_config(path: str | Path) -> dict[str, Any]:
         if not isinstance(data[name], dict):
             raise ConfigError(f"config file {path}: {name} = {show(data[name])}: expected a [{name}] section")
         checked[name] = check_section(cls, data[name], where=f"config file {path}: [{name}]")
+    if MODELS in data:
+        checked[MODELS] = read_model_steps(data[MODELS], f"config file {path}:")
     return checked
+
+
+MODELS = "models"  # the [[models]] steps: an array of tables
+
+
+def read_model_steps(value: Any, where: str) -> list[dict[str, Any]]:
+    """Return the ``[[models]]`` tables checked against :class:`~gbifxdl.run._models.ModelStep`'s keys."""
+    from gbifxdl.run._models import CONFIG_KEYS, ModelStep
+
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where} models = {show(value)}: expected [[models]] tables, one per model")
+    steps = []
+    for number, table in enumerate(value, 1):
+        here = f"{where} [[models]] #{number}"
+        unknown = sorted(set(table) - set(CONFIG_KEYS))
+        if unknown:
+            raise ConfigError(f"{here}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
+        if "model" not in table:
+            raise ConfigError(f"{here}: no model = \"FILE.onnx\"")
+        steps.append(check_section(ModelStep, table, where=here))
+    return steps
+
+
+def model_steps(values: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    """Return the ModelStep of each checked ``[[models]]`` table (a bad value said in one line)."""
+    from gbifxdl.run._models import ModelStep, check_steps
+
+    steps = []
+    for number, table in enumerate(values or (), 1):
+        try:
+            steps.append(ModelStep(**table))
+        except GbifxdlError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[[models]] #{number} ({table.get('model')}): {_one_line(exc)}") from None
+    check_steps(tuple(steps))
+    return tuple(steps)
 
 
 def merge(config: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,7 +357,26 @@ def default_config_text(sections: Mapping[str, Any]) -> str:
             value = getattr(obj, f.name)
             rendered = toml_value(value)
             lines.append(f"{f.name} = {rendered}" if rendered is not None else f"# {f.name} =   (unset)")
+    lines += MODELS_EXAMPLE
     return "\n".join(lines) + "\n"
+
+
+# `gbifxdl init`'s example of a model step, commented out (README "Models")
+MODELS_EXAMPLE = [
+    "",
+    "# Models (pip install 'gbifxdl[infer]'): each [[models]] step runs an ONNX model over every fetched",
+    "# image between fetch and curate; [curate] decides on the results, e.g.",
+    '#   keep = ["cleaner.label in [adult]"]  min_score = ["cleaner=0.8"]  crop = "flat_bug"',
+    "# A rerun measures nothing twice; a changed model file is measured again, alone.",
+    "# [[models]]",
+    '# model = "cleaner.onnx"              # its sidecar, cleaner.json, beside it: kind, input size, labels...',
+    '# name = "cleaner"                    # its name in the rules (default: the file\'s stem)',
+    '# kind = "classifier"                 # or "detector", "embedder" (default: the sidecar\'s)',
+    '# labels = "labels.npz"               # embedders: label names and text embeddings, for zero-shot labels',
+    "# batch_size = 32",
+    '# device = "cpu"                      # "cuda": pip install \'gbifxdl[gpu]\'; no CUDA provider is an error',
+    "# workers = 3                         # decode processes",
+]
 
 
 def toml_value(value: Any) -> str | None:
