@@ -337,7 +337,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100_000, help="images of the speed dataset")
     parser.add_argument("--recall-images", type=int, default=2000, help="images of the recall dataset")
-    parser.add_argument("--seeds", type=int, default=3, help="random draws of 50 marks")
+    parser.add_argument("--seeds", type=int, default=5, help="random draws of 50 marks")
     parser.add_argument("--recall-only", action="store_true")
     parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
