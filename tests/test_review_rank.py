@@ -337,3 +337,11 @@ def _journal(root: Path) -> list[dict]:
     from gbifxdl._marks import iter_marks
 
     return list(iter_marks(root))
+
+
+def test_an_unknown_model_is_one_clear_error(tmp_path: Path) -> None:
+    root, _ = labels_dataset(tmp_path / "ds", photos=4, labels=0)
+    done = subprocess.run([sys.executable, "-m", "gbifxdl", "review", str(root), "--no-open", "--model", "bioclip"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--model bioclip: no embedder of that name ran" in done.stderr
+    assert "(found: none)" in done.stderr and "Traceback" not in done.stderr
