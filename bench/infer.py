@@ -3,6 +3,7 @@
     python bench/infer.py                          # 2,000 images, MobileNet-sized model, 2 rounds
     python bench/infer.py --images 1000            # quicker (a few minutes on 2 cores)
     python bench/infer.py --large --images 200 --repeat 1   # ViT-B-sized model: the model is the cost
+    python bench/infer.py --device cuda            # on an NVIDIA GPU (bench/gpu_infer.sh installs what it needs)
 
 1. Makes (once, cached in bench/.cache/infer-data-N/) a dataset folder of N photo-like
    JPEGs of real size (1024x768 to 1600x1200, quality 90: a smooth random background,
@@ -37,6 +38,11 @@
      gbifxdl's ratio to it (target: at least 2x).
    Medians of the rounds (``--repeat``) are printed, then PASS/FAIL lines against the targets,
    and ceiling / naive: the most any ratio to the naive loop can be on this machine.
+4. With ``--device cuda``: the model's session (model alone, gbifxdl infer, the naive loop) is
+   on the GPU (the decode stays on the CPUs, as in the stage), and gbifxdl infer is also
+   measured once on the CPU (``--cpu-images`` of the images) for the CPU figure; printed:
+   images/s against the model-only ceiling (the GPU session alone) and against the CPU.
+   Without ONNX Runtime's CUDA provider this is a one-line error, never a run on the CPU.
 """
 
 from __future__ import annotations
@@ -304,13 +310,13 @@ def model_alone(session: object, batches: list[np.ndarray], n: int, batch: int) 
     return n / (time.perf_counter() - started)
 
 
-def gbifxdl_infer(root: Path, model_path: Path, batch: int, workers: int | None) -> float:
+def gbifxdl_infer(root: Path, model_path: Path, batch: int, workers: int | None, device: str = "cpu") -> float:
     """Return images/s of ``gbifxdl.infer.infer`` (wall time) into a fresh results folder."""
     from gbifxdl.infer import infer
 
     shutil.rmtree(root / ".gbifxdl", ignore_errors=True)
     started = time.perf_counter()
-    summary = infer(root, model_path, batch_size=batch, workers=workers)
+    summary = infer(root, model_path, batch_size=batch, workers=workers, device=device)
     seconds = time.perf_counter() - started
     if summary.inferred != summary.images or summary.errors:
         raise SystemExit(f"infer measured {summary.inferred} of {summary.images} images, {summary.errors} errors")
@@ -336,12 +342,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds; medians are printed (default 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="the stage's batch size (default 32, its default)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="decode processes (default: the stage's own default, the CPUs less one, at most 4)")
+                        help="decode processes (default: the stage's own: the CPUs less one, at most 4 on the CPU)")
     parser.add_argument("--naive-images", type=int, default=None,
                         help="images for the naive loop (default: all; a prefix is enough for a rate)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the model runs (cuda: an NVIDIA GPU through onnxruntime-gpu; never a CPU fallback)")
+    parser.add_argument("--cpu-images", type=int, default=500,
+                        help="with --device cuda: images of the CPU figure (gbifxdl infer on the CPU; default 500)")
     args = parser.parse_args()
 
-    from gbifxdl.infer._engine import Session
+    from gbifxdl.errors import GbifxdlError
+    from gbifxdl.infer._engine import Session, check_device
+
+    try:
+        check_device(args.device)  # before anything is built: no CUDA provider is one line, not a CPU run
+    except GbifxdlError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     from gbifxdl.infer._pre import Prep, ignore_interrupts
     from gbifxdl.infer.spec import load_spec
 
@@ -349,14 +366,17 @@ def main() -> None:
     model_path = model(args.large)
     spec = load_spec(model_path)
     prep = Prep(spec.input_size, spec.resize, spec.mean, spec.std, spec.layout, spec.pad_value)
-    workers = args.workers if args.workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
+    from gbifxdl.infer.stage import default_workers
+
+    workers = args.workers if args.workers is not None else default_workers(args.device)
     sources = _sources(root)
     paths = [Path(s[0]) for s in sources][: args.naive_images or len(sources)]
-    session = Session(model_path, spec)
+    session = Session(model_path, spec, args.device)
     n = len(sources)
     print(f"{n:,} JPEGs (1024x768-1600x1200), model {model_path.name} "
           f"({model_path.stat().st_size / 1e6:.0f} MB), batch {args.batch_size}, {workers} decode process(es), "
-          f"{os.cpu_count()} CPUs, ORT session threads: its default; {args.repeat} round(s)", flush=True)
+          f"{os.cpu_count()} CPUs, ORT session threads: its default; {args.repeat} round(s); "
+          f"device {args.device} ({', '.join(session.providers)})", flush=True)
 
     rounds: dict[str, list[float]] = collections.defaultdict(list)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_interrupts)
@@ -376,7 +396,7 @@ def main() -> None:
             decode_all, _ = decode_alone(wide, sources, prep, args.batch_size, cpus, keep=0)
             rounds["decode all"].append(decode_all)
             rounds["ceiling all"].append(1 / (1 / model_rate + 1 / decode_all))
-            rate = gbifxdl_infer(root, model_path, args.batch_size, args.workers)
+            rate = gbifxdl_infer(root, model_path, args.batch_size, args.workers, args.device)
             rounds["gbifxdl infer"].append(rate)
             naive = naive_loop(session, paths)
             rounds["naive loop"].append(naive)
@@ -388,6 +408,11 @@ def main() -> None:
     finally:
         pool.shutdown()
         wide.shutdown()
+    cpu_rate = None
+    if args.device == "cuda":  # the CPU figure: the same stage on this machine's CPU, over a prefix of the images
+        cpu_root = dataset(min(args.cpu_images, args.images))
+        cpu_rate = gbifxdl_infer(cpu_root, model_path, args.batch_size, args.workers, "cpu")
+        shutil.rmtree(cpu_root / ".gbifxdl", ignore_errors=True)
     shutil.rmtree(root / ".gbifxdl", ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in rounds.items()}
@@ -411,6 +436,16 @@ def main() -> None:
           f"({med['share']:.1%})")
     print(f"{'PASS' if med['ratio'] >= 2 else 'FAIL'}: gbifxdl infer is at least 2x the naive loop "
           f"({med['ratio']:.2f}x)")
+    if cpu_rate is not None:
+        print()
+        print(f"GPU: gbifxdl infer {med['gbifxdl infer']:.1f} images/s against the model-only ceiling "
+              f"{med['model alone']:.1f} (the GPU session alone): {med['gbifxdl infer'] / med['model alone']:.1%}")
+        print(f"GPU: gbifxdl infer on cuda {med['gbifxdl infer']:.1f} against the CPU figure {cpu_rate:.1f} images/s "
+              f"(gbifxdl infer --device cpu, {min(args.cpu_images, args.images)} images): "
+              f"{med['gbifxdl infer'] / cpu_rate:.1f}x")
+        if med["decode alone"] < med["model alone"]:
+            print(f"  the decode ({med['decode alone']:.1f} images/s in {workers} process(es)) is the bound here: "
+                  "give more with --workers")
 
 
 if __name__ == "__main__":

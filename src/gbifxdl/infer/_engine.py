@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,26 @@ def onnxruntime() -> Any:
     return ort
 
 
+def check_device(device: str) -> Any:
+    """Return onnxruntime once ``device`` is known to be usable; a one-line ModelError otherwise (never a fallback).
+
+    ``cuda`` needs an ONNX Runtime with the CUDA provider (``gbifxdl[gpu]``: onnxruntime-gpu, with
+    NVIDIA's CUDA and cuDNN libraries from pip, which ONNX Runtime 1.21+ preloads).
+    """
+    if device not in DEVICES:
+        raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
+    ort = onnxruntime()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ModelError("--device cuda: this ONNX Runtime has no CUDA provider (pip install 'gbifxdl[gpu]', "
+                             "in place of onnxruntime); use --device cpu to run on the CPU")
+        preload = getattr(ort, "preload_dlls", None)  # CUDA and cuDNN from NVIDIA's pip packages, when installed
+        if preload is not None:
+            with contextlib.suppress(Exception):  # a system CUDA is found by the session itself
+                preload()
+    return ort
+
+
 class Session:
     """A model's session and the name and layout of its one image input."""
 
@@ -29,15 +50,8 @@ class Session:
                  name: str | None = None) -> None:
         # model_path: the .onnx file, or its bytes (on a Dask worker; ``name`` names it in messages)
         label = name or (str(model_path) if isinstance(model_path, Path) else "the model")
-        if device not in DEVICES:
-            raise ModelError(f"--device must be one of {', '.join(DEVICES)}, not {device!r}")
-        ort = onnxruntime()
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ModelError("--device cuda: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu, "
-                                 "with CUDA and cuDNN); use --device cpu to run on the CPU")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        ort = check_device(device)
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
         if threads:

@@ -114,6 +114,13 @@ def _caller_script_hidden() -> Iterator[None]:
             vars(main).update(kept)
 
 
+def default_workers(device: str) -> int:
+    """Return the decode processes a run starts by default: the CPUs less one (the session's), at most 4 on
+    the CPU, where the model shares the cores; on a GPU the model leaves the CPUs to the decode."""
+    spare = max(1, (os.cpu_count() or 2) - 1)
+    return spare if device == "cuda" else min(4, spare)
+
+
 def _fingerprint(sha: str, spec: ModelSpec, labels_sha: str | None) -> str:
     blob = json.dumps({"model": sha, "spec": spec.to_json(), "labels": labels_sha}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -163,7 +170,7 @@ def infer(
     missing; after the model (or its sidecar or label matrix) changed, it measures that
     model's images again. ``labels`` (embedders): an ``.npz`` of ``names`` and their
     ``embeddings``, for a zero-shot label and score. ``workers``: decode processes (0:
-    decode here; default: the CPUs less one, at most 4). ``device="cuda"`` without ONNX
+    decode here; default: the CPUs less one, at most 4 unless on a GPU). ``device="cuda"`` without ONNX
     Runtime's CUDA provider is an error. ``progress``: a callback ``(what, done, total)``.
     ``cluster`` (``local:N``, ``slurm:...``, ``pbs:...`` or a Dask scheduler's address, as for
     the fetch): the batches are decoded and run on the Dask workers (one session per worker;
@@ -204,7 +211,7 @@ def infer(
     report: Progress = progress if callable(progress) else (lambda *_: None)
     prep = Prep(spec.input_size, spec.resize, spec.mean, spec.std, spec.layout, spec.pad_value)
     if workers is None:
-        workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+        workers = default_workers(device)
     pending: list[dict[str, Any]] = []
 
     def add(keys: list[str], rows: list[dict[str, Any]]) -> None:
