@@ -21,7 +21,8 @@ from gbifxdl.fetch import FetchSettings  # noqa: E402
 from gbifxdl.infer import read_results  # noqa: E402
 from gbifxdl.run import ModelStep, RunSettings, SourceSettings, run  # noqa: E402
 from gbifxdl.testing.local import DEMO_PASSWORD, DEMO_USER, LocalGbifSettings, local_gbif  # noqa: E402
-from gbifxdl.testing.tiny_models import exposure_model, exposure_model_bytes  # noqa: E402
+from gbifxdl.cli.run import write_exposure_model as exposure_model  # noqa: E402
+from gbifxdl.testing.tiny_models import exposure_model_bytes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

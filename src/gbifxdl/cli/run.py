@@ -59,12 +59,13 @@ def _query_options(f: Any) -> Any:
 @click.option("--allow-changed-settings", is_flag=True, help="Continue a dataset with new settings, redoing the stages they affect.")
 @quiet_options
 def run(**params: Any) -> None:
-    """Run the whole pipeline: post, wait, get, select, fetch, curate, report.
+    """Run the whole pipeline: post, wait, get, select, fetch, infer, curate, report.
 
     Give a PAYLOAD predicate file, or builder options (--taxon, --country, --year ...),
     or --key KEY, or --archive FILE. Run the same command again to continue after an
     interruption: nothing done is lost and no request is posted twice. With --config,
-    an option given on the command line wins over the file, and the file over the defaults.
+    an option given on the command line wins over the file, and the file over the defaults;
+    the file's [[models]] steps run your ONNX models between fetch and curate.
     """
     from gbifxdl.run import run as run_job
 
@@ -291,13 +292,23 @@ def _demo_model(output: Path, quiet: bool) -> tuple[tuple[Any, ...], dict[str, A
         click.echo("Model step skipped: ONNX Runtime is not installed (pip install 'gbifxdl[infer]' to see a model "
                    "set images aside in the report).")
         return (), {}
-    from gbifxdl.testing.tiny_models import exposure_model
-
-    model = exposure_model(output / DEMO_MODEL)
+    model = write_exposure_model(output / DEMO_MODEL)
     if not quiet:
         click.echo(f"Model step: {model.name}, a tiny classifier the demo wrote (too_dark: mean brightness under "
                    "0.4); curation drops what it calls too_dark (set aside as model:exposure, shown in the report).")
     return (ModelStep(model=str(model), workers=0),), {"drop": ("exposure.label in [too_dark]",)}
+
+
+def write_exposure_model(path: Path, threshold: float = 0.4) -> Path:
+    """Write the demo's exposure classifier to ``path`` (a .onnx file) and its sidecar beside it; return ``path``."""
+    from gbifxdl._io import atomic_path, write_text_atomic
+    from gbifxdl.testing.tiny_models import SIDECAR, exposure_model_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(exposure_model_bytes(int(SIDECAR["input_size"]), threshold))  # type: ignore[call-overload]
+    write_text_atomic(path.with_suffix(".json"), json.dumps(SIDECAR, indent=2) + "\n")
+    return path
 
 
 def _say_what_to_open(dataset: Path) -> None:

@@ -8,16 +8,13 @@ checks the bytes against ``onnx.checker`` and runs them through ONNX Runtime.
 
 :func:`exposure_model` is the demo's: a classifier of how dark a photo is, from its mean
 colour: label ``too_dark`` when the mean luminance (Rec. 601 weights, pixels 0..1) is below
-``threshold``, ``photo`` otherwise, with softmax scores ``gain`` x the distance to it.
+``threshold``, ``photo`` otherwise, with softmax scores ``gain`` x the distance to it; its
+sidecar is :data:`SIDECAR`.
 """
 
 from __future__ import annotations
 
-import json
 import struct
-from pathlib import Path
-
-from gbifxdl._io import atomic_path, write_text_atomic
 
 FLOAT = 1  # TensorProto.DataType.FLOAT
 _INT, _INTS = 2, 7  # AttributeProto.AttributeType
@@ -81,15 +78,6 @@ def exposure_model_bytes(side: int = 32, threshold: float = 0.4, gain: float = 4
     return _int(1, 7) + _len(2, "gbifxdl demo") + _len(7, graph) + _len(8, _len(1, "") + _int(2, OPSET))
 
 
+# the sidecar of exposure_model_bytes's model (README "Models"): a classifier of 32 x 32 squashed images
 SIDECAR = {"kind": "classifier", "input_size": 32, "resize": "squash", "labels": ["photo", "too_dark"],
            "output": "logits"}
-
-
-def exposure_model(path: str | Path, threshold: float = 0.4) -> Path:
-    """Write the exposure classifier to ``path`` (a .onnx file) with its sidecar beside it; return ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(exposure_model_bytes(SIDECAR["input_size"], threshold))  # type: ignore[arg-type]
-    write_text_atomic(path.with_suffix(".json"), json.dumps(SIDECAR, indent=2) + "\n")
-    return path
