@@ -33,7 +33,7 @@ def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, 
     unmarked images by how likely each is bad, from the marks. Stop with Ctrl-C.
     """
     if export_to is not None:
-        from gbifxdl.review.export import export_marks
+        from gbifxdl.review import export_marks
 
         counts = export_marks(dataset_dir, export_to)
         missing = counts.pop("not_found", 0)
@@ -44,7 +44,7 @@ def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, 
     from gbifxdl.review import serve
 
     if model is not None:  # (checked only when given: the check imports pyarrow, and opening should be quick)
-        from gbifxdl.review._features import embedders
+        from gbifxdl.review import embedders
 
         found = embedders(dataset_dir)
         if model not in found:

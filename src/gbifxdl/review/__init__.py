@@ -8,7 +8,11 @@ curate`` sets aside images marked bad or wrong species (``review:bad``, ``review
 
 - :mod:`~gbifxdl.review.server`  the server (127.0.0.1, a token in every request): :func:`serve`
 - :mod:`~gbifxdl.review.marks`   :func:`read_marks`
-- ``_index``: the dataset's images by key and their cached thumbnails; ``_page``: the page
+- :mod:`~gbifxdl.review.rank`    :func:`rank` ("find more like these"), :class:`Ranking`, :class:`RankError`
+- :mod:`~gbifxdl.review.export`  :func:`export_marks` (the marks as an ImageFolder)
+- ``_index``: the dataset's images by key and their cached thumbnails; ``_page``: the page;
+  ``_features``: the vectors a ranking learns from (:func:`embedders`: the models that made some);
+  ``_suspects``: the "likely wrong first" order
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ from typing import TYPE_CHECKING
 from gbifxdl._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from gbifxdl.review._features import embedders
+    from gbifxdl.review.export import export_marks
     from gbifxdl.review.marks import read_marks
+    from gbifxdl.review.rank import Ranking, RankError, rank
     from gbifxdl.review.server import serve
 
-__all__ = ["read_marks", "serve"]
+__all__ = ["RankError", "Ranking", "embedders", "export_marks", "rank", "read_marks", "serve"]
 
-__getattr__ = lazy_getattr(__name__, {"read_marks": "gbifxdl.review.marks", "serve": "gbifxdl.review.server"})
+__getattr__ = lazy_getattr(__name__, {
+    "read_marks": "gbifxdl.review.marks",
+    "serve": "gbifxdl.review.server",
+    "rank": "gbifxdl.review.rank",
+    "Ranking": "gbifxdl.review.rank",
+    "RankError": "gbifxdl.review.rank",
+    "export_marks": "gbifxdl.review.export",
+    "embedders": "gbifxdl.review._features",
+})

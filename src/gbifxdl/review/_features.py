@@ -26,10 +26,12 @@ from PIL import Image
 from gbifxdl._io import atomic_path
 from gbifxdl._locate import ImageLocator, read_source
 from gbifxdl._marks import REVIEW
-from gbifxdl.infer._results import MODELS, parts, read_results
+from gbifxdl.infer import read_results
 from gbifxdl.review._index import Images
 
 CHEAP_CACHE = REVIEW / "features-cheap-v1.npz"
+# where `gbifxdl infer` leaves each model's results (ARCHITECTURE.md, "Model results"): NAME/part-NNNNNN.parquet
+MODEL_RESULTS = Path(".gbifxdl") / "models"
 CHEAP_NAME = "built-in colour and shape features"
 _CHUNK = 512
 
@@ -48,14 +50,17 @@ class Features:
 
 def embedders(root: Path) -> list[str]:
     """Return the names of the models of ``root`` whose results hold embeddings, sorted."""
-    folder = root / MODELS
+    folder = Path(root) / MODEL_RESULTS
     if not folder.is_dir():
         return []
     found = []
     for model in sorted(p for p in folder.iterdir() if p.is_dir()):
-        first = parts(model)
-        if first and "embedding" in pq.read_schema(first[0]).names:
-            found.append(model.name)
+        first = next(iter(sorted(model.glob("part-*.parquet"))), None)
+        try:
+            if first is not None and "embedding" in pq.read_schema(first).names:
+                found.append(model.name)
+        except (OSError, pa.ArrowException):
+            continue  # a part being written or damaged: not a model to learn from
     return found
 
 
