@@ -45,6 +45,20 @@ def written_keys(out: Path) -> set[str]:
     return keys
 
 
+def uninterrupted_run(tmp_path: Path, hosts: ImageHosts, layout: str,
+                      n_images: int) -> tuple[Path, list[str], dict[str, str], Path]:
+    """Return the selection of ``n_images`` photos, their URLs, URL by key, and the folder of their
+    uninterrupted fetch (the command's settings); the hosts' counts start again after it."""
+    urls = [hosts.photo_url(i, i % 2) for i in range(n_images)]
+    hash_to_url = {hashlib.sha1(u.encode()).hexdigest(): u for u in urls}
+    sel = write_selection(tmp_path / "sel.parquet", urls)
+    reference = tmp_path / "reference"
+    fetch(sel, reference, FetchSettings(layout=layout, resize=64, shard_size=25, workers=1, per_host=2),
+          progress=False)
+    hosts.reset_counts()
+    return sel, urls, hash_to_url, reference
+
+
 def outputs(out: Path) -> dict[str, bytes]:
     files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
              if p.is_file() and ".gbifxdl" not in p.parts and p.name not in ("metadata.parquet", "fetch.log")}
@@ -54,13 +68,7 @@ def outputs(out: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("layout", ["folders", "webdataset"])
 def test_sigkill_at_several_points_then_resume_equals_an_uninterrupted_run(tmp_path: Path, layout: str) -> None:
     with ImageHosts(2, latency=0.04, max_side=300) as hosts:
-        urls = [hosts.photo_url(i, i % 2) for i in range(N_IMAGES)]
-        hash_to_url = {hashlib.sha1(u.encode()).hexdigest(): u for u in urls}
-        sel = write_selection(tmp_path / "sel.parquet", urls)
-        reference = tmp_path / "reference"
-        fetch(sel, reference, FetchSettings(layout=layout, resize=64, shard_size=25, workers=1, per_host=2),
-              progress=False)
-        hosts.reset_counts()
+        sel, urls, hash_to_url, reference = uninterrupted_run(tmp_path, hosts, layout, N_IMAGES)
 
         out = tmp_path / "out"
         written: dict[str, int] = {}  # key -> requests of its URL when it was seen written

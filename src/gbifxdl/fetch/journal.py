@@ -6,7 +6,9 @@ of resume, and of WebDataset shards. State lives in ``DIR/.gbifxdl/fetch/``:
 - ``state.json``: the input's fingerprint and the output-deciding settings;
 - ``unit-NNNNNN.jsonl``: the journal of an unfinished unit, one line per finished row,
   appended *before* the row's file is renamed into place (so a file at its final path
-  always has its line; a line whose file is missing is simply redone);
+  has its line; a line whose file is still at its temporary name is renamed into place on
+  resume, one whose file is gone is redone; a file found at its final path without its
+  line, written by a killed run, is adopted: see :mod:`~gbifxdl.fetch.adopt`);
 - ``unit-NNNNNN.parquet``: a finished unit's result rows, written atomically;
 - ``spool/unit-NNNNNN/``: a WebDataset unit's finished samples until its tar exists.
 """
@@ -14,6 +16,7 @@ of resume, and of WebDataset shards. State lives in ``DIR/.gbifxdl/fetch/``:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,7 +123,9 @@ class FetchState:
             # drop a torn last line, so the next entry starts on its own line
             data = path.read_bytes()
             if data and not data.endswith(b"\n"):
-                path.write_bytes(data[: data.rfind(b"\n") + 1])
+                # one system call: a kill meanwhile leaves the journal whole (rewriting it would
+                # empty it first, losing the lines of files already at their final paths)
+                os.truncate(path, data.rfind(b"\n") + 1)
         return open(path, "a", buffering=1, encoding="utf-8")
 
     def write_unit(self, unit: int, rows: list[dict[str, Any]]) -> None:

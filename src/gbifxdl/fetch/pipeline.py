@@ -16,7 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from gbifxdl.errors import FetchError
 from gbifxdl.fetch._host_stats import HostStats, trace_config
+from gbifxdl.fetch.adopt import MEASURES, adopt_unit, finish_renames
 from gbifxdl.fetch.download import make_session
 from gbifxdl.fetch._loop import batch_scheduled, run_loop
 from gbifxdl.fetch.image_types import ProcessOptions, fault_of
@@ -110,6 +111,8 @@ def unit_folder(folder: Path, settings: FetchSettings, fingerprint: dict[str, An
             resuming = sink.resumes(state, fingerprint)
             writer = make_writer(folder, settings, state)
             if resuming:
+                # rows journalled but not yet renamed into place first, then the rest goes
+                finish_renames(state, writer)
                 state.remove_temporaries()
                 writer.cleanup()
             yield UnitFolder(folder, settings, state, writer, sink)
@@ -230,10 +233,14 @@ class UnitRun:
                 continue
             rows = table.to_pylist()
             unit = _Unit(number, rows, None)
-            for i, entry in self.state.read_journal(number).items():
+            started = self.state.journal_path(number).exists()
+            journalled = self.state.read_journal(number)
+            for i, entry in journalled.items():
                 if entry["outcome"] != "ok" or self.writer.valid(number, entry) or self.sink.holds(entry):
                     unit.results[i] = entry
             unit.journal = self.state.open_journal(number)
+            if started:
+                await self._adopt(unit, journalled.keys())
             for i, row in enumerate(rows):
                 if i in unit.results:
                     continue
@@ -243,6 +250,36 @@ class UnitRun:
                 task.add_done_callback(self._task_done)
             unit.submitted = True
             self._maybe_close(unit)
+
+    async def _adopt(self, unit: _Unit, journalled: Collection[int]) -> None:
+        """Journal the files a killed run left at their final paths without their lines (fetch.adopt).
+
+        A row with a line is not looked at: its line holds how it was fetched, and a file that
+        no longer matches it is fetched again.
+        """
+        todo = []
+        for i, row in enumerate(unit.rows):
+            if i not in journalled:
+                url, key, cls = self._identify(row)
+                if url.startswith(("http://", "https://")):
+                    todo.append((i, url, key, cls))
+        if not todo:
+            return
+        adopted = await asyncio.to_thread(adopt_unit, self.writer, self.settings, unit.number, todo)
+        if adopted:
+            unit.journal.write("".join(json.dumps({"i": i, **entry}) + "\n" for i, entry in adopted))
+            unit.results.update(adopted)
+            log.info("unit %d: %d images a killed run had written taken up, not fetched again",
+                     unit.number, len(adopted))
+
+    def _identify(self, row: dict[str, Any]) -> tuple[str, str, str]:
+        """Return a row's URL, key (its file's name) and class (its folder)."""
+        settings = self.settings
+        url = row.get(settings.url_column) or ""
+        key = row.get("url_hash") if self.has_hash else None
+        key = key or hashlib.sha1(url.encode()).hexdigest()
+        cls = row.get(settings.class_column) if self.has_class else None
+        return url, key, settings.unlabeled if cls is None or cls == "" else str(cls)
 
     def _columns(self) -> list[str]:
         cols = [self.settings.url_column]
@@ -257,12 +294,7 @@ class UnitRun:
         self.row_slots.release()
 
     async def _row(self, unit: _Unit, i: int, row: dict[str, Any]) -> None:
-        settings = self.settings
-        url = row.get(settings.url_column) or ""
-        key = row.get("url_hash") if self.has_hash else None
-        key = key or hashlib.sha1(url.encode()).hexdigest()
-        cls = row.get(settings.class_column) if self.has_class else None
-        cls = settings.unlabeled if cls is None or cls == "" else str(cls)
+        url, key, cls = self._identify(row)
         entry = _empty_entry()
         temp = None
         if not url.startswith(("http://", "https://")):
@@ -281,7 +313,7 @@ class UnitRun:
                         done = await self.workers.process(temp, got.data)
                     else:
                         done = await self.loop.run_in_executor(self.pool, self.in_thread, got.data, temp)
-                    entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in _MEASURES})
+                    entry.update(outcome="ok", error=None, **{k: getattr(done, k) for k in MEASURES})
                     entry["path"] = self.writer.final_path(unit.number, key, cls, done.ext)
                 except BrokenProcessPool as exc:
                     raise FetchError(f"{exc}; run the same command again to resume") from None
@@ -376,8 +408,6 @@ def _in_thread(settings: FetchSettings, options: ProcessOptions) -> Callable[[li
 
 
 _CLOSING = "gbifxdl-close-unit"  # the name of the tasks closing a finished unit
-_MEASURES = ("orig_width", "orig_height", "width", "height", "bytes", "sha256", "pixel_hash", "phash",
-             "chroma_hash", "signature")
 
 
 def _empty_entry() -> dict[str, Any]:

@@ -13,9 +13,10 @@ Widths and heights are as displayed (after EXIF orientation). The two pixel hash
   needs a full-resolution decode, several times the cost of the rest), sha256 of its
   decoded RGB pixels, as displayed (rows top to bottom, 3 bytes per pixel, no padding):
   two files with different bytes may hold the same pixels. Null otherwise; for a
-  re-encoded image the encoder is deterministic, so its ``sha256`` stands for its pixels.
-- ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the final pixels (of a
-  DCT-scaled greyscale decode for a kept JPEG), compared by Hamming distance; and
+  re-encoded image the encoder is deterministic, so its ``sha256`` stands for its pixels
+  (and its size before processing, kept in a comment: see :func:`with_origin`).
+- ``phash``: 64-bit DCT perceptual hash (see :func:`phash`) of the written file's pixels
+  (of a DCT-scaled decode for a JPEG, kept or re-encoded), compared by Hamming distance; and
   ``chroma_hash``, the 128-bit colour hash that confirms it (see :func:`phashes`), and
   ``signature``, the 32x32 greyscale grid both come from, against which curation checks
   a hash match (see ``gbifxdl.fetch.hashing``).
@@ -227,14 +228,50 @@ def _oriented(width: int, height: int, orientation: int) -> tuple[int, int]:
 def _encode(img: Image.Image, options: ProcessOptions, original: tuple[int, int]) -> tuple[bytes, Processed]:
     """Return the JPEG of ``img`` (RGB, as displayed) and its measurements.
 
-    ``pixel_hash`` stays null: the encoder is deterministic, so the sha256 of the written
-    bytes already tells identical pixels apart from different ones, and hashing the
-    pixels again cost a twentieth of the whole work. The pHash is of the pixels given
-    to the encoder (it ignores the JPEG loss anyway).
+    The JPEG carries ``original`` (the size before processing) in a comment. ``pixel_hash``
+    stays null: the encoder is deterministic, so the sha256 of the written bytes already
+    tells identical pixels apart from different ones, and hashing the pixels again cost a
+    twentieth of the whole work. The pHash, colour hash and signature are of the written
+    JPEG, decoded at reduced scale as a kept JPEG is: a function of the file alone.
     """
-    out = simplejpeg.encode_jpeg(np.asarray(img), quality=options.jpeg_quality, colorspace="RGB",
-                                 colorsubsampling="420")
-    return out, _measure(out, "jpg", original, img.size, None, fingerprints(img))
+    out = with_origin(simplejpeg.encode_jpeg(np.asarray(img), quality=options.jpeg_quality, colorspace="RGB",
+                                             colorsubsampling="420"), original)
+    # the fingerprints of the written file, as a kept JPEG's: a re-encoded file found without
+    # its journal line (issue 20, item 8) is measured again exactly (fetch.adopt)
+    return out, _measure(out, "jpg", original, img.size, None, fingerprints(jpeg_small(out, 1)))
+
+
+# the JPEG comment of a re-encoded image: its size before processing, which the file alone
+# no longer tells (read back by fetch.adopt when a killed run's file is taken up)
+ORIGIN_PREFIX = b"gbifxdl orig="
+
+
+def with_origin(jpeg: bytes, original: tuple[int, int]) -> bytes:
+    """Return ``jpeg`` with a comment (COM) segment ``gbifxdl orig=WxH`` after its JFIF header."""
+    payload = ORIGIN_PREFIX + f"{original[0]}x{original[1]}".encode()
+    pos = 2
+    if jpeg[2:4] == b"\xff\xe0":  # APP0 (JFIF) must come first: the comment goes after it
+        pos = 4 + int.from_bytes(jpeg[4:6], "big")
+    return jpeg[:pos] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[pos:]
+
+
+def origin_of(jpeg: bytes) -> tuple[int, int] | None:
+    """Return the size before processing that :func:`with_origin` wrote into ``jpeg``, or None."""
+    pos = 2
+    end = min(len(jpeg), 1 << 16)
+    while pos + 4 <= end and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        if marker == 0xFE and jpeg[pos + 4:pos + 4 + len(ORIGIN_PREFIX)] == ORIGIN_PREFIX:
+            text = jpeg[pos + 4 + len(ORIGIN_PREFIX):pos + 2 + length].decode("ascii", "replace")
+            width, _, height = text.partition("x")
+            if width.isdigit() and height.isdigit():
+                return int(width), int(height)
+            return None
+        if marker in (0xDA, 0xD9):  # start of scan: no comment of ours before the pixels
+            break
+        pos += 2 + length
+    return None
 
 
 def _pixel_hash(pixels: np.ndarray) -> str:
