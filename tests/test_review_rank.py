@@ -345,3 +345,37 @@ def test_an_unknown_model_is_one_clear_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--model bioclip: no embedder of that name ran" in done.stderr
     assert "(found: none)" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_likely_wrong_first_uses_the_scores_of_a_classifier_that_ran(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from gbifxdl.infer import infer
+    from test_infer import colour_dataset, mean_colour_model, solid
+
+    # solid red, green, blue images in classes 10, 11, 12; one green image filed under 10 (red's class)
+    root, truth = colour_dataset(tmp_path / "ds", "folders", n=12, extra=[Row(2000, 10, solid("green", (50, 40)))])
+    table = pq.read_table(root / "metadata.parquet", columns=["url_hash", "gbifID"]).to_pylist()
+    key = {r["gbifID"]: r["url_hash"] for r in table}
+    greens = {key[g] for g, c in truth.items() if c == "green"}
+
+    async def likely() -> dict[str, str | None]:
+        client = await _client(root)
+        try:
+            items = (await (await client.get(f"/api/images?t={TOKEN}&sort=likely&size=50")).json())["items"]
+            return {i["key"]: i.get("why") for i in items}  # in the page's order
+        finally:
+            await client.close()
+
+    before = asyncio.run(likely())
+    assert not any(w and ":" in w for w in before.values())  # (solid colours: near duplicates of each other)
+    infer(root, mean_colour_model(tmp_path / "species.onnx", labels=["10", "11", "12"]), workers=0, progress=False)
+    why = asyncio.run(likely())
+    assert next(iter(why.items())) == (key[2000], "species: another species")  # the misfiled one, first
+    assert [k for k, w in why.items() if w == "species: another species"] == [key[2000]]
+    # a cleaner that says green images are not clean
+    infer(root, mean_colour_model(tmp_path / "cleaner.onnx", labels=["clean", "not_clean", "blurry"]), workers=0,
+          progress=False)
+    why = asyncio.run(likely())
+    assert {k for k, w in why.items() if w and w.startswith("cleaner")} == greens | {key[2000]}
+    assert set(list(why)[:5]) == greens | {key[2000]}

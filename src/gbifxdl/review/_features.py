@@ -50,6 +50,11 @@ class Features:
 
 def embedders(root: Path) -> list[str]:
     """Return the names of the models of ``root`` whose results hold embeddings, sorted."""
+    return models_with(root, "embedding")
+
+
+def models_with(root: Path, column: str) -> list[str]:
+    """Return the names of the models of ``root`` whose results have ``column``, sorted."""
     folder = Path(root) / MODEL_RESULTS
     if not folder.is_dir():
         return []
@@ -57,7 +62,7 @@ def embedders(root: Path) -> list[str]:
     for model in sorted(p for p in folder.iterdir() if p.is_dir()):
         first = next(iter(sorted(model.glob("part-*.parquet"))), None)
         try:
-            if first is not None and "embedding" in pq.read_schema(first).names:
+            if first is not None and column in pq.read_schema(first).names:
                 found.append(model.name)
         except (OSError, pa.ArrowException):
             continue  # a part being written or damaged: not a model to learn from

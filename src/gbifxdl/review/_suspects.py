@@ -6,7 +6,10 @@ Signals, the strongest of which gives an image its score and its reason:
 - ``outlier``: far from its class's other images (vectors of an embedder, or the built-in
   features once computed), more than 2.5 spreads from the class's mean distance;
 - ``near duplicate``: a perceptual hash (``phash``) within 6 bits of another image's;
-- ``small, N px``: the original picture is under 256 pixels (N) on its short side.
+- ``small, N px``: the original picture is under 256 pixels (N) on its short side;
+- ``MODEL: bad`` / ``MODEL: another species``: a classifier ``gbifxdl infer`` ran (a cleaner's
+  probability of its bad label; a species classifier's score for a top label that is not the
+  image's class).
 """
 
 from __future__ import annotations
@@ -107,6 +110,45 @@ def outliers(images: Images, features: Features) -> np.ndarray:
     return out
 
 
+# a cleaner's labels for an unusable image (the original gbifxdl's cleaner: "clean" / "not_clean")
+BAD_LABELS = frozenset({"bad", "not_clean", "unclean", "dirty", "unusable", "reject", "rejected", "junk", "other"})
+
+
+def classifier_doubts(root: Path, images: Images) -> list[tuple[np.ndarray, str]]:
+    """Return, for each classifier ``gbifxdl infer`` ran, how much it doubts each image and why.
+
+    A cleaner (labels such as ``clean`` / ``not_clean``, ``good`` / ``bad``): its probability of
+    the bad label. A species classifier (labels that include the dataset's class labels or
+    species names): the score of its top label when that is not the image's class.
+    """
+    from gbifxdl.infer import read_results
+    from gbifxdl.review._features import models_with
+
+    out = []
+    for name in models_with(root, "top_labels"):
+        table = read_results(root, name).select(["url_hash", "top_labels", "top_scores"]).to_pylist()
+        labels = {label for row in table for label in (row["top_labels"] or [])}
+        classes = set(images.labels) | set(images.names.values())
+        doubt = np.zeros(len(images), np.float32)
+        bad = labels & BAD_LABELS
+        if bad and not labels & classes:
+            for row in table:
+                i = images.position.get(row["url_hash"])
+                if i is not None and row["top_labels"]:
+                    doubt[i] = sum(s for lab, s in zip(row["top_labels"], row["top_scores"]) if lab in bad)
+            out.append((doubt, f"{name}: bad"))
+        elif labels & classes:
+            for row in table:
+                i = images.position.get(row["url_hash"])
+                if i is None or not row["top_labels"]:
+                    continue
+                top = row["top_labels"][0]
+                if top != images.labels[i] and top != images.names.get(images.labels[i]):
+                    doubt[i] = row["top_scores"][0]
+            out.append((doubt, f"{name}: another species"))
+    return out
+
+
 def likely_wrong(root: Path, images: Images, features: Features | None = None,
                  probability: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
     """Return every image's suspicion score and the reason for it (None: nothing seen)."""
@@ -118,6 +160,7 @@ def likely_wrong(root: Path, images: Images, features: Features | None = None,
     if features is not None:
         far = outliers(images, features)
         signals.append((np.clip((far - 2.5) / 4, 0, 0.4) + np.where(far > 2.5, 0.4, 0.0), "outlier"))
+    signals.extend(classifier_doubts(root, images))
     if probability:
         ranked = np.zeros(len(images), np.float32)
         for key, p in probability.items():
