@@ -138,6 +138,8 @@ def test_a_threshold_rule_marks_only_after_confirmation_of_the_ranking_seen(tmp_
             answer = await post(f"/api/rank?t={TOKEN}")
             summary = await answer.json()
             assert answer.status == 200 and summary["ranked"] == 37 and summary["accuracy"] == 1.0
+            progress = await (await client.get(f"/api/rank/progress?t={TOKEN}")).json()
+            assert progress == {"busy": False, "done": 50, "total": 50}  # every image described, once
             above = await (await client.get(f"/api/images?t={TOKEN}&view=ranked&min_p=0.5&size=100")).json()
             assert {i["key"] for i in above["items"]} == set(bad[3:]) and above["rows"] == 7
             assert all(i["p"] >= 0.5 for i in above["items"])

@@ -151,12 +151,14 @@ def cheap_features(root: Path, images: Images, locator: ImageLocator, *, threads
     return Features(CHEAP_NAME, keys, matrix.astype(np.float32))
 
 
-def load_features(root: Path, images: Images, locator: ImageLocator, model: str | None = None) -> Features:
+def load_features(root: Path, images: Images, locator: ImageLocator, model: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Features:
     """Return the vectors "find more like these" uses: model ``model``'s embeddings, else the first
-    embedder's (by name) when one ran, else the built-in ones."""
+    embedder's (by name) when one ran, else the built-in ones (``progress(done, total)`` as they
+    are computed)."""
     if model is None:
         found = embedders(root)
         model = found[0] if found else None
     if model is not None:
         return model_features(root, model, images)
-    return cheap_features(root, images, locator)
+    return cheap_features(root, images, locator, progress=progress)

@@ -313,14 +313,22 @@ async function findMore() {
   btn.disabled = true;
   $("rankbar").hidden = false;
   $("rankinfo").className = ""; $("rankinfo").textContent = "learning from your marks…";
+  const watch = setInterval(async () => {  // the first ranking may describe every image first: say how far
+    try {
+      const g = await getJSON("/api/rank/progress");
+      if (g.busy && g.total && g.done < g.total)
+        $("rankinfo").textContent = "describing the images (first time only): " + g.done + " of " + g.total + "…";
+    } catch (e) { /* the answer to the ranking says what went wrong */ }
+  }, 700);
   try {
     const r = await fetch(api("/api/rank", {target: S.target}), {method: "POST"});
+    clearInterval(watch);
     const data = await r.json();
     if (!r.ok) { $("rankinfo").className = "warn"; $("rankinfo").textContent = data.error || ("status " + r.status); return; }
     showRanking(data);
     S.view = "ranked"; S.focus = 0;
     await load(0);
-  } finally { btn.disabled = false; }
+  } finally { clearInterval(watch); btn.disabled = false; }
 }
 
 async function confirmPage() {

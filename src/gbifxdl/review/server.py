@@ -55,6 +55,7 @@ class Review:
         self.ranking_id = 0
         self.probability: dict[str, float] = {}  # the last ranking's probabilities, by key
         self.rank_lock = asyncio.Lock()
+        self.described: tuple[int, int] | None = None  # built-in features computed so far: (done, total)
         self.suspects: tuple[list[int], list[str | None]] | None = None  # "likely wrong first": order, reasons
 
     def _load(self) -> None:
@@ -77,7 +78,8 @@ class Review:
         from gbifxdl.review.rank import train
 
         if self.features is None:
-            self.features = load_features(self.root, self.images, self.locator, self.model)
+            self.features = load_features(self.root, self.images, self.locator, self.model,
+                                          progress=lambda done, total: setattr(self, "described", (done, total)))
         ranking = train(self.features, dict(self.marks), target)
         ranking.unranked = len(self.images) - len(ranking.trained_on) - len(ranking.keys)
         self.ranking, self.ranking_id = ranking, self.ranking_id + 1
@@ -259,6 +261,13 @@ async def _rank(request: web.Request) -> web.Response:
     return web.json_response({"id": state.ranking_id, **ranking.summary()})
 
 
+async def _rank_progress(request: web.Request) -> web.Response:
+    """How far the first ranking is in computing the built-in features (shown while it waits)."""
+    state = request.app[STATE]
+    done, total = state.described or (0, 0)
+    return web.json_response({"busy": state.rank_lock.locked(), "done": done, "total": total})
+
+
 async def _confirm(request: web.Request) -> web.Response:
     """Mark every image of ranking ``id`` not marked since with probability >= ``threshold`` (the
     rule a person confirmed on the page): normal marks, ``via: rank``, with each image's p."""
@@ -304,6 +313,7 @@ def make_app(root: Path, token: str, model: str | None = None) -> web.Applicatio
     app.router.add_post("/api/marks", _mark)
     app.router.add_post("/api/rank", _rank)
     app.router.add_post("/api/rank/confirm", _confirm)
+    app.router.add_get("/api/rank/progress", _rank_progress)
     return app
 
 
