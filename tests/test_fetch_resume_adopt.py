@@ -199,3 +199,51 @@ def test_a_dask_workers_unit_folder_adopts_too(tmp_path: Path, hosts: ImageHosts
 
     assert hosts.total_requests() == 0
     assert _rows(Path(target)) == _rows(tmp_path / "reference")
+
+
+def test_adoption_looks_for_every_extension_a_kept_original_may_have() -> None:
+    from gbifxdl.fetch.adopt import KEPT_EXTENSIONS
+    from gbifxdl.fetch.process import _EXTENSIONS
+
+    assert set(KEPT_EXTENSIONS) == set(_EXTENSIONS.values())
+
+
+def test_a_unit_stopped_on_a_closing_dask_worker_journals_its_rows_before_its_lock_goes(tmp_path: Path) -> None:
+    """Its lock goes when the task returns: a task taking the unit up then must find every finished row journalled."""
+    import asyncio
+    import threading
+    import types
+
+    from gbifxdl.fetch._on_dask_worker import _Engine
+
+    engine = _Engine(FetchSettings(workers=0), tmp_path / "fetch.log")
+    worker = types.SimpleNamespace(status=types.SimpleNamespace(name="running"))
+    journalled: list[str] = []
+
+    async def unit() -> int:
+        try:
+            await asyncio.sleep(30)
+        finally:  # as the engine does when cancelled: journal and rename what finished
+            await asyncio.sleep(0.5)
+            journalled.append("rows")
+        return 0
+
+    threading.Timer(0.3, lambda: setattr(worker.status, "name", "closing")).start()
+    try:
+        with pytest.raises(RuntimeError, match="the Dask worker is closing"):
+            engine.run(unit(), worker)
+        assert journalled == ["rows"]
+    finally:
+        engine.close()
+
+
+def test_a_metadata_file_a_killed_run_was_writing_is_removed_on_resume(tmp_path: Path, hosts: ImageHosts) -> None:
+    settings = SETTINGS["reencoded"]
+    sel, _ = _selection(hosts, tmp_path / "sel.parquet")
+    fetch(sel, tmp_path / "out", settings, progress=False)
+    (tmp_path / "out" / "metadata.parquet").rename(tmp_path / "out" / ".metadata.parquet.tmp-99999999")
+
+    fetch(sel, tmp_path / "out", settings, progress=False)
+
+    assert (tmp_path / "out" / "metadata.parquet").is_file()
+    assert not list((tmp_path / "out").rglob("*.tmp-*"))

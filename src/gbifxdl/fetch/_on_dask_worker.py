@@ -138,18 +138,30 @@ class _Engine:
 
         A closing worker (its cluster stopped, by Ctrl-C say) waits for its running task, and
         its nanny kills it after a few seconds: the unit stops at once instead, its journal
-        kept in staging, and is taken up again by the next run.
+        kept in staging, and is taken up again by the next run. The unit's lock is let go only
+        once its finished rows are journalled and in place (or after :data:`STOP_WAIT`): a
+        task taking the unit up meanwhile would find files without their journal lines.
         """
         import asyncio
+        import threading
         from concurrent.futures import TimeoutError as StillRunning  # not the builtin before 3.11
 
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        ended = threading.Event()
+
+        async def watched() -> Any:
+            try:
+                return await coro
+            finally:
+                ended.set()
+
+        future = asyncio.run_coroutine_threadsafe(watched(), self.loop)
         while True:
             try:
                 return int(future.result(timeout=CLOSING_POLL))
             except StillRunning:
                 if worker.status.name in _CLOSING:
                     future.cancel()
+                    ended.wait(STOP_WAIT)
                     raise RuntimeError("the Dask worker is closing: unit stopped, to be resumed") from None
 
     def close(self) -> None:
@@ -165,6 +177,7 @@ class _Engine:
 
 _ENGINE: list[_Engine] = []
 CLOSING_POLL = 0.25  # seconds between looks at the worker's status while a unit runs
+STOP_WAIT = 5.0  # seconds a stopped unit is given to journal its finished rows before its lock goes
 _CLOSING = {"closing", "closed", "stopping", "stopped", "failed"}  # not closing_gracefully: that one waits
 
 

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from gbifxdl.fetch.journal import FetchState
     from gbifxdl.fetch.settings import FetchSettings
 
-# the extensions a kept original may have (fetch.process's names; a format Pillow names
-# otherwise keeps its own name: such a file is fetched again rather than looked for)
+# the extensions a kept original may have: fetch.process's names of the formats it takes
+# (fetch.process.sniff; any other body is `not_image`)
 KEPT_EXTENSIONS = ("jpg", "png", "gif", "webp", "tif", "bmp")
 
 

@@ -160,8 +160,8 @@ class FetchState:
         self.unit_path(unit).unlink(missing_ok=True)
 
     def remove_temporaries(self) -> None:
-        """Delete partial files a killed run left in the state folder."""
-        for path in self.dir.rglob("*.tmp-*"):
+        """Delete partial files a killed run left in the state folder, and a ``metadata.parquet`` it was writing."""
+        for path in [*self.dir.rglob("*.tmp-*"), *self.out_dir.glob(".metadata.parquet.tmp-*")]:
             path.unlink(missing_ok=True)
 
 
