@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,9 +43,22 @@ class Features:
     source: str
     keys: list[str]
     matrix: np.ndarray  # float32, one row per key
+    _z: np.ndarray | None = field(default=None, repr=False)
 
     def rows(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.keys)}
+
+    def standardized(self) -> np.ndarray:
+        """Return the vectors centred and scaled by every image's mean and spread (computed once).
+
+        Scaled on the whole dataset, not on the few marked images: those often come from one
+        class, whose narrow spreads would otherwise blow up what only tells classes apart.
+        """
+        if self._z is None:
+            spread = self.matrix.std(axis=0)
+            spread[spread == 0] = 1
+            self._z = ((self.matrix - self.matrix.mean(axis=0)) / spread).astype(np.float32)
+        return self._z
 
 
 def embedders(root: Path) -> list[str]:

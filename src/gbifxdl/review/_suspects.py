@@ -93,10 +93,7 @@ def outliers(images: Images, features: Features) -> np.ndarray:
     out = np.zeros(len(images), np.float32)
     if not len(features.keys):
         return out
-    matrix = features.matrix
-    scale = matrix.std(axis=0)
-    scale[scale == 0] = 1
-    z = (matrix - matrix.mean(axis=0)) / scale
+    z = features.standardized()
     where = np.array([images.position[k] for k in features.keys], np.int64)
     labels = np.array(images.labels, dtype=object)[where]
     for label in np.unique(labels):

@@ -1,7 +1,7 @@
 """"Find more like these": a classifier trained on people's marks ranks the unmarked images.
 
 Logistic regression (scikit-learn, the ``review`` extra; imported only here, when a ranking is
-asked for) over each image's vector (:mod:`gbifxdl.review._features`: an embedder's output
+asked for) over each image's vector, standardised on the whole dataset (:mod:`gbifxdl.review._features`: an embedder's output
 from ``gbifxdl infer``, else the built-in colour and shape features). The images marked with
 the target mark (``bad`` by default) are the positives, every other marked image a negative;
 the unmarked images are ranked by the probability of the target. Its held-out accuracy
@@ -62,11 +62,9 @@ class Ranking:
 def _classifier() -> Any:
     try:
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
     except ImportError:
         raise RankError("ranking needs scikit-learn: pip install 'gbifxdl[review]'") from None
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000))
+    return LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)
 
 
 def train(features: Features, marks: dict[str, str], target: str = "bad") -> Ranking:
@@ -82,7 +80,8 @@ def train(features: Features, marks: dict[str, str], target: str = "bad") -> Ran
     if not positives or not negatives:
         raise RankError(f"mark at least one image {shown} and one otherwise (good, needs crop, ...) to rank the "
                         f"others; marked so far: {positives} {shown}, {negatives} other")
-    x = features.matrix[[i for i, _ in marked]]
+    z = features.standardized()  # scaled on every image (see there), not on the marked ones
+    x = z[[i for i, _ in marked]]
     y = np.array([label for _, label in marked], dtype=bool)
     folds = min(5, positives, negatives)
     accuracy = recall = None
@@ -94,7 +93,7 @@ def train(features: Features, marks: dict[str, str], target: str = "bad") -> Ran
         recall = float(held_out[y].mean())
     model = _classifier().fit(x, y)
     unmarked = [i for i, k in enumerate(features.keys) if k not in marks]
-    scores = model.predict_proba(features.matrix[unmarked])[:, 1] if unmarked else np.zeros(0)
+    scores = model.predict_proba(z[unmarked])[:, 1] if unmarked else np.zeros(0)
     order = np.argsort(-scores, kind="stable")
     return Ranking(target=target, source=features.source, positives=positives, negatives=negatives,
                    accuracy=accuracy, recall=recall, baseline=max(positives, negatives) / len(marked),
