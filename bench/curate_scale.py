@@ -2,6 +2,7 @@
 
     python -u bench/curate_scale.py                          # 1M and 10M rows, baseline at 200k
     python -u bench/curate_scale.py --rows 1000000 --baseline-rows 1000000
+    python -u bench/curate_scale.py --rows 10000000 --baseline-rows 0 --cache /tmp/scale  # table kept for next time
 
 The table: a synthetic ``metadata.parquet`` with the columns and types ``gbifxdl fetch``
 writes after ``select`` (the selection's ``OUTPUT_SCHEMA`` then fetch's ``RESULT_SCHEMA``),
@@ -342,18 +343,33 @@ def run_step(step: str, root: Path, src: Path, timeout: float) -> dict:
     return dict(json.loads(line[7:]), wall=wall)
 
 
-def measure(rows: int, src: Path, label: str, tmp: Path, timeout: float) -> dict[str, dict]:
+def measure(rows: int, src: Path, label: str, tmp: Path, timeout: float, cache: Path | None = None
+            ) -> dict[str, dict]:
     root = tmp / f"{label}-{rows}"
     started = time.perf_counter()
-    planted = generate(root, rows)
-    print(f"[{label} {rows:,} rows] table generated in {time.perf_counter() - started:.0f} s "
+    kept, kept_planted = (cache / f"table-{rows}.parquet", cache / f"planted-{rows}.npy") if cache else (None, None)
+    if kept is not None and kept.exists() and kept_planted is not None and kept_planted.exists():
+        root.mkdir(parents=True, exist_ok=True)  # the same table as last time (curation rewrites its copy)
+        shutil.copyfile(kept, root / "metadata.parquet")
+        planted = np.load(kept_planted)
+        made = "copied from " + str(kept)
+    else:
+        planted = generate(root, rows)
+        made = "generated"
+        if kept is not None and kept_planted is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / "metadata.parquet", kept)
+            np.save(kept_planted, planted)
+    print(f"[{label} {rows:,} rows] table {made} in {time.perf_counter() - started:.0f} s "
           f"({(root / 'metadata.parquet').stat().st_size / 2**20:,.0f} MiB)", flush=True)
     if label == "new" and rows <= RECALL_ROWS:
         print(near_recall(root, planted), flush=True)
     out = {}
     for step in _STEPS:
         out[step] = run_step(step, root, src, timeout)
-        print(f"[{label} {rows:,} rows] {step}: {out[step]}", flush=True)
+        # the load says how far a figure is from a quiet machine's (other work on the same cores)
+        print(f"[{label} {rows:,} rows] {step}: {out[step]} (load average after: "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())})", flush=True)
         if "error" in out[step]:
             break
     shutil.rmtree(root, ignore_errors=True)
@@ -379,6 +395,8 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default=BASELINE_REF,
                         help="the git commit of the code before the change (default: the last one with row lists)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each generated table here and reuse it next time (10M rows: ~13 GB, minutes to make)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gbifxdl-scale-"))
     results: dict[tuple[str, int], dict[str, dict]] = {}
@@ -391,9 +409,9 @@ def main() -> None:
             subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
             # the baseline is not worth more than 4x the target at its size: beyond, it swaps the machine
             results[("before", args.baseline_rows)] = measure(args.baseline_rows, base_src / "src", "before", tmp,
-                                                                     args.timeout)
+                                                                     args.timeout, args.cache)
         for rows in args.rows:
-            results[("this tree", rows)] = measure(rows, ROOT / "src", "new", tmp, args.timeout)
+            results[("this tree", rows)] = measure(rows, ROOT / "src", "new", tmp, args.timeout, args.cache)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cols = list(results)

@@ -340,8 +340,12 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
         pick = (lambda x: x) if every else (lambda x: x[rows])  # noqa: E731
         has = pick(has_confirm) if has_confirm is not None else pick(confirm).any(axis=1)
         la, lb = _lsh.confirmed_pairs(pick(values), pick(confirm), has, threshold, confirm_threshold)
-        return confirmed(np.concatenate([rows[ea], rows[la]]), np.concatenate([rows[eb], rows[lb]]), confirm,
-                         confirm_threshold, has_confirm)
+        # the sampled pairs are checked on both hashes already (or have a row without chroma_hash): only the
+        # rows sharing a value are checked here (tens of millions of pairs: no copy of their hashes)
+        ea, eb = confirmed(rows[ea], rows[eb], confirm, confirm_threshold, has_confirm)
+        if not every:
+            la, lb = rows[la], rows[lb]
+        return np.concatenate([ea, la]), np.concatenate([eb, lb])
     take = np.minimum(counts, _MEMBERS_PAIRED)
     pi, pj = pairs[:, 0], pairs[:, 1]
     per_pair = take[pi] * take[pj]

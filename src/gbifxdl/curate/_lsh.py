@@ -30,25 +30,39 @@ _MAX_TABLES = 512
 
 class _Pairs:
     """Pairs found table after table (as i * n + j), compacted as they come: a close pair is found by many
-    tables, and hundreds of tables' duplicates must never sit in memory together."""
+    tables, and hundreds of tables' duplicates must never sit in memory together. The pairs kept are one
+    sorted array; a compaction adds the new ones found since the last (at most a quarter as many), so that
+    tens of millions of pairs need little more than their own memory."""
 
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
         self.size = 0
-        self.compacted = 0
+        self.done = np.empty(0, dtype=np.int64)
 
     def append(self, pairs: np.ndarray) -> None:
         self.parts.append(pairs)
         self.size += len(pairs)
-        if self.size > max(2 * self.compacted, 1 << 20):
-            self.parts = [np.unique(np.concatenate(self.parts))]
-            self.size = self.compacted = len(self.parts[0])
+        if self.size > max(len(self.done) // 4, 1 << 22):
+            self._compact()
+
+    def _compact(self) -> None:
+        new = np.unique(np.concatenate(self.parts)) if self.parts else np.empty(0, dtype=np.int64)
+        self.parts, self.size = [], 0
+        if len(self.done) and len(new):
+            at = np.minimum(np.searchsorted(self.done, new), len(self.done) - 1)
+            new = new[self.done[at] != new]
+        if len(new):
+            merged = np.concatenate([self.done, new])
+            del new
+            merged.sort(kind="stable")  # two sorted runs: merged, not sorted again
+            self.done = merged
 
     def __bool__(self) -> bool:
-        return self.size > 0
+        return self.size > 0 or len(self.done) > 0
 
     def unique(self) -> np.ndarray:
-        return np.unique(np.concatenate(self.parts))
+        self._compact()
+        return self.done
 
 
 def plan(n: int, width: int, apart: int, bits_range: range = range(14, 25)) -> tuple[int, int]:
@@ -196,11 +210,15 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     found = _Pairs()
 
     def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # most pairs sharing a key do so by chance, and fail on phash: the colour is checked on the rest only
         x = h[a] ^ h[b]
-        close = (_popcount(x) <= threshold) & ((x >> np.uint64(63)) == 0)  # never across hash definitions
+        close = np.flatnonzero((_popcount(x) <= threshold) & ((x >> np.uint64(63)) == 0))  # never across definitions
+        a, b = a[close], b[close]
         colour = (_popcount(chroma[a, 0] ^ chroma[b, 0]).astype(np.int64) + _popcount(chroma[a, 1] ^ chroma[b, 1])
                   <= chroma_threshold)
-        return close & has_chroma[a] & has_chroma[b] & colour
+        ok = np.zeros(len(x), dtype=bool)
+        ok[close] = has_chroma[a] & has_chroma[b] & colour
+        return ok
 
     if np.count_nonzero(has_chroma) > 1:
         for _ in range(tables):  # (rows without chroma_hash take part, but ``both`` rejects their pairs)

@@ -190,18 +190,96 @@ def _part_scores(a: np.ndarray, moved: np.ndarray, mask: np.ndarray, parts: int)
     ca, cm = (a - ma) * mask, (moved - mm) * mask
     gain = np.clip((ca * cm).sum(axis=(1, 2)) / np.maximum((cm * cm).sum(axis=(1, 2)), 1e-3), 0.5, 2.0)
     fitted = (moved - mm) * gain[:, None, None] + ma
-    tolerance = np.maximum(_gradient(a), _gradient(fitted))
-    tolerance *= KAPPA
-    tolerance += EPS
+    ratio = _scaled_squares(a, fitted, np.maximum(_gradient(a), _gradient(fitted)), mask)
+    return _worst_part(_part_sums(ratio, parts), _part_sums(mask, parts), a.shape[1] // parts)
+
+
+def _scaled_squares(a: np.ndarray, fitted: np.ndarray, gradient: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return each shown cell's squared difference over its tolerance (``gradient`` is overwritten)."""
+    gradient *= KAPPA
+    gradient += EPS
     ratio = a - fitted
-    ratio /= tolerance
+    ratio /= gradient
     ratio *= ratio
     ratio *= mask
-    n, t = len(a), a.shape[1] // parts
-    total, cover = _part_sums(ratio, parts), _part_sums(mask, parts)
+    return ratio
+
+
+def _worst_part(total: np.ndarray, cover: np.ndarray, t: int) -> np.ndarray:
+    """Return, per pair, the largest part RMS from the parts' sums of squares and shown cells (P, parts, parts)."""
     rms = np.sqrt(total / np.maximum(cover, 1))
     rms[cover < _MIN_COVER * t * t] = 0.0  # a part mostly outside the shared frame says nothing
-    return rms.reshape(n, -1).max(axis=1)
+    return rms.reshape(len(total), -1).max(axis=1)
+
+
+_SIGNATURE_BLOCK = 128  # pairs of signatures compared at once: their temporaries stay in the core's cache
+
+
+def _resampling(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return each coarse hypothesis' resampling as a matrix (H, n, n) (destination cell x source cell:
+    ``W @ image`` moves the rows, ``image @ W.T`` the columns) and the cells it covers (H, n)."""
+    i0, i1, w, covered = _sources(_LO, _HI, n)
+    h = np.arange(len(_LO))[:, None]
+    m = np.zeros((len(_LO), n, n), dtype=np.float32)
+    np.add.at(m, (h, np.arange(n)[None, :], i0), 1 - w)
+    np.add.at(m, (h, np.arange(n)[None, :], i1), w)
+    return m, covered.astype(np.float32)
+
+
+_RESAMPLE, _COVERED = _resampling(SIGNATURE_SIDE)
+_RESAMPLE_T = np.ascontiguousarray(_RESAMPLE.transpose(0, 2, 1))
+
+
+def _best_moves(pa: np.ndarray, pb: np.ndarray, of_b: np.ndarray) -> np.ndarray:
+    """Return, per pair, the coarse hypothesis under which profile ``pb[of_b[k]]`` correlates best with
+    ``pa[k]`` (``_coarse_axis``'s choice, the same sums): each ``pb`` (P, n) is moved under every
+    hypothesis once, however many pairs it is in; the pairs then take ``_SIGNATURE_BLOCK`` at a time."""
+    count = float(_COMMON.sum())
+    a = pa * _COMMON
+    sa, saa = a.sum(axis=1)[:, None], (a * a).sum(axis=1)[:, None]
+    every = (pb @ _MOVES).reshape(len(pb), len(_LO), -1)  # exactly zero outside the common cells
+    sm, smm = every.sum(axis=2), (every * every).sum(axis=2)
+    best = np.empty(len(pa), dtype=np.intp)
+    for start in range(0, len(pa), _SIGNATURE_BLOCK):
+        part = slice(start, start + _SIGNATURE_BLOCK)
+        b = of_b[part]
+        cov = np.matmul(every[b], a[part, :, None])[:, :, 0] - sa[part] * sm[b] / count
+        var = np.maximum(saa[part] - sa[part] * sa[part] / count, 1e-6) * np.maximum(smm[b] - sm[b] * sm[b] / count,
+                                                                                     1e-6)
+        best[part] = np.argmax(cov / np.sqrt(var), axis=1)
+    return best
+
+
+def _signature_part_scores(a: np.ndarray, moved: np.ndarray, cy: np.ndarray, cx: np.ndarray) -> np.ndarray:
+    """``_part_scores`` of signatures, for a mask that is the product of the rows and the columns covered
+    (``cy``, ``cx``: (P, n) of 0 and 1): its sums are products of theirs, and fewer temporaries."""
+    p, n = a.shape[0], a.shape[1]
+    parts = SIGNATURES.parts
+    t = n // parts
+    mask = cy[:, :, None] * cx[:, None, :]
+    count = np.maximum(cy.sum(axis=1) * cx.sum(axis=1), 1)
+    ma = (np.einsum("pij,pij->p", a, mask) / count)[:, None, None]
+    mm = (np.einsum("pij,pij->p", moved, mask) / count)[:, None, None]
+    ca = a - ma
+    ca *= mask
+    centred = moved - mm
+    cm = centred * mask
+    gain = np.clip(np.einsum("pij,pij->p", ca, cm) / np.maximum(np.einsum("pij,pij->p", cm, cm), 1e-3), 0.5, 2.0)
+    centred *= gain[:, None, None]
+    centred += ma
+    fitted = centred
+    # each cell's largest absolute difference to a 4-neighbour, in either image (_gradient of both, at once)
+    g = np.empty_like(a)
+    d = np.maximum(np.abs(a[:, :, 1:] - a[:, :, :-1]), np.abs(fitted[:, :, 1:] - fitted[:, :, :-1]))
+    g[:, :, :-1] = d
+    g[:, :, -1] = 0
+    np.maximum(g[:, :, 1:], d, out=g[:, :, 1:])
+    d = np.maximum(np.abs(a[:, 1:, :] - a[:, :-1, :]), np.abs(fitted[:, 1:, :] - fitted[:, :-1, :]))
+    np.maximum(g[:, :-1, :], d, out=g[:, :-1, :])
+    np.maximum(g[:, 1:, :], d, out=g[:, 1:, :])
+    total = _scaled_squares(a, fitted, g, mask).reshape(p, parts, t, parts, t).sum(axis=(2, 4))
+    cover = cy.reshape(p, parts, t).sum(axis=2)[:, :, None] * cx.reshape(p, parts, t).sum(axis=2)[:, None, :]
+    return _worst_part(total, cover, t)
 
 
 def signature_scores(a: np.ndarray, b: np.ndarray, ia: np.ndarray | None = None, ib: np.ndarray | None = None
@@ -211,23 +289,28 @@ def signature_scores(a: np.ndarray, b: np.ndarray, ia: np.ndarray | None = None,
     millions of pairs never sit in memory as signatures).
 
     The alignment is an (P, 4) array of (x lo, x hi, y lo, y hi) cuts, for the pixel stage to refine.
+    Each axis' hypothesis is a resampling matrix: one image moved under both is two small matrix products.
     """
     count = len(a) if ia is None else len(ia)
     scores = np.empty(count, dtype=np.float32)
     cuts = np.empty((count, 4), dtype=np.float32)  # multiples of COARSE_STEP: exact enough
+    if ia is None or ib is None:
+        ia = ib = np.arange(count)
+        order = ia
+    else:  # pairs by their second image: a block's second images are few, each moved once
+        order = np.argsort(ib, kind="stable")
     for start in range(0, count, _BLOCK):
-        if ia is None or ib is None:
-            sa = a[start:start + _BLOCK].astype(np.float32)
-            sb = b[start:start + _BLOCK].astype(np.float32)
-        else:
-            sa = a[ia[start:start + _BLOCK]].astype(np.float32)
-            sb = b[ib[start:start + _BLOCK]].astype(np.float32)
-        hx = _coarse_axis(sa.mean(axis=1), sb.mean(axis=1))  # column profiles: the x axis
-        hy = _coarse_axis(sa.mean(axis=2), sb.mean(axis=2))
-        x, y = (_LO[hx], _HI[hx]), (_LO[hy], _HI[hy])
-        moved, mask = _moved(sb, x, y)
-        scores[start:start + _BLOCK] = _part_scores(sa, moved, mask, SIGNATURES.parts)
-        cuts[start:start + _BLOCK] = np.stack([x[0], x[1], y[0], y[1]], axis=1)
+        here = order[start:start + _BLOCK]
+        rows, of_b = np.unique(ib[here], return_inverse=True)
+        sa, sb = a[ia[here]].astype(np.float32), b[rows].astype(np.float32)
+        hx = _best_moves(sa.mean(axis=1), sb.mean(axis=1), of_b)  # column profiles: the x axis
+        hy = _best_moves(sa.mean(axis=2), sb.mean(axis=2), of_b)
+        cuts[here] = np.stack([_LO[hx], _HI[hx], _LO[hy], _HI[hy]], axis=1)
+        for at in range(0, len(here), _SIGNATURE_BLOCK):
+            part = slice(at, at + _SIGNATURE_BLOCK)
+            x, y = hx[part], hy[part]
+            moved = _RESAMPLE[y] @ sb[of_b[part]] @ _RESAMPLE_T[x]
+            scores[here[part]] = _signature_part_scores(sa[part], moved, _COVERED[y], _COVERED[x])
     return scores, cuts
 
 
