@@ -292,14 +292,18 @@ def test_run_to_a_store_is_refused_in_one_line_before_anything_starts(tmp_path: 
 @given(st.text(max_size=40))
 def test_any_cluster_value_is_understood_or_refused_in_one_line(value: str) -> None:
     from gbifxdl.errors import ConfigError
+    from gbifxdl.fetch._jobqueue import JobSpec
     from gbifxdl.fetch.cluster import parse_cluster
 
+    system = value.strip().partition(":")[0].lower()
     try:
         kind, where = parse_cluster(value)
     except ConfigError as exc:
-        assert "\n" not in str(exc) and "local:N" in str(exc)
+        # a batch-jobs value (slurm:..., pbs:...) is refused for its own bad key; any other names the forms
+        assert "\n" not in str(exc) and (system in ("slurm", "pbs", "sge") or "local:N" in str(exc))
     else:
-        assert (kind == "local" and isinstance(where, int) and where >= 1) or (kind == "address" and where)
+        assert ((kind == "local" and isinstance(where, int) and where >= 1) or (kind == "address" and where)
+                or (kind == "jobs" and isinstance(where, JobSpec) and system in ("slurm", "pbs")))
 
 
 @pytest.mark.slow
