@@ -12,6 +12,7 @@ end are replaced without losing a unit.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +25,9 @@ from gbifxdl.errors import ConfigError
 from gbifxdl.fetch._jobqueue import job_cluster
 from gbifxdl.fetch.cluster import cluster_address, parse_cluster
 
+_SIGINT = signal.getsignal(signal.SIGINT)
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is a test extra (pip install -e '.[test]')")
+signal.signal(signal.SIGINT, _SIGINT)  # importing dask_jobqueue makes Ctrl-C exit at once; gbifxdl puts it back
 
 STANDIN = Path(__file__).parent / "_standins" / "slurm"
 
@@ -33,6 +36,19 @@ def _script(address: str, keys: dict | None = None) -> str:
     _, spec = parse_cluster(cluster_address(address, keys))
     with job_cluster(spec) as cluster:  # the scheduler only: no job is submitted
         return cluster.job_script()
+
+
+def test_starting_batch_jobs_leaves_ctrl_c_to_gbifxdl() -> None:
+    # importing dask_jobqueue makes Ctrl-C call sys.exit at once: the fetch would stop without its one line
+    code = """import signal
+from gbifxdl.fetch._jobqueue import job_cluster
+from gbifxdl.fetch.cluster import parse_cluster
+_, spec = parse_cluster("slurm:jobs=1,host=127.0.0.1")
+with job_cluster(spec):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_the_job_script_asks_what_the_options_say() -> None:

@@ -24,7 +24,9 @@ import pytest
 from _slurm_fetch import fetch_longer_than_the_jobs
 
 pytestmark = pytest.mark.slow  # a minute and a half: jobs of one minute
+_SIGINT = signal.getsignal(signal.SIGINT)
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is a test extra (pip install -e '.[test]')")
+signal.signal(signal.SIGINT, _SIGINT)  # importing dask_jobqueue makes Ctrl-C exit at once; gbifxdl puts it back
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "sinfo", "scontrol")
 

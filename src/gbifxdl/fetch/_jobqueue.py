@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import signal
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -144,10 +146,16 @@ def job_cluster(spec: JobSpec) -> JobQueueCluster:
 
     Raises ConfigError when dask-jobqueue is not installed.
     """
+    # importing dask_jobqueue (its runner module) makes Ctrl-C exit the process at once; gbifxdl's own
+    # handling (stop the units, say so in one line, exit 130) is put back
+    previous = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue
     except ImportError:
         raise ConfigError(f"--cluster {spec.system}: needs dask-jobqueue: pip install 'gbifxdl[slurm]'") from None
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
     lifetime, stagger = spec.lifetime()
     kwargs: dict[str, Any] = {
         # one worker process, one thread: it runs one unit at a time with `cores` image processes
