@@ -146,6 +146,7 @@ def test_a_journalled_image_left_at_its_temporary_name_is_renamed_into_place(tmp
     assert hosts.total_requests() == 0
     assert _rows(tmp_path / "out") == _rows(tmp_path / "reference")
     assert not list((tmp_path / "out").rglob("*.tmp-*"))
+    assert "2 images a killed run had journalled renamed into place" in (tmp_path / "out" / "fetch.log").read_text()
 
 
 def test_a_staging_folder_of_a_fetch_to_a_store_adopts_too(tmp_path: Path, hosts: ImageHosts,

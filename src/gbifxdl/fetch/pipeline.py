@@ -112,7 +112,9 @@ def unit_folder(folder: Path, settings: FetchSettings, fingerprint: dict[str, An
             writer = make_writer(folder, settings, state)
             if resuming:
                 # rows journalled but not yet renamed into place first, then the rest goes
-                finish_renames(state, writer)
+                renamed = finish_renames(state, writer)
+                if renamed:
+                    log.info("%d images a killed run had journalled renamed into place, not fetched again", renamed)
                 state.remove_temporaries()
                 writer.cleanup()
             yield UnitFolder(folder, settings, state, writer, sink)
