@@ -14,6 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from _dataset_factory import jpeg, photo
 from gbifxdl.curate import curate
@@ -77,6 +79,24 @@ def test_a_rebuild_from_the_same_sources_is_byte_identical(source: Path, tmp_pat
     assert "identical to the manifest" in done.stdout
 
 
+@pytest.mark.slow
+def test_a_manifest_made_before_the_origin_comment_still_rebuilds_identical(source: Path, tmp_path: Path) -> None:
+    from gbifxdl.fetch.process import ORIGIN_PREFIX, without_origin
+
+    export_manifest(source, tmp_path / "m.parquet")
+    manifest = pq.read_table(tmp_path / "m.parquet")
+    # what an older gbifxdl recorded: the re-encoded JPEG without the `gbifxdl orig=WxH` comment
+    files = [(source / path).read_bytes() for path in manifest.column("path").to_pylist()]
+    assert all(ORIGIN_PREFIX in data[:200] for data in files)
+    old = [hashlib.sha256(without_origin(data)).hexdigest() for data in files]
+    assert old != manifest.column("sha256").to_pylist()
+    at = manifest.schema.get_field_index("sha256")
+    pq.write_table(manifest.set_column(at, manifest.schema.field(at), pa.array(old)), tmp_path / "old.parquet")
+    summary = rebuild(tmp_path / "old.parquet", tmp_path / "again", progress=False)
+    assert summary.identical == manifest.num_rows and summary.changed == 0
+    assert _files(tmp_path / "again") == _files(source)
+
+
 def _samples(root: Path) -> dict[str, bytes]:
     """Return every image of a dataset by its url_hash (file or shard member)."""
     out = {}
@@ -129,3 +149,14 @@ def test_an_image_changed_or_gone_at_its_host_is_reported_not_replaced(source: P
     assert {r["url_hash"]: r["removed_reason"] for r in removed} == reasons
     report = (again / "report.html").read_text()
     assert changed["identifier"] in report and gone["identifier"] in report and "changed at the source" in report
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(1, 99_999), st.integers(1, 99_999))
+def test_the_origin_comment_is_read_back_and_taken_out_of_any_bytes(data: bytes, width: int, height: int) -> None:
+    from gbifxdl.fetch.process import origin_of, with_origin, without_origin
+
+    origin_of(data), without_origin(data)  # any bytes: an answer, never an exception
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xda" + data
+    marked = with_origin(jpeg, (width, height))
+    assert origin_of(marked) == (width, height) and without_origin(marked) == jpeg

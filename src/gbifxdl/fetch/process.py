@@ -255,23 +255,34 @@ def with_origin(jpeg: bytes, original: tuple[int, int]) -> bytes:
     return jpeg[:pos] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[pos:]
 
 
-def origin_of(jpeg: bytes) -> tuple[int, int] | None:
-    """Return the size before processing that :func:`with_origin` wrote into ``jpeg``, or None."""
+def _origin_segment(jpeg: bytes) -> tuple[int, int] | None:
+    """Return where the comment :func:`with_origin` wrote sits in ``jpeg`` (start and end offsets), or None."""
     pos = 2
     end = min(len(jpeg), 1 << 16)
     while pos + 4 <= end and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        length = int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        marker, length = jpeg[pos + 1], int.from_bytes(jpeg[pos + 2:pos + 4], "big")
         if marker == 0xFE and jpeg[pos + 4:pos + 4 + len(ORIGIN_PREFIX)] == ORIGIN_PREFIX:
-            text = jpeg[pos + 4 + len(ORIGIN_PREFIX):pos + 2 + length].decode("ascii", "replace")
-            width, _, height = text.partition("x")
-            if width.isdigit() and height.isdigit():
-                return int(width), int(height)
-            return None
+            return pos, pos + 2 + length
         if marker in (0xDA, 0xD9):  # start of scan: no comment of ours before the pixels
             break
         pos += 2 + length
     return None
+
+
+def origin_of(jpeg: bytes) -> tuple[int, int] | None:
+    """Return the size before processing that :func:`with_origin` wrote into ``jpeg``, or None."""
+    segment = _origin_segment(jpeg)
+    if segment is None:
+        return None
+    width, _, height = jpeg[segment[0] + 4 + len(ORIGIN_PREFIX):segment[1]].decode("ascii", "replace").partition("x")
+    return (int(width), int(height)) if width.isdigit() and height.isdigit() else None
+
+
+def without_origin(jpeg: bytes) -> bytes:
+    """Return ``jpeg`` without the comment :func:`with_origin` wrote (the same object when it has none): the
+    bytes an older gbifxdl wrote, whose sha256 a manifest made then recorded."""
+    segment = _origin_segment(jpeg)
+    return jpeg if segment is None else jpeg[:segment[0]] + jpeg[segment[1]:]
 
 
 def _pixel_hash(pixels: np.ndarray) -> str:

@@ -15,6 +15,7 @@ vanished: the host may come back. A rebuild that delivers no image, or fewer tha
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tarfile
@@ -25,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from gbifxdl._io import write_text_atomic
+from gbifxdl._locate import ImageLocator
 from gbifxdl.curate.toolkit import (
     METADATA,
     REMOVED,
@@ -36,6 +38,7 @@ from gbifxdl.curate.toolkit import (
     write_table,
 )
 from gbifxdl.errors import ConfigError, GbifxdlError
+from gbifxdl.fetch.process import without_origin
 from gbifxdl.publish.facts import REBUILD_STATE
 from gbifxdl.publish.manifest import ADDED, read_manifest
 
@@ -96,6 +99,18 @@ def _drop_samples(root: Path, shard: str, keys: set[str]) -> None:
     os.replace(tmp, path)
 
 
+def _same_before_origin(locate: ImageLocator, fetched: pa.Table, i: int, expected: str | None) -> bool:
+    """Return whether image ``i`` of ``fetched``, without the ``gbifxdl orig=`` comment fetch now writes
+    into re-encoded JPEGs, has the sha256 ``expected`` (a manifest made before the comment existed)."""
+    if not expected:
+        return False
+    data = locate.data(*(column_or_nulls(fetched, name)[i] for name in ("path", "shard", "key")))
+    if data is None:
+        return False
+    stripped = without_origin(data)
+    return stripped is not data and hashlib.sha256(stripped).hexdigest() == expected
+
+
 def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = True,
             min_delivered: float = DEFAULT_MIN_DELIVERED) -> RebuildSummary:
     """Return what rebuilding the dataset of ``manifest`` into ``output_dir`` found.
@@ -121,6 +136,7 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     index = {h: i for i, h in enumerate(column_or_nulls(fetched, "url_hash"))}
     col = lambda t, name: column_or_nulls(t, name)  # noqa: E731
     got_outcome, got_sha = col(fetched, "outcome"), col(fetched, "sha256")
+    locate = ImageLocator(root)
     summary = RebuildSummary(output=root, total=table.num_rows)
     keep: list[int] = []
     gone: list[tuple[int, str]] = []
@@ -128,7 +144,7 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     for row, (url_hash, expected) in enumerate(zip(col(table, "url_hash"), col(table, "sha256"))):
         i = index.get(url_hash)
         outcome = got_outcome[i] if i is not None else "missing"
-        if outcome == "ok" and got_sha[i] == expected:
+        if outcome == "ok" and (got_sha[i] == expected or _same_before_origin(locate, fetched, i, expected)):
             keep.append(row)
             continue
         reason = ("changed_at_source" if outcome == "ok" else
