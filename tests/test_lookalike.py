@@ -72,6 +72,18 @@ def test_copies() -> None:
     assert 600 <= max(cropped) <= 1200
 
 
+def test_profile_copies_are_the_same_photo_paler() -> None:
+    original = lookalike.pinned_insect(1, 0)
+    made = lookalike.profile_copies(original, 3)
+    assert made == lookalike.profile_copies(original, 3) and len(made) == 2
+    rgb = [np.asarray(_open(data).convert("RGB"), dtype=float) for data in [original] + made]
+    assert all(x.shape == rgb[0].shape for x in rgb)
+    colour = [x.std(axis=2).mean() for x in rgb]  # how far from grey: both copies paler
+    assert colour[0] > max(colour[1:]) + 0.5
+    grey = [x.mean(axis=2) for x in rgb]  # the same picture: its light and dark where they were
+    assert all(np.corrcoef(grey[0].ravel(), g.ravel())[0, 1] > 0.99 for g in grey[1:])
+
+
 def _grid(data: bytes) -> np.ndarray:
     return np.asarray(_open(data).convert("L").resize((16, 12), Image.BOX), dtype=float)
 

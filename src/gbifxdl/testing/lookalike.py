@@ -16,6 +16,7 @@ internet, no image corpus), for the tests of near-duplicate detection and for
 - :func:`pinned_insect`     a spread moth or a beetle on a plain ground, scale bar, label
 - :func:`camera_trap_frame` one animal in a fixed scene, with a timestamp strip
 - :func:`copies`            the three true copies of a photo a portal makes
+- :func:`profile_copies`    two copies whose colours went through another colour space
 - :func:`collection`        ``n`` images of one collection, a true copy every ``copy_every``-th
 
 Everything a collection (or a camera site) shares -- the image size, the paper or ground,
@@ -36,7 +37,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-__all__ = ["KINDS", "camera_trap_frame", "collection", "copies", "herbarium_sheet", "pinned_insect"]
+__all__ = ["KINDS", "camera_trap_frame", "collection", "copies", "herbarium_sheet", "pinned_insect",
+           "profile_copies"]
 
 KINDS = ("herbarium", "pinned", "camera_trap")
 
@@ -969,6 +971,34 @@ def copies(original: bytes, seed: int) -> list[bytes]:
     box = (round(w * cut[0]), round(h * cut[1]), w - round(w * cut[2]), h - round(h * cut[3]))
     cropped = _jpeg(scaled(img.crop(box), int(rng.integers(600, 1201))), int(rng.integers(70, 96)))
     return [resolution, quality, cropped]
+
+
+# sRGB (D65) to XYZ, and XYZ to the linear RGB of Display P3 and of Adobe RGB (1998)
+_SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_XYZ_TO = {"display_p3": np.array([[2.4935, -0.9314, -0.4027], [-0.8295, 1.7627, 0.0236], [0.0358, -0.0762, 0.9569]]),
+           "adobe_rgb": np.array([[2.0414, -0.5649, -0.3447], [-0.9693, 1.8760, 0.0416], [0.0134, -0.1184, 1.0154]])}
+
+
+def profile_copies(original: bytes, seed: int) -> list[bytes]:
+    """Return two copies of one photo whose colours were converted to another colour space, Display P3
+    then Adobe RGB (1998), and saved without the profile, so that they are read as sRGB: paler, as a
+    portal that converts for wide-gamut screens and drops the ICC profile serves them. JPEG quality
+    85-95, deterministic from ``seed``. (Not among :func:`copies`: ``bench/dedupe_heldout.py`` measures
+    their recall apart.)
+    """
+    rng = _rng(10_000_001, seed)
+    rgb = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=np.float32) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    out = []
+    for space, matrix in _XYZ_TO.items():
+        moved = np.clip(linear @ (matrix @ _SRGB_TO_XYZ).T.astype(np.float32), 0, 1)
+        if space == "adobe_rgb":
+            encoded = moved ** (1 / 2.19921875)
+        else:  # Display P3 keeps sRGB's transfer curve
+            encoded = np.where(moved <= 0.0031308, moved * 12.92, 1.055 * moved ** (1 / 2.4) - 0.055)
+        pixels = np.ascontiguousarray(np.clip(encoded * 255 + 0.5, 0, 255).astype(np.uint8))
+        out.append(simplejpeg.encode_jpeg(pixels, quality=int(rng.integers(85, 96)), colorsubsampling="420"))
+    return out
 
 
 _MAKERS = {"herbarium": herbarium_sheet, "pinned": pinned_insect, "camera_trap": camera_trap_frame}
