@@ -186,6 +186,8 @@ def test_curation_sets_aside_marked_images_and_a_later_good_brings_them_back(tmp
     _assert_set_aside(root, layout, rows, {bad, wrong}, {crop, good})
     card = (root / "README.md").read_text()
     assert "Reviewed by people: 4 images marked" in card and "2 removed for it" in card
+    protocol = json.loads((root / "croissant.json").read_text())["rai:dataPreprocessingProtocol"]
+    assert any("Reviewed by people: 4 images marked" in line and "2 removed for it" in line for line in protocol)
 
     append_marks(root, [(bad, "good"), (wrong, "clear")])  # changed minds: both come back
     curate(root, progress=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,12 @@ import pyarrow.parquet as pq
 
 from gbifxdl import __version__
 from gbifxdl._io import atomic_path, write_text_atomic
-from gbifxdl._marks import MARKS, REMOVING, latest_marks
 from gbifxdl.archive import normalise_doi
 from gbifxdl.curate import split_warnings
 from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
 from gbifxdl.publish.credit import bare_doi, citation_text, license_name
 from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
-from gbifxdl.publish.croissant import curated_models, write_croissant
+from gbifxdl.publish.croissant import curated_models, review_summary, write_croissant
 from gbifxdl.publish.hub import front_matter, hub_data_files, write_split_tables
 
 __all__ = ["ATTRIBUTION_COLUMNS", "citation_text", "license_name", "write_attribution", "write_card"]
@@ -276,15 +274,9 @@ def model_lines(root: Path) -> list[str]:
 def review_lines(root: Path, removed: pa.Table) -> list[str]:
     """Return the card's line on people's review (``gbifxdl review``): how many images they marked, and
     how many curation removed for it (nothing when nobody reviewed)."""
-    marks = latest_marks(root)
-    if not marks:
-        return []
     reasons = removed.column("removed_reason").to_pylist() if "removed_reason" in removed.column_names else []
-    gone = sum(1 for r in reasons if r in REMOVING.values())
-    counts = Counter(marks.values())
-    return ["", f"Reviewed by people: {len(marks)} images marked on the review page ("
-            + ", ".join(f"{counts[m]} {m.replace('_', ' ')}" for m in MARKS if counts[m])
-            + f"); {gone} removed for it (`review:bad`, `review:wrong_species` in `removed.parquet`)."]
+    said = review_summary(root, reasons)
+    return ["", said] if said else []
 
 
 def _source_table(prov: dict[str, Any], key: str | None, doi: str | None) -> list[str]:

@@ -12,14 +12,19 @@ Written with the standard library only; ``mlcroissant`` reads and validates it o
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from gbifxdl import __version__
 from gbifxdl._io import sha256_file, write_text_atomic
+from gbifxdl._locate import REMOVED
+from gbifxdl._marks import MARKS, REMOVING, latest_marks
 from gbifxdl._meta import HOMEPAGE
 from gbifxdl.publish.credit import citation_text
 from gbifxdl.publish.facts import TAXON_RANKS, DatasetFacts, dataset_facts
@@ -155,6 +160,25 @@ def model_protocol(models: dict[str, Any]) -> list[str]:
     return out
 
 
+def review_summary(root: Path, reasons: list[str | None] | None = None) -> str | None:
+    """Return the sentence on people's review (``gbifxdl review``): how many images they marked, and how
+    many curation removed for it (``reasons``: ``removed.parquet``'s removed_reason, read when not given);
+    None when nobody reviewed."""
+    marks = latest_marks(root)
+    if not marks:
+        return None
+    if reasons is None:
+        try:
+            reasons = pq.read_table(root / REMOVED, columns=["removed_reason"]).column(0).to_pylist()
+        except (OSError, KeyError, pa.ArrowInvalid):
+            reasons = []
+    gone = sum(1 for r in reasons if r in REMOVING.values())
+    counts = Counter(marks.values())
+    return (f"Reviewed by people: {len(marks)} images marked on the review page ("
+            + ", ".join(f"{counts[m]} {m.replace('_', ' ')}" for m in MARKS if counts[m])
+            + f"); {gone} removed for it (`review:bad`, `review:wrong_species` in `removed.parquet`).")
+
+
 def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, Any]:
     """Return the Croissant JSON-LD object describing the dataset of ``facts``."""
     prov, derived = facts.prov, facts.derived or {}
@@ -190,6 +214,8 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
         "recordSet": _record_sets(facts),
     }  # fmt: skip
     protocol = model_protocol(curated_models(facts.root))
+    reviewed = review_summary(facts.root)
+    protocol += [reviewed] if reviewed else []
     if protocol:
         doc["rai:dataPreprocessingProtocol"] = protocol
     if derived.get("doi"):
