@@ -34,6 +34,8 @@ class _Pairs:
     sorted array; a compaction adds the new ones found since the last (at most a quarter as many), so that
     tens of millions of pairs need little more than their own memory."""
 
+    least = 1 << 22  # pairs held before a compaction, however few are kept
+
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
         self.size = 0
@@ -42,7 +44,7 @@ class _Pairs:
     def append(self, pairs: np.ndarray) -> None:
         self.parts.append(pairs)
         self.size += len(pairs)
-        if self.size > max(len(self.done) // 4, 1 << 22):
+        if self.size > max(len(self.done) // 4, self.least):
             self._compact()
 
     def _compact(self) -> None:
