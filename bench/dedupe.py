@@ -159,23 +159,31 @@ def _images(args: tuple[int, int]) -> list[tuple[int, tuple[int, int], bytes, np
     """Return, for photo ``p`` and its copies: phash, chroma words, signature, pixels, shorter side."""
     p, seed = args
     original = _original(p, seed)
-    out = []
-    for data in [original] + lookalike.copies(original, seed * 1_000_003 + p):
-        written, measured = process_bytes(data, OPTIONS)
-        chroma = measured.chroma_hash or 0
-        pixels, shorter = pixels_of(written, SIDE)
-        out.append((measured.phash, (chroma >> 64, chroma & (2**64 - 1)), bytes.fromhex(measured.signature),
-                    pixels, shorter))
-    return out
+    return [measure(data) for data in [original] + lookalike.copies(original, seed * 1_000_003 + p)]
 
 
-def build(photos: int, seed: int) -> Path:
-    """Return the cache folder holding every image's hashes, signature and pixels (made once)."""
-    folder = CACHE / f"dedupe-{photos}-{seed}"
+def measure(data: bytes) -> tuple[int, tuple[int, int], bytes, np.ndarray, int]:
+    """Return what curation sees of one image as fetch writes it: phash, chroma words, signature, pixels,
+    shorter side."""
+    written, measured = process_bytes(data, OPTIONS)
+    chroma = measured.chroma_hash or 0
+    pixels, shorter = pixels_of(written, SIDE)
+    return (measured.phash, (chroma >> 64, chroma & (2**64 - 1)), bytes.fromhex(measured.signature),
+            pixels, shorter)
+
+
+def build(photos: int, seed: int, images=None, per: int = 1 + COPIES, name: str = "dedupe") -> Path:
+    """Return the cache folder holding every image's hashes, signature and pixels (made once).
+
+    ``images`` (default ``_images``) gives a photo's ``per`` images, as ``_images`` does;
+    the folder is ``bench/.cache/<name>-<photos>-<seed>``.
+    """
+    images = images or _images
+    folder = CACHE / f"{name}-{photos}-{seed}"
     if (folder / "done.json").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    n = photos * (1 + COPIES)
+    n = photos * per
     pixels = np.lib.format.open_memmap(folder / "pixels.npy", "w+", np.uint8, (n, SIDE, SIDE, 3))
     phash = np.zeros(n, np.uint64)
     chroma = np.zeros((n, 2), np.uint64)
@@ -183,9 +191,9 @@ def build(photos: int, seed: int) -> Path:
     shorter = np.zeros(n, np.int32)
     started = time.perf_counter()
     with get_context("fork").Pool(os.cpu_count()) as pool:
-        for p, group in enumerate(pool.imap(_images, [(p, seed) for p in range(photos)], chunksize=8)):
+        for p, group in enumerate(pool.imap(images, [(p, seed) for p in range(photos)], chunksize=8)):
             for k, (h, words, sig, pix, side) in enumerate(group):
-                i = p * (1 + COPIES) + k
+                i = p * per + k
                 phash[i], chroma[i], shorter[i] = h, words, side
                 sigs[i] = np.frombuffer(sig, np.uint8).reshape(32, 32)
                 pixels[i] = pix

@@ -26,9 +26,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
-from multiprocessing import get_context  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -36,8 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
 from gbifxdl.curate import CurateSettings, _dedupe, _near  # noqa: E402
-from gbifxdl.curate._images import pixels_of  # noqa: E402
-from gbifxdl.fetch.process import process_bytes  # noqa: E402
 from gbifxdl.testing import lookalike  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("bench_dedupe", Path(__file__).with_name("dedupe.py"))
@@ -49,43 +45,13 @@ PER = len(COPY_NAMES)
 
 
 def _images(args: tuple[int, int]) -> list[tuple[int, tuple[int, int], bytes, np.ndarray, int]]:
+    """Return a photo's six images as bench/dedupe.py's ``_images`` does (its three copies, then the two
+    of ``lookalike.profile_copies``)."""
     p, seed = args
     original = dedupe._original(p, seed)
     key = seed * 1_000_003 + p
-    out = []
-    for data in [original] + lookalike.copies(original, key) + lookalike.profile_copies(original, key):
-        written, measured = process_bytes(data, dedupe.OPTIONS)
-        chroma = measured.chroma_hash or 0
-        pixels, shorter = pixels_of(written, dedupe.SIDE)
-        out.append((measured.phash, (chroma >> 64, chroma & (2**64 - 1)), bytes.fromhex(measured.signature),
-                    pixels, shorter))
-    return out
-
-
-def build(photos: int, seed: int) -> Path:
-    folder = dedupe.CACHE / f"dedupe-heldout-{photos}-{seed}"
-    if (folder / "done.json").exists():
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    n = photos * PER
-    pixels = np.lib.format.open_memmap(folder / "pixels.npy", "w+", np.uint8, (n, dedupe.SIDE, dedupe.SIDE, 3))
-    phash, chroma = np.zeros(n, np.uint64), np.zeros((n, 2), np.uint64)
-    sigs, shorter = np.zeros((n, 32, 32), np.uint8), np.zeros(n, np.int32)
-    started = time.perf_counter()
-    with get_context("fork").Pool() as pool:
-        for p, group in enumerate(pool.imap(_images, [(p, seed) for p in range(photos)], chunksize=4)):
-            for k, (h, words, sig, pix, side) in enumerate(group):
-                i = p * PER + k
-                phash[i], chroma[i], shorter[i], pixels[i] = h, words, side, pix
-                sigs[i] = np.frombuffer(sig, np.uint8).reshape(32, 32)
-            if p % 250 == 249:
-                print(f"  {p + 1:,} photos made in {time.perf_counter() - started:.0f} s", flush=True)
-    pixels.flush()
-    for name, arr in (("phash", phash), ("chroma", chroma), ("signatures", sigs), ("shorter", shorter)):
-        np.save(folder / f"{name}.npy", arr)
-    (folder / "done.json").write_text(json.dumps({"photos": photos, "seed": seed,
-                                                  "seconds": time.perf_counter() - started}))
-    return folder
+    return [dedupe.measure(data) for data in [original] + lookalike.copies(original, key)
+            + lookalike.profile_copies(original, key)]
 
 
 def main() -> None:
@@ -93,7 +59,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    folder = build(args.photos, args.seed)
+    folder = dedupe.build(args.photos, args.seed, _images, PER, "dedupe-heldout")
     phash, chroma = np.load(folder / "phash.npy"), np.load(folder / "chroma.npy")
     sigs, shorter = np.load(folder / "signatures.npy"), np.load(folder / "shorter.npy")
     pixels = np.load(folder / "pixels.npy", mmap_mode="r")
