@@ -99,12 +99,13 @@ def _drop_samples(root: Path, shard: str, keys: set[str]) -> None:
     os.replace(tmp, path)
 
 
-def _same_before_origin(locate: ImageLocator, fetched: pa.Table, i: int, expected: str | None) -> bool:
-    """Return whether image ``i`` of ``fetched``, without the ``gbifxdl orig=`` comment fetch now writes
-    into re-encoded JPEGs, has the sha256 ``expected`` (a manifest made before the comment existed)."""
+def _same_before_origin(locate: ImageLocator, where: tuple[str | None, str | None, str | None],
+                        expected: str | None) -> bool:
+    """Return whether the image at ``where`` (path, shard, key), without the ``gbifxdl orig=`` comment fetch
+    now writes into re-encoded JPEGs, has the sha256 ``expected`` (a manifest made before the comment existed)."""
     if not expected:
         return False
-    data = locate.data(*(column_or_nulls(fetched, name)[i] for name in ("path", "shard", "key")))
+    data = locate.data(*where)
     if data is None:
         return False
     stripped = without_origin(data)
@@ -136,6 +137,7 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     index = {h: i for i, h in enumerate(column_or_nulls(fetched, "url_hash"))}
     col = lambda t, name: column_or_nulls(t, name)  # noqa: E731
     got_outcome, got_sha = col(fetched, "outcome"), col(fetched, "sha256")
+    got_where = list(zip(col(fetched, "path"), col(fetched, "shard"), col(fetched, "key")))
     locate = ImageLocator(root)
     summary = RebuildSummary(output=root, total=table.num_rows)
     keep: list[int] = []
@@ -144,7 +146,7 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
     for row, (url_hash, expected) in enumerate(zip(col(table, "url_hash"), col(table, "sha256"))):
         i = index.get(url_hash)
         outcome = got_outcome[i] if i is not None else "missing"
-        if outcome == "ok" and (got_sha[i] == expected or _same_before_origin(locate, fetched, i, expected)):
+        if outcome == "ok" and (got_sha[i] == expected or _same_before_origin(locate, got_where[i], expected)):
             keep.append(row)
             continue
         reason = ("changed_at_source" if outcome == "ok" else
@@ -153,7 +155,7 @@ def rebuild(manifest: str | Path, output_dir: str | Path, *, progress: bool = Tr
         summary.unreachable += outcome == "unreachable_host"
         summary.vanished += outcome not in ("ok", "unreachable_host")
         if outcome == "ok":  # never keep a different image under the old one's name
-            path, shard, key = col(fetched, "path")[i], col(fetched, "shard")[i], col(fetched, "key")[i]
+            path, shard, key = got_where[i]
             if path:
                 (root / path).unlink(missing_ok=True)
             elif shard:
