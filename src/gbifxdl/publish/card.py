@@ -271,14 +271,6 @@ def model_lines(root: Path) -> list[str]:
     return lines
 
 
-def review_lines(root: Path, removed: pa.Table) -> list[str]:
-    """Return the card's line on people's review (``gbifxdl review``): how many images they marked, and
-    how many curation removed for it (nothing when nobody reviewed)."""
-    reasons = removed.column("removed_reason").to_pylist() if "removed_reason" in removed.column_names else []
-    said = review_summary(root, reasons)
-    return ["", said] if said else []
-
-
 def _source_table(prov: dict[str, Any], key: str | None, doi: str | None) -> list[str]:
     """Return the card's Source table for a dataset made from a GBIF download."""
     return _table_md(("field", "value"), [
@@ -388,7 +380,10 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
             removed.column("removed_reason") if "removed_reason" in removed.column_names else pa.nulls(removed.num_rows)))
     lines += near_duplicate_lines(root)
     lines += model_lines(root)
-    lines += review_lines(root, removed)
+    # people's review (gbifxdl review): said once, here and in croissant.json
+    reviewed = review_summary(root, removed.column("removed_reason").to_pylist()
+                              if "removed_reason" in removed.column_names else [])
+    lines += ["", reviewed] if reviewed else []
     names = last_value_per_label(col(class_column), col("species"), [k for k, _ in classes[:20]])
     lines += ["", "Largest classes:", ""]
     lines += _table_md((class_column, "species", "images"),
@@ -414,7 +409,7 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
               "- `curate_summary.json`, `report.html`: counts, plots and thumbnails", ""]  # fmt: skip
     target = root / "README.md"
     write_text_atomic(target, "\n".join(lines))
-    write_croissant(facts, title=name)
+    write_croissant(facts, title=name, reviewed=reviewed)
     if attribution:
         write_attribution(root)
     return target

@@ -179,8 +179,9 @@ def review_summary(root: Path, reasons: list[str | None] | None = None) -> str |
             + f"); {gone} removed for it (`review:bad`, `review:wrong_species` in `removed.parquet`).")
 
 
-def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, Any]:
-    """Return the Croissant JSON-LD object describing the dataset of ``facts``."""
+def croissant_json(facts: DatasetFacts, title: str | None = None, reviewed: str | None = None) -> dict[str, Any]:
+    """Return the Croissant JSON-LD object describing the dataset of ``facts`` (``reviewed``: ``review_summary``'s
+    sentence when the caller has it; else it is made here)."""
     prov, derived = facts.prov, facts.derived or {}
     key = prov.get("download_key")
     cite = (derived.get("citation") or "") if derived.get("doi") else ""
@@ -214,7 +215,7 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
         "recordSet": _record_sets(facts),
     }  # fmt: skip
     protocol = model_protocol(curated_models(facts.root))
-    reviewed = review_summary(facts.root)
+    reviewed = reviewed or review_summary(facts.root)
     protocol += [reviewed] if reviewed else []
     if protocol:
         doc["rai:dataPreprocessingProtocol"] = protocol
@@ -223,9 +224,10 @@ def croissant_json(facts: DatasetFacts, title: str | None = None) -> dict[str, A
     return doc
 
 
-def write_croissant(dataset: str | Path | DatasetFacts, *, title: str | None = None) -> Path:
+def write_croissant(dataset: str | Path | DatasetFacts, *, title: str | None = None,
+                    reviewed: str | None = None) -> Path:
     """Return the path of ``croissant.json`` written into the dataset folder."""
     facts = dataset if isinstance(dataset, DatasetFacts) else dataset_facts(dataset)
     target = facts.root / CROISSANT
-    write_text_atomic(target, json.dumps(croissant_json(facts, title), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(target, json.dumps(croissant_json(facts, title, reviewed), indent=2, ensure_ascii=False) + "\n")
     return target
