@@ -28,6 +28,9 @@ import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
 from gbifxdl._locate import CROPS as STATE, IMAGE_EXTS, METADATA, ORIGINALS, key_ext
+from gbifxdl.curate._setaside import _members
+from gbifxdl.curate._shard_splits import _add
+
 _SCHEMA = pa.schema([("url_hash", pa.string()), ("ext", pa.string()), ("box", pa.list_(pa.int32()))])
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]+$")
 Box = tuple[int, int, int, int]
@@ -132,7 +135,7 @@ def apply(root: Path, dry_run: bool = False) -> CropResult:
         result.cropped = sum(1 for t in todo if t[4] is not None)
         result.restored = len(todo) - result.cropped
         return result
-    members: dict[str, dict[str, list[str]]] = {}  # each shard's index, read once
+    members: dict[str, dict[str, list[tarfile.TarInfo]]] = {}  # each shard's index, read once
     for url_hash, rel, shard, key, box, size in todo:  # marked as changing before any image changes
         ext = state[url_hash][0] if url_hash in state else _ext(root, rel, shard, key, members)
         if ext:
@@ -172,13 +175,13 @@ def apply(root: Path, dry_run: bool = False) -> CropResult:
 
 
 def _ext(root: Path, rel: str | None, shard: str | None, key: str | None,
-         members: dict[str, dict[str, list[str]]]) -> str | None:
+         members: dict[str, dict[str, list[tarfile.TarInfo]]]) -> str | None:
     """Return the extension of a row's image (its file's, or its shard member's), None when not found."""
     if shard and key:
         if shard not in members:
             members[shard] = _members(root / shard)
-        for name in members[shard].get(key, []):
-            ext = key_ext(name)[1]
+        for info in members[shard].get(key, []):
+            ext = key_ext(info.name)[1]
             if ext in IMAGE_EXTS:
                 return ext
         return None
@@ -212,18 +215,6 @@ def _new_bytes(data: bytes | None, box: Box | None, size: tuple[int, int] | None
         return None
 
 
-def _members(path: Path) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    try:
-        with tarfile.open(path, "r:") as tar:
-            for info in tar:
-                if info.isfile():
-                    out.setdefault(key_ext(info.name)[0], []).append(info.name)
-    except (OSError, tarfile.TarError, EOFError):
-        return {}
-    return out
-
-
 def _shard(root: Path, shard: str, samples: list[tuple[str, str, Box | None, tuple[int, int] | None]],
            state: dict[str, tuple[str, Box | None]], done: dict[str, Box | None], result: CropResult) -> None:
     """Rewrite one shard (atomically) with its samples' images cut, or put back."""
@@ -254,9 +245,7 @@ def _shard(root: Path, shard: str, samples: list[tuple[str, str, Box | None, tup
             for info in src:
                 key, ext = key_ext(info.name)
                 if info.isfile() and key in new and ext in IMAGE_EXTS:
-                    fresh = tarfile.TarInfo(info.name)
-                    fresh.size, fresh.mtime, fresh.mode = len(new[key]), info.mtime, info.mode
-                    dst.addfile(fresh, io.BytesIO(new[key]))
+                    _add(dst, info, info.name, new[key])
                 else:
                     dst.addfile(info, src.extractfile(info) if info.isfile() else None)
     for key in new:
