@@ -90,10 +90,8 @@ def require_columns(table: pa.Table, names: tuple[str, ...], where: Path) -> Non
 
 
 def drop_columns(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
-    """Return ``table`` without those of ``names`` it has (with ``ADDED_KEPT`` or ``ADDED_REMOVED``: and
-    without the outlier scores)."""
-    present = (added_present(table.column_names, names) if names in (ADDED_KEPT, ADDED_REMOVED)
-               else [n for n in names if n in table.column_names])
+    """Return ``table`` without those of ``names`` it has."""
+    present = [n for n in names if n in table.column_names]
     return table.drop_columns(present) if present else table
 
 
@@ -136,9 +134,10 @@ def full_table(root: Path) -> tuple[pa.Table, pa.Table, pa.Table | None]:
     metadata = read_table(meta_path)
     require_columns(metadata, ("outcome", "url_hash"), meta_path)
     removed = read_table(removed_path) if removed_path.is_file() else None
-    table = drop_columns(metadata, ADDED_KEPT)
+    # what curation added (the outlier scores among it) goes: it is made again
+    table = metadata.drop_columns(added_present(metadata.column_names, ADDED_KEPT))
     if removed is not None and removed.num_rows:
-        back = drop_columns(removed, ADDED_REMOVED)
+        back = removed.drop_columns(added_present(removed.column_names, ADDED_REMOVED))
         back = back.filter(pc.invert(pc.is_in(row_keys(back), value_set=row_keys(table))))
         if back.num_rows:
             try:
