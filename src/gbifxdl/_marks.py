@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from gbifxdl._io import write_chunks
+
 REVIEW = Path(".gbifxdl") / "review"
 JOURNAL = REVIEW / "marks.jsonl"
 MARKS = ("good", "bad", "wrong_species", "needs_crop")
@@ -79,9 +81,7 @@ def append_marks(root: str | Path, marks: list[tuple[str, str]], now: float | No
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
+        write_chunks(fd, [data])
         os.fsync(fd)
     finally:
         os.close(fd)  # releases the lock
