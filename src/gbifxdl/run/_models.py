@@ -11,7 +11,6 @@ Batch size, device and decode processes change no output.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ def with_digests(steps: tuple[ModelStep, ...]) -> tuple[ModelStep, ...]:
                 raise ConfigError(f"[[models]] {step.step_name}: no {what} file {path}"
                                   + (" (the model's JSON sidecar, beside it: README \"Models\")" if what == "sidecar" else ""))
         out.append(dataclasses.replace(
-            step, sha256=sha256_file(model), sidecar_sha256=hashlib.sha256(sidecar.read_bytes()).hexdigest(),
+            step, sha256=sha256_file(model), sidecar_sha256=sha256_file(sidecar),
             labels_sha256=sha256_file(step.labels) if step.labels else ""))
     return tuple(out)
 
