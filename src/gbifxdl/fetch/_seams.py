@@ -48,9 +48,6 @@ class Writer(Protocol):
     def full_path(self, unit: int, entry: dict[str, Any]) -> str:
         """Return where a journalled image lies (on resume)."""
 
-    def existing(self, unit: int, key: str, cls: str, exts: tuple[str, ...]) -> tuple[str, str] | None:
-        """Return (path as journalled, full path) of a file at an image's final path, if any (on resume)."""
-
     def close_unit(self, unit: int, entries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         """Finish a unit, filling each row's ``path`` or ``shard``/``key``."""
 

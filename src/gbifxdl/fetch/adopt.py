@@ -110,7 +110,7 @@ def adopt_unit(writer: Writer, settings: FetchSettings, unit: int,
     exts = extensions(settings)
     adopted = []
     for i, url, key, cls in rows:
-        found = writer.existing(unit, key, cls, exts)
+        found = _at_final_path(writer, unit, key, cls, exts)
         if found is None:
             continue
         path, full = found
@@ -121,6 +121,17 @@ def adopt_unit(writer: Writer, settings: FetchSettings, unit: int,
             continue
         adopted.append((i, adopted_entry(url, path, done, settings)))
     return adopted
+
+
+def _at_final_path(writer: Writer, unit: int, key: str, cls: str, exts: tuple[str, ...]) -> tuple[str, str] | None:
+    """Return (path as journalled, full path) of a file at the image's final path, if any (WebDataset: in its
+    unit's spool, its place until the unit's tar exists; a tar holds journalled rows only)."""
+    for ext in exts:
+        path = writer.final_path(unit, key, cls, ext)
+        full = writer.full_path(unit, {"path": path})
+        if os.path.isfile(full):
+            return path, full
+    return None
 
 
 def finish_renames(state: FetchState, writer: Writer) -> int:

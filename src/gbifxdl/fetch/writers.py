@@ -2,8 +2,8 @@
 
 Both writers offer the same steps (the engine's :class:`~gbifxdl.fetch._seams.Writer`). ``temp_path`` names where a worker writes an image;
 ``write`` renames it into place (after the journal line exists); ``valid`` tells whether
-a journalled image is still there on resume, ``full_path`` where it lies and ``existing``
-whether a file is at an image's final path without its line (see :mod:`~gbifxdl.fetch.adopt`);
+a journalled image is still there on resume and ``full_path`` where it lies (or would lie:
+what :mod:`~gbifxdl.fetch.adopt` looks for);
 ``close_unit`` finishes a unit (the tar shard for WebDataset) and fills each row's ``path``
 or ``shard``/``key``; ``restore`` brings a finished unit's images back into play for
 ``--retry-failed``.
@@ -62,14 +62,6 @@ class FolderWriter:
         """Return where a journalled image lies."""
         return f"{self.out_dir}/{entry['path']}"
 
-    def existing(self, unit: int, key: str, cls: str, exts: tuple[str, ...]) -> tuple[str, str] | None:
-        """Return the journal's path and the full path of a file at an image's final path, if any."""
-        for ext in exts:
-            path = self.final_path(unit, key, cls, ext)
-            if os.path.isfile(f"{self.out_dir}/{path}"):
-                return path, f"{self.out_dir}/{path}"
-        return None
-
     def close_unit(self, unit: int, entries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         """Nothing to gather: every image is already at its final path."""
 
@@ -114,14 +106,6 @@ class WebDatasetWriter:
 
     def full_path(self, unit: int, entry: dict[str, Any]) -> str:
         return str(self.state.spool_dir(unit) / entry["path"])
-
-    def existing(self, unit: int, key: str, cls: str, exts: tuple[str, ...]) -> tuple[str, str] | None:
-        # a sample's final place until its unit's tar exists: the spool (a tar is made of journalled rows only)
-        spool = self.state.spool_dir(unit)
-        for ext in exts:
-            if (spool / f"{key}.{ext}").is_file():
-                return f"{key}.{ext}", str(spool / f"{key}.{ext}")
-        return None
 
     def close_unit(self, unit: int, entries: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
         """Build the unit's tar shard(s) from its spool, in row order; set ``shard`` and ``key``."""
