@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from _dataset_factory import jpeg, phash, photo
-from gbifxdl.curate._dedupe import (CONFIRM_THRESHOLD, UnionFind, choose_bands, components, near_pairs, phash_edges,
-                                    popcount64, resolve)
+from gbifxdl.curate import _lsh
+from gbifxdl.curate._dedupe import (CONFIRM_THRESHOLD, GREY_THRESHOLD, UnionFind, choose_bands, components,
+                                    near_pairs, phash_edges, popcount64, resolve)
 
 
 def _brute_force(h: np.ndarray, t: int) -> set[tuple[int, int]]:
@@ -101,3 +102,22 @@ def test_confirmation_with_no_candidates_and_with_an_explicit_validity_mask() ->
     assert not len(phash_edges(values, np.arange(3), 4, confirm=confirm, has_confirm=np.ones(3, bool))[0])
     # row 0 without a hash: the 64-bit match alone links
     assert len(phash_edges(values, np.arange(3), 4, confirm=confirm, has_confirm=np.array([False, True, True]))[0]) == 1
+
+
+@pytest.mark.parametrize("rows", [40, _lsh.EXACT_MAX + 2000])  # the exact search, and the sampled one
+def test_a_row_without_colour_hash_is_proposed_within_the_grey_line_only(rows: int) -> None:
+    # one grey row (no chroma_hash) and, among random rows, one partner per distance around the line: a grey
+    # row is matched against every row, so its line is tighter than the colour pairs' (issue 24: at 10M rows a
+    # 16-bit line would propose hundreds of chance partners per grey row)
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 2**63, size=rows, dtype=np.uint64)
+    confirm = rng.integers(0, 2**63, size=(rows, 2), dtype=np.uint64)
+    has = np.ones(rows, dtype=bool)
+    has[0] = False
+    partner = {}
+    for k, bits in enumerate(range(GREY_THRESHOLD - 2, 17), start=1):
+        values[k] = values[0] ^ np.uint64((1 << bits) - 1)  # ``bits`` bits away from the grey row
+        partner[k] = bits
+    a, b = phash_edges(values, np.arange(rows), 16, confirm=confirm, has_confirm=has, confirm_threshold=32)
+    linked = {int(x) for x, y in zip(np.r_[a, b], np.r_[b, a]) if y == 0}
+    assert linked == {k for k, bits in partner.items() if bits <= GREY_THRESHOLD}

@@ -11,8 +11,11 @@ wider bands for large ones, where exact bands would collide by chance too often.
 
 A 64-bit match is only a candidate: where both rows have the 128-bit colour hash
 (``chroma_hash``, see ``gbifxdl.fetch.hashing``), the pair is proposed only if those are
-within the colour threshold too (rows without it, grey images and datasets fetched before
-it existed, are proposed on the 64-bit hash alone). Hashes only propose: curation confirms
+within the colour threshold too. Rows without it (grey images, and datasets fetched before it
+existed) are proposed on the 64-bit hash alone, within the tighter ``GREY_THRESHOLD``: one
+grey row is compared with every row of the table, so a line as wide as the colour pairs'
+would propose its chance partners by the hundred at ten million rows (its candidates would
+grow with the square of the table). Hashes only propose: curation confirms
 each proposed pair on its pixels (``curate/_near.py``), because photos of one collection
 taken the same way meet in their hashes far more often than chance; bench/dedupe.py
 measures both the proposals and the confirmed rate.
@@ -33,6 +36,10 @@ _BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pai
 # bench/dedupe.py (its sweep shows recall and false matches around it)
 CONFIRM_THRESHOLD = 20
 _MEMBERS_PAIRED = 16  # rows sharing one 64-bit value: each is confirmed against at most this many
+# the largest 64-bit distance that proposes a pair with a row without chroma_hash: 96 % of bench/dedupe.py's
+# copy pairs are within it (99 % within the default 16); two random hashes meet within it once in
+# 660,000 pairs (within 16: once in 17,000), 7.5 million chance candidates for 500,000 grey rows among 10M
+GREY_THRESHOLD = 13
 
 
 class UnionFind:
@@ -310,7 +317,8 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
     ``gbifxdl.fetch.hashing``) are never linked to each other. ``confirm``, when given, holds
     each row's chroma hash as uint64 words (shape (n, 2); absent where ``has_confirm`` is
     False, or else where all zero): an edge between two rows that both have one stays only if
-    those are within ``confirm_threshold``.
+    those are within ``confirm_threshold``; an edge with a row that has none, only if the 64-bit
+    hashes are within ``GREY_THRESHOLD`` (or ``threshold``, if lower).
     """
     if len(rows) < 2:
         return rows[:0], rows[:0]
@@ -339,9 +347,10 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
         every = len(rows) == len(values) and bool((rows == np.arange(len(rows))).all())  # no copy needed
         pick = (lambda x: x) if every else (lambda x: x[rows])  # noqa: E731
         has = pick(has_confirm) if has_confirm is not None else pick(confirm).any(axis=1)
-        la, lb = _lsh.confirmed_pairs(pick(values), pick(confirm), has, threshold, confirm_threshold)
-        # the sampled pairs are checked on both hashes already (or have a row without chroma_hash): only the
-        # rows sharing a value are checked here (tens of millions of pairs: no copy of their hashes)
+        la, lb = _lsh.confirmed_pairs(pick(values), pick(confirm), has, threshold, confirm_threshold,
+                                      grey_threshold=min(threshold, GREY_THRESHOLD))
+        # the sampled pairs are checked on both hashes already: only the rows sharing a value are checked
+        # here (tens of millions of pairs: no copy of their hashes)
         ea, eb = confirmed(rows[ea], rows[eb], confirm, confirm_threshold, has_confirm)
         if not every:
             la, lb = rows[la], rows[lb]
@@ -354,7 +363,7 @@ def phash_edges(values: np.ndarray, rows: np.ndarray, threshold: int, bands: int
     na = order[starts[pi[k]] + offsets // take[pj[k]]]
     nb = order[starts[pj[k]] + offsets % take[pj[k]]]
     return confirmed(np.concatenate([rows[ea], rows[na]]), np.concatenate([rows[eb], rows[nb]]), confirm,
-                     confirm_threshold, has_confirm)
+                     confirm_threshold, has_confirm, values, min(threshold, GREY_THRESHOLD))
 
 
 def _run_pairs(order: np.ndarray, starts: np.ndarray, counts: np.ndarray, max_gap: int
@@ -388,11 +397,13 @@ def _positions(begin: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def confirmed(a: np.ndarray, b: np.ndarray, confirm: np.ndarray, threshold: int,
-              has_confirm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              has_confirm: np.ndarray | None = None, values: np.ndarray | None = None,
+              grey_threshold: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Return the edges ``a[k]``-``b[k]`` that the confirming hashes ``confirm`` (n, words) do not contradict.
 
     An edge stays when the two hashes are within ``threshold`` bits, or when either row
-    has none (``has_confirm`` False, or without it all-zero words: fetched before the hash existed).
+    has none (``has_confirm`` False, or without it all-zero words: fetched before the hash existed)
+    and, given the 64-bit hashes ``values``, those are within ``grey_threshold`` bits.
     """
     ha, hb = confirm[a].astype(np.uint64), confirm[b].astype(np.uint64)  # only the candidates' rows, native order
     distance = popcount64(ha ^ hb).reshape(len(a), confirm.shape[1]).sum(axis=1)
@@ -400,5 +411,7 @@ def confirmed(a: np.ndarray, b: np.ndarray, confirm: np.ndarray, threshold: int,
         missing = ~ha.any(axis=1) | ~hb.any(axis=1)
     else:
         missing = ~has_confirm[a] | ~has_confirm[b]
+    if values is not None and grey_threshold < 64:
+        missing &= popcount64(values[a] ^ values[b]) <= grey_threshold
     keep = missing | (distance <= threshold)
     return a[keep], b[keep]

@@ -190,8 +190,8 @@ def _scan(key: np.ndarray, check, found: _Pairs, n: int) -> None:
 
 
 def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, threshold: int,
-                    chroma_threshold: int, bits: int | None = None, tables: int | None = None, seed: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    chroma_threshold: int, bits: int | None = None, tables: int | None = None, seed: int = 0,
+                    grey_threshold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return row pairs (a, b), a < b, within ``threshold`` bits of phash and (where both have one)
     ``chroma_threshold`` bits of chroma_hash, found by sampling bits of both hashes.
 
@@ -199,12 +199,14 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     than of the 64 alone, so keys drawn from all 192 find it more often for the same number
     of chance collisions (with 24 bits and 48 tables, a pair 8 + 16 bits apart is found with
     probability 86 %, 6 + 12 bits 98 %; ``plan`` chooses both). Rows without chroma_hash are
-    matched on phash alone (looked up among those rows only).
+    matched on phash alone, within ``grey_threshold`` bits (default ``threshold``; looked up among
+    those rows only).
     """
     n = len(h)
     if bits is None or tables is None:
         bits, tables = plan(n, 192, threshold + chroma_threshold)
-    grey_bits, grey_tables = plan(n, 64, threshold)
+    grey_threshold = threshold if grey_threshold is None else min(grey_threshold, threshold)
+    grey_bits, grey_tables = plan(n, 64, grey_threshold)
     rng = np.random.default_rng(seed)
     h = np.ascontiguousarray(h, dtype=np.uint64)
     chroma = np.ascontiguousarray(chroma, dtype=np.uint64)
@@ -248,7 +250,7 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
                 offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
                 other = grey[order[np.repeat(lo, counts) + offsets]]
                 x = h[rows] ^ h[other]
-                keep = (rows != other) & (_popcount(x) <= threshold) & ((x >> np.uint64(63)) == 0)
+                keep = (rows != other) & (_popcount(x) <= grey_threshold) & ((x >> np.uint64(63)) == 0)
                 a, b = rows[keep], other[keep]
                 found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
             del key, every
