@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import simplejpeg
@@ -115,18 +116,25 @@ def _check_pixels(width: int, height: int, options: ProcessOptions) -> None:
                          f"{width}x{height} pixels is over the limit of {options.max_pixels} (max_pixels)")
 
 
+def _header_segments(jpeg: bytes) -> Iterator[tuple[int, int, int]]:
+    """Yield a JPEG's header segments before its pixels (marker, start offset, end offset), in the first
+    64 KiB: what the EXIF orientation and the comment :func:`with_origin` writes are read from."""
+    pos = 2
+    end = min(len(jpeg), 1 << 16)
+    while pos + 4 <= end and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        if marker in (0xDA, 0xD9):  # start of scan (or end of image): nothing of the header after it
+            return
+        stop = pos + 2 + int.from_bytes(jpeg[pos + 2:pos + 4], "big")
+        yield marker, pos, stop
+        pos = stop
+
+
 def _orientation(data: bytes) -> int:
     """Return the EXIF orientation of a JPEG (1 when absent), reading only its APP1 header."""
-    pos = 2
-    end = min(len(data), 1 << 16)
-    while pos + 4 <= end and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker == 0xE1 and data[pos + 4:pos + 10] == b"Exif\x00\x00":
-            return _tiff_orientation(data[pos + 10:pos + 2 + length])
-        if marker in (0xDA, 0xD9):  # start of scan: no EXIF before the pixels
-            break
-        pos += 2 + length
+    for marker, start, stop in _header_segments(data):
+        if marker == 0xE1 and data[start + 4:start + 10] == b"Exif\x00\x00":
+            return _tiff_orientation(data[start + 10:stop])
     return 1
 
 
@@ -257,15 +265,9 @@ def with_origin(jpeg: bytes, original: tuple[int, int]) -> bytes:
 
 def _origin_segment(jpeg: bytes) -> tuple[int, int] | None:
     """Return where the comment :func:`with_origin` wrote sits in ``jpeg`` (start and end offsets), or None."""
-    pos = 2
-    end = min(len(jpeg), 1 << 16)
-    while pos + 4 <= end and jpeg[pos] == 0xFF:
-        marker, length = jpeg[pos + 1], int.from_bytes(jpeg[pos + 2:pos + 4], "big")
-        if marker == 0xFE and jpeg[pos + 4:pos + 4 + len(ORIGIN_PREFIX)] == ORIGIN_PREFIX:
-            return pos, pos + 2 + length
-        if marker in (0xDA, 0xD9):  # start of scan: no comment of ours before the pixels
-            break
-        pos += 2 + length
+    for marker, start, stop in _header_segments(jpeg):
+        if marker == 0xFE and jpeg[start + 4:start + 4 + len(ORIGIN_PREFIX)] == ORIGIN_PREFIX:
+            return start, stop
     return None
 
 
