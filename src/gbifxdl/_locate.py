@@ -26,6 +26,25 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 
 # an image's bytes: (file, offset, size) of a tar member, or (file, None, None) for a whole file
 Source = tuple[str, "int | None", "int | None"]
+Box = tuple[int, int, int, int]  # a crop in the original's pixels: left, top, right, bottom
+
+
+def crops_in_place(root: Path) -> dict[str, tuple[str, Box | None]]:
+    """Return {url_hash: (ext, the box in place, or None while it changes)} of the images a curation cut
+    to a crop, whose original is kept at :func:`original_path` (``CROPS``; empty when none is)."""
+    path = root / CROPS
+    if not path.is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["url_hash", "ext", "box"])
+    return {u: (e, tuple(b) if b is not None else None) for u, e, b in zip(  # type: ignore[misc]
+        table.column("url_hash").to_pylist(), table.column("ext").to_pylist(), table.column("box").to_pylist())}
+
+
+def original_path(root: Path, url_hash: str, ext: str) -> Path:
+    """Return where the original of image ``url_hash`` is kept while a crop is in place."""
+    return root / ORIGINALS / f"{url_hash}.{ext}"
 
 
 def key_ext(name: str) -> tuple[str, str]:

@@ -27,13 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gbifxdl._io import atomic_path
-from gbifxdl._locate import CROPS as STATE, IMAGE_EXTS, METADATA, ORIGINALS, key_ext
+from gbifxdl._locate import CROPS as STATE, IMAGE_EXTS, METADATA, Box, crops_in_place, key_ext, original_path
 from gbifxdl.curate._setaside import _members
 from gbifxdl.curate._shard_splits import _add
 
 _SCHEMA = pa.schema([("url_hash", pa.string()), ("ext", pa.string()), ("box", pa.list_(pa.int32()))])
 _SAFE = re.compile(r"^[A-Za-z0-9_\-]+$")
-Box = tuple[int, int, int, int]
 
 
 @dataclass
@@ -45,16 +44,6 @@ class CropResult:
     failed: int = 0  # images that could not be cut (left as they were)
 
 
-def read_state(root: Path) -> dict[str, tuple[str, Box | None]]:
-    """Return {url_hash: (ext, box in place, or None while it changes)} of the images whose original is kept aside."""
-    path = root / STATE
-    if not path.is_file():
-        return {}
-    table = pq.read_table(path)
-    return {u: (e, tuple(b) if b is not None else None) for u, e, b in zip(
-        table.column("url_hash").to_pylist(), table.column("ext").to_pylist(), table.column("box").to_pylist())}
-
-
 def _write_state(root: Path, state: dict[str, tuple[str, Box | None]]) -> None:
     path = root / STATE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +53,6 @@ def _write_state(root: Path, state: dict[str, tuple[str, Box | None]]) -> None:
                                pa.list_(pa.int32()))], schema=_SCHEMA)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-
-
-def original_path(root: Path, url_hash: str, ext: str) -> Path:
-    """Return where the original of image ``url_hash`` is kept while a crop is in place."""
-    return root / ORIGINALS / f"{url_hash}.{ext}"
 
 
 def cut(data: bytes, box: Box, size: tuple[int, int] | None = None) -> bytes:
@@ -116,7 +100,7 @@ def apply(root: Path, dry_run: bool = False) -> CropResult:
     """Return what making every kept image match its ``crop_box`` (cut from its original, or the original
     itself where none) did; see the module."""
     result = CropResult()
-    state = read_state(root)
+    state = crops_in_place(root)
     if not state and "crop_box" not in pq.read_schema(root / METADATA).names:
         return result  # nothing cut, nothing to cut
     todo = []
@@ -254,5 +238,5 @@ def _shard(root: Path, shard: str, samples: list[tuple[str, str, Box | None, tup
 
 def cropped(root: Path) -> set[str]:
     """Return the url_hash of every image whose original is kept aside (what is in place may be a crop)."""
-    return set(read_state(root))
+    return set(crops_in_place(root))
 

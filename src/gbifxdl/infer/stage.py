@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gbifxdl._io import sha256_file
-from gbifxdl._locate import CROPS, METADATA, ORIGINALS, REMOVED, ImageLocator, Source
+from gbifxdl._locate import METADATA, REMOVED, ImageLocator, Source, crops_in_place, original_path
 from gbifxdl.errors import ConfigError
 from gbifxdl.infer import _decode, _results
 from gbifxdl.infer._engine import Session
@@ -128,16 +128,8 @@ def _fingerprint(sha: str, spec: ModelSpec, labels_sha: str | None) -> str:
 
 def _originals(root: Path) -> dict[str, Path]:
     """Return {url_hash: its original} of the images a curation cut to a crop: a model measures the original."""
-    path = root / CROPS
-    if not path.is_file():
-        return {}
-    table = pq.read_table(path, columns=["url_hash", "ext"])
-    found = {}
-    for key, ext in zip(table.column("url_hash").to_pylist(), table.column("ext").to_pylist()):
-        original = root / ORIGINALS / f"{key}.{ext}"
-        if original.is_file():
-            found[key] = original
-    return found
+    kept = {key: original_path(root, key, ext) for key, (ext, _) in crops_in_place(root).items()}
+    return {key: path for key, path in kept.items() if path.is_file()}
 
 
 def _batches(todo: list[tuple[str, str | None, str | None, str | None]], size: int, locator: ImageLocator,
