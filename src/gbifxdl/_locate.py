@@ -14,6 +14,10 @@ from __future__ import annotations
 import collections
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 METADATA = "metadata.parquet"  # the dataset's rows: fetch writes it, curation rewrites it with the kept ones
 REMOVED = "removed.parquet"  # the rows a curation removed, with their reasons
@@ -27,6 +31,44 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp")
 # an image's bytes: (file, offset, size) of a tar member, or (file, None, None) for a whole file
 Source = tuple[str, "int | None", "int | None"]
 Box = tuple[int, int, int, int]  # a crop in the original's pixels: left, top, right, bottom
+
+
+def fetched_images(root: Path, columns: tuple[str, ...] = ()) -> "pa.Table":
+    """Return the images the dataset at ``root`` has: the rows of ``METADATA``, then of ``REMOVED``,
+    with an image fetched (outcome ok, or none: a table before outcomes) and located (a ``path``, or a
+    ``shard`` and ``key``), each ``url_hash`` once (its first row), in that order.
+
+    Columns: ``url_hash``, ``path``, ``shard``, ``key``, then ``columns`` (strings; nulls where a
+    table lacks one). Empty when neither table exists. Read column by column: millions of rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted = ("url_hash", "path", "shard", "key", *[c for c in columns if c not in _LOCATING], "outcome")
+    parts = []
+    for path in (root / METADATA, root / REMOVED):
+        if not path.is_file():
+            continue
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[c for c in wanted if c in names])
+        table = pa.table({c: pc.cast(table[c], pa.string()) if c in names else pa.nulls(table.num_rows, pa.string())
+                          for c in wanted})
+        fetched = pc.and_(pc.not_equal(pc.utf8_length(table["url_hash"]), 0),
+                          pc.or_kleene(pc.is_null(table["outcome"]), pc.equal(table["outcome"], "ok")))
+        located = pc.or_(pc.is_valid(table["path"]), pc.and_(pc.is_valid(table["shard"]), pc.is_valid(table["key"])))
+        parts.append(table.filter(pc.and_(pc.fill_null(fetched, False), pc.fill_null(located, False))))
+    if not parts:
+        return pa.table({c: pa.array([], pa.string()) for c in wanted[:-1]})
+    rows = pa.concat_tables(parts).drop_columns(["outcome"])
+    import numpy as np
+
+    rows = rows.append_column("_n", pa.array(np.arange(rows.num_rows)))
+    first = rows.group_by("url_hash", use_threads=False).aggregate([("_n", "min")])["_n_min"]
+    return rows.take(pc.sort_indices(first)).drop_columns(["_n"])
+
+
+_LOCATING = ("url_hash", "path", "shard", "key")
 
 
 def crops_in_place(root: Path) -> dict[str, tuple[str, Box | None]]:

@@ -30,15 +30,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from gbifxdl._io import sha256_file
-from gbifxdl._locate import METADATA, REMOVED, ImageLocator, Source, crops_in_place, original_path
+from gbifxdl._locate import (METADATA, REMOVED, ImageLocator, Source, crops_in_place, fetched_images,
+                             original_path)
 from gbifxdl.errors import ConfigError
 from gbifxdl.infer import _decode, _results
 from gbifxdl.infer._engine import Session
 from gbifxdl.infer._pre import Prep, decode_batch, ignore_interrupts, read_items
 from gbifxdl.infer.spec import KINDS, ModelError, ModelSpec, load_spec
-
-TABLES = (METADATA, REMOVED)
-_COLUMNS = ("url_hash", "outcome", "path", "shard", "key")
 
 Progress = Callable[[str, int, int], None]
 
@@ -72,25 +70,15 @@ class InferSummary:
 
 def _images(root: Path) -> list[tuple[str, str | None, str | None, str | None]]:
     """Return (url_hash, path, shard, key) of every fetched image, once per key, in table order."""
-    seen: set[str] = set()
-    out = []
-    tables = [root / t for t in TABLES if (root / t).is_file()]
-    if not tables:
+    if not any((root / t).is_file() for t in (METADATA, REMOVED)):
         raise ConfigError(f"{root}: no metadata.parquet; infer runs on a `gbifxdl fetch` folder")
-    for path in tables:
-        file = pq.ParquetFile(path)
-        names = set(file.schema_arrow.names)
+    for name in (METADATA, REMOVED):
+        path = root / name
+        names = set(pq.read_schema(path).names) if path.is_file() else {"url_hash", "path"}
         if "url_hash" not in names or not ({"path", "shard"} & names):
             raise ConfigError(f"{path}: lacks url_hash and path/shard columns; is it a `gbifxdl fetch` table?")
-        for batch in file.iter_batches(columns=[c for c in _COLUMNS if c in names], batch_size=65536):
-            cols = {c: batch.column(c).to_pylist() if c in batch.schema.names else [None] * batch.num_rows
-                    for c in _COLUMNS}
-            for url_hash, outcome, rel, shard, key in zip(*(cols[c] for c in _COLUMNS)):
-                if url_hash is None or url_hash in seen or outcome not in (None, "ok") or not (rel or shard):
-                    continue
-                seen.add(url_hash)
-                out.append((url_hash, rel, shard, key))
-    return out
+    rows = fetched_images(root)
+    return list(zip(*(rows[c].to_pylist() for c in ("url_hash", "path", "shard", "key"))))
 
 
 @contextlib.contextmanager

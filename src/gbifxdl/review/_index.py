@@ -11,14 +11,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gbifxdl._io import write_text_atomic
-from gbifxdl._locate import METADATA, REMOVED, ImageLocator
+from gbifxdl._locate import METADATA, REMOVED, ImageLocator, fetched_images
 from gbifxdl._marks import REVIEW
 
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 # pyarrow, numpy and Pillow are imported where used: a dataset opened again reads its index from
 # INDEX_CACHE (JSON) without them, and the server answers sooner
@@ -44,20 +42,6 @@ class Images:
 
     def __len__(self) -> int:
         return len(self.keys)
-
-
-def _columns(path: Path, wanted: tuple[str, ...]) -> pa.Table | None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        return None
-    names = pq.read_schema(path).names
-    table = pq.read_table(path, columns=[c for c in wanted if c in names])
-    for name in wanted:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-    return table.select(list(wanted))
 
 
 def check_dataset(root: Path) -> None:
@@ -122,7 +106,6 @@ def load_images(root: Path) -> Images:
 
 
 def _read_tables(root: Path) -> Images:
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -131,28 +114,13 @@ def _read_tables(root: Path) -> Images:
 
     prov = provenance(pa.Table.from_batches([], schema=pq.read_schema(root / METADATA)))  # (empty_table imports pandas)
     class_column = (prov.get("curate_settings") or {}).get("class_column", "speciesKey")
-    wanted = ("url_hash", class_column, "species", "path", "shard", "key", "outcome", "removed_reason")
-    parts = []
-    for table in (_columns(root / METADATA, wanted), _columns(root / REMOVED, wanted)):
-        if table is None:
-            continue
-        fetched = pc.and_(pc.and_(pc.is_valid(table["url_hash"]), pc.not_equal(pc.utf8_length(table["url_hash"]), 0)),
-                          pc.or_kleene(pc.is_null(table["outcome"]), pc.equal(table["outcome"], "ok")))
-        located = pc.or_(pc.is_valid(table["path"]), pc.and_(pc.is_valid(table["shard"]), pc.is_valid(table["key"])))
-        table = table.filter(pc.and_(pc.fill_null(fetched, False), pc.fill_null(located, False)))
-        parts.append(pa.table({
-            "key": pc.cast(table["url_hash"], pa.string()),
-            "label": pc.fill_null(pc.cast(table[class_column], pa.string()), "unlabeled"),
-            "species": pc.cast(table["species"], pa.string()), "path": pc.cast(table["path"], pa.string()),
-            "shard": pc.cast(table["shard"], pa.string()), "member": pc.cast(table["key"], pa.string()),
-            "reason": pc.cast(table["removed_reason"], pa.string())}))
+    found = fetched_images(root, (class_column, "species", "removed_reason"))
     out = Images()
-    if not parts:
+    if not found.num_rows:
         return out
-    rows = pa.concat_tables(parts)
-    rows = rows.append_column("n", pa.array(np.arange(rows.num_rows)))
-    first = rows.group_by("key", use_threads=False).aggregate([("n", "min")])["n_min"]  # each key once: its first row
-    rows = rows.take(pc.sort_indices(first))
+    rows = pa.table({"key": found["url_hash"], "label": pc.fill_null(found[class_column], "unlabeled"),
+                     "species": found["species"], "path": found["path"], "shard": found["shard"],
+                     "member": found["key"], "reason": found["removed_reason"]})
     digits = pc.utf8_is_digit(rows["label"])
     number = pc.if_else(digits, rows["label"], None)
     rows = rows.append_column("not_numeric", pc.invert(digits)).append_column(
