@@ -30,6 +30,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from gbifxdl.curate import _lsh
+from gbifxdl.fetch.hashing import popcount64
 
 _BLOCK = 1 << 16  # queries expanded at once: bounds the memory of candidate pairs
 # the largest chroma-hash distance (of 128 bits) that confirms a 64-bit candidate: chosen by
@@ -82,14 +83,6 @@ def equal_value_pairs(values: Sequence[object | None], rows: Sequence[int]) -> l
         if j != i:
             pairs.append((j, i))
     return pairs
-
-
-def popcount64(x: np.ndarray) -> np.ndarray:
-    """Return the number of set bits of each uint64."""
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x).astype(np.int64)
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
-    return table[x.view(np.uint8).reshape(-1, 8)].sum(axis=1)  # pragma: no cover - numpy < 2
 
 
 def _bands(m: int) -> list[tuple[int, int]]:

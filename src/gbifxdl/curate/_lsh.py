@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gbifxdl.fetch.hashing import popcount64
+
 EXACT_MAX = 1 << 15  # distinct hashes: exact multi-index search up to here, sampling above
 TABLES = 48  # the fewest tables sampling uses
 # the work sampling may spend: chance collisions checked over all tables, and rows keyed and sorted
@@ -92,11 +94,6 @@ _QUERY_BLOCK = 1 << 20  # rows looked up at once among the rows without chroma_h
 _MAX_RUN = 64  # a key shared by more hashes: each is paired with the next 64 only (bounds the work)
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x) if hasattr(np, "bitwise_count") else np.array(
-        [bin(int(v)).count("1") for v in x], dtype=np.uint8)  # pragma: no cover - numpy < 2
-
-
 def _byte_tables(positions: np.ndarray) -> np.ndarray:
     """Return (8, 256) uint64 lookups: byte b of a hash -> its sampled bits, packed."""
     out = np.zeros((8, 256), dtype=np.uint64)
@@ -131,7 +128,7 @@ def sampled_pairs(h: np.ndarray, threshold: int, bits: int | None = None, tables
         d = 1
         while active.size and d <= _MAX_RUN:
             a, b = order[active], order[active + d]
-            close = _popcount(h[a] ^ h[b]) <= threshold
+            close = popcount64(h[a] ^ h[b]) <= threshold
             if close.any():
                 lo, hi = np.minimum(a[close], b[close]), np.maximum(a[close], b[close])
                 found.append(lo.astype(np.int64) * n + hi)
@@ -216,9 +213,9 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
     def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # most pairs sharing a key do so by chance, and fail on phash: the colour is checked on the rest only
         x = h[a] ^ h[b]
-        close = np.flatnonzero((_popcount(x) <= threshold) & ((x >> np.uint64(63)) == 0))  # never across definitions
+        close = np.flatnonzero((popcount64(x) <= threshold) & ((x >> np.uint64(63)) == 0))  # never across definitions
         a, b = a[close], b[close]
-        colour = (_popcount(chroma[a, 0] ^ chroma[b, 0]).astype(np.int64) + _popcount(chroma[a, 1] ^ chroma[b, 1])
+        colour = (popcount64(chroma[a, 0] ^ chroma[b, 0]).astype(np.int64) + popcount64(chroma[a, 1] ^ chroma[b, 1])
                   <= chroma_threshold)
         ok = np.zeros(len(x), dtype=bool)
         ok[close] = has_chroma[a] & has_chroma[b] & colour
@@ -250,7 +247,7 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
                 offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
                 other = grey[order[np.repeat(lo, counts) + offsets]]
                 x = h[rows] ^ h[other]
-                keep = (rows != other) & (_popcount(x) <= grey_threshold) & ((x >> np.uint64(63)) == 0)
+                keep = (rows != other) & (popcount64(x) <= grey_threshold) & ((x >> np.uint64(63)) == 0)
                 a, b = rows[keep], other[keep]
                 found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
             del key, every

@@ -146,6 +146,16 @@ def fingerprints(pixels: np.ndarray | Image.Image) -> tuple[int, int | None, byt
     return _phash64(grid), _chroma(img), _signature(grid)
 
 
+def popcount64(x: np.ndarray) -> np.ndarray:
+    """Return the number of set bits of each uint64 of ``x`` (uint8): the distance of two hashes is
+    ``popcount64(a ^ b)``, summed over the words of a longer one."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)  # pragma: no cover - numpy < 2
+    return table[np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*x.shape, 8)].sum(
+        axis=-1, dtype=np.uint8)  # pragma: no cover - numpy < 2
+
+
 def is_legacy(value: int) -> bool:
     """Tell whether a stored hash is a ``legacy_phash`` (datasets fetched before ``phash``)."""
     return not value & PHASH_VERSION_BIT

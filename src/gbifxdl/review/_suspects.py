@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gbifxdl._locate import METADATA, REMOVED
+from gbifxdl.fetch.hashing import popcount64
 from gbifxdl.review._features import Features
 from gbifxdl.review._index import Images
 
 NEAR_BITS = 6
 SMALL_SIDE = 256
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
 
 def _sizes_and_hashes(root: Path, images: Images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,8 +81,7 @@ def near_duplicates(phash: np.ndarray, has: np.ndarray, bits: int = NEAR_BITS, r
         for step in range(1, reach + 1):
             a, b = order[:-step], order[step:]
             same = part[a] == part[b]
-            xor = (values[a] ^ values[b]).view(np.uint8).reshape(-1, 8)
-            close = same & (_POPCOUNT[xor].sum(axis=1) <= bits)
+            close = same & (popcount64(values[a] ^ values[b]) <= bits)
             found[idx[a[close]]] = True
             found[idx[b[close]]] = True
     return found
