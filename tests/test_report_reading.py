@@ -209,3 +209,23 @@ def test_chart_text_readable_in_chromium_at_1280(tmp_path: Path) -> None:
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert Image.open(shot).size == (1280, 2400)
+
+
+def test_thumbnails_are_upright_in_the_report_as_in_the_review() -> None:
+    # a camera's portrait photo: pixels stored landscape, with EXIF orientation 6 (turn 90 degrees to show)
+    import base64
+    import io
+
+    from PIL import Image
+
+    from gbifxdl.report._thumbs import thumbnail_uri
+
+    stored = Image.new("RGB", (80, 40), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", exif=exif.tobytes())
+    uri = thumbnail_uri(buffer.getvalue(), 32)
+    assert uri is not None
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as shown:
+        assert shown.size == (16, 32)  # as displayed: taller than wide, at most 32 a side

@@ -1,4 +1,4 @@
-"""The images behind rows, as small colour pixel arrays: the pixel stage of near-duplicate confirmation.
+"""The images behind rows, decoded small: the pixel stage of near-duplicate confirmation, and thumbnails.
 
 A row's image is its file (``path``, folders layout) or its sample in a tar shard (``shard``
 and ``key``, WebDataset), or the same in the set-aside folder when an earlier curation
@@ -30,6 +30,21 @@ def pixels_of(data: bytes, side: int) -> tuple[np.ndarray, int] | None:
             return np.asarray(img.convert("YCbCr"), dtype=np.uint8), shorter
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def thumbnail_jpeg(data: bytes, size: int, quality: int) -> bytes | None:
+    """Return the image in ``data`` as a JPEG at most ``size`` pixels a side, upright (its EXIF
+    orientation applied), or None when it cannot be decoded (the report's and the review's thumbnails)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (size * 2, size * 2))  # JPEG: decoded in the DCT at a reduced scale
+            small = ImageOps.exif_transpose(img).convert("RGB")
+            small.thumbnail((size, size))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=quality)
+    return out.getvalue()
 
 
 class ImageReader:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import base64
-import io
 import tarfile
 from pathlib import Path
 from typing import Sequence
 
-from PIL import Image
-
+from gbifxdl.curate._images import thumbnail_jpeg
 from gbifxdl.curate.toolkit import IMAGE_EXTS
 
 
 def thumbnail_uri(data: bytes, size: int) -> str | None:
     """Return a JPEG data URI of the image in ``data``, at most ``size`` pixels a side (None: unreadable)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale, much faster
-            small = img.convert("RGB")
-            small.thumbnail((size, size))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    out = io.BytesIO()
-    small.save(out, "JPEG", quality=70)
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+    small = thumbnail_jpeg(data, size, quality=70)
+    return None if small is None else "data:image/jpeg;base64," + base64.b64encode(small).decode()
 
 
 def thumbnails(

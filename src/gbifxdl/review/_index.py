@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -155,21 +154,13 @@ def make_thumb(root: Path, images: Images, locator: ImageLocator, key: str, size
         return cached.read_bytes()
     except OSError:
         pass
-    from PIL import Image, ImageOps
+    from gbifxdl.curate._images import thumbnail_jpeg
+
     i = images.position[key]
     data = locator.data(images.paths[i], images.shards[i], images.members[i])
-    if data is None:
+    thumb = None if data is None else thumbnail_jpeg(data, size, quality=80)
+    if thumb is None:
         return None
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (size * 2, size * 2))
-            small = ImageOps.exif_transpose(img).convert("RGB")
-            small.thumbnail((size, size))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=80)
-    thumb = buffer.getvalue()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}-{threading.get_ident()}.tmp")
