@@ -13,6 +13,9 @@ never a part. How, per back end:
 - SFTP and any other filesystem: upload to a temporary name beside it, then rename
   (SFTP's ``posix-rename``, which replaces the target in one step).
 
+The commands after fetch work on a store URL through a local *working copy* of the dataset
+(:func:`working_copy`, in ``_working.py``): pulled from the store before, pushed back after.
+
 There is no append: a journal on an object store is written as whole objects (e.g. one per
 finished unit), so any machine that can read the store can resume from it.
 
@@ -25,74 +28,11 @@ password in the URL is refused, and nothing here shows one.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
 from gbifxdl.store._base import TEMP_MARK, Store, check_key, is_temporary, redact_url, temp_name
 from gbifxdl.store._local import LocalStore
+from gbifxdl.store._open import is_url, local_target, open_store
+from gbifxdl.store._working import WorkingCopy, cache_folder, cache_root, location_of, working_copy
 from gbifxdl.errors import StorageError
 
 __all__ = ["Store", "LocalStore", "open_store", "local_target", "redact_url", "is_temporary", "check_key", "temp_name",
-           "TEMP_MARK", "StorageError"]
-
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
-
-
-def open_store(target: str | Path, *, storage_options: Mapping[str, Any] | None = None,
-               check: bool = False) -> Store:
-    """Return the store of ``target``: a local path, ``file://...``, or an fsspec URL.
-
-    ``s3://bucket/prefix``, ``gs://bucket/prefix``, ``sftp://user@host[:port]/path``,
-    ``memory://prefix`` (tests), or any protocol fsspec knows. ``storage_options`` go to the
-    fsspec filesystem (tests use them for a loopback endpoint and keys); users rely on the
-    usual places instead. ``check=True`` makes sure the target can be written first.
-    """
-    if isinstance(target, Path):
-        store: Store = LocalStore(target)
-    else:
-        match = _URL.match(target)
-        if not match:
-            store = LocalStore(target)
-        elif match.group(1).lower() == "file":
-            store = LocalStore(_file_url_path(target))
-        else:
-            _refuse_password(target)
-            from gbifxdl.store._fsspec import open_fsspec_store
-
-            store = open_fsspec_store(target, match.group(1).lower(), dict(storage_options or {}))
-    if check:
-        store.check()
-    return store
-
-
-def local_target(target: str | Path) -> Path | None:
-    """Return the local folder ``target`` names (a path or ``file://`` URL), or None for a remote URL."""
-    if isinstance(target, Path):
-        return target
-    match = _URL.match(target)
-    if not match:
-        return Path(target)
-    if match.group(1).lower() == "file":
-        return Path(_file_url_path(target))
-    return None
-
-
-def _file_url_path(url: str) -> str:
-    from urllib.parse import unquote
-
-    rest = url[len("file://"):]
-    if rest.startswith("localhost/"):
-        rest = rest[len("localhost"):]
-    if not rest.startswith("/"):
-        raise StorageError(f"{url} is not a file URL of this machine: write file:///absolute/path")
-    return unquote(rest)
-
-
-def _refuse_password(url: str) -> None:
-    if redact_url(url) != url:
-        raise StorageError(
-            f"{redact_url(url)}: a password in the URL is refused (it would show in process lists and "
-            "be saved with the run's settings); for SFTP use an SSH key or the SSH agent, for S3 "
-            "the AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE)")
+           "TEMP_MARK", "StorageError", "WorkingCopy", "working_copy", "location_of", "cache_root", "cache_folder", "is_url"]

@@ -93,6 +93,9 @@ class Store(abc.ABC):
         """Return the key's path on this machine's filesystem, or None for a remote store."""
         return None
 
+    def check_found(self) -> None:
+        """Make sure the target's bucket (or folder) exists, without writing; raise a one-line error if not."""
+
     @abc.abstractmethod
     def check(self) -> None:
         """Make sure the target can be written (create the folder; find the bucket); raise if not."""
@@ -111,6 +114,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_file(self, local_path: str | Path, key: str) -> None:
         """Move the local file ``local_path`` to the object ``key`` atomically (the file is gone after)."""
+
+    @abc.abstractmethod
+    def copy_file(self, local_path: str | Path, key: str) -> None:
+        """Store a copy of the local file ``local_path`` as the object ``key``, atomically (the file stays)."""
 
     @abc.abstractmethod
     def read_bytes(self, key: str) -> bytes:
@@ -138,6 +145,14 @@ class Store(abc.ABC):
 
         One listing instead of one request per key: how a resume checks many objects at once.
         """
+
+    def list_versions(self, prefix: str = "") -> dict[str, tuple[int, str]]:
+        """Return ``{key: (size, version)}`` under ``prefix``; the version changes when the object does.
+
+        ``md5:<hex>`` where the store gives the content's MD5 (S3 single-part ETag, GCS md5Hash),
+        else its own tag (a multipart ETag, a generation, a time); "" where it gives none.
+        """
+        return {key: (size, "") for key, size in self.list_sizes(prefix).items()}
 
     def list(self, prefix: str = "") -> list[str]:
         """Return the sorted keys of every object under ``prefix`` (recursive; temporaries left out)."""

@@ -176,12 +176,19 @@ class FsspecStore(Store):
             shutil.rmtree(self._spool, ignore_errors=True)
             self._spool = None
 
-    def check(self) -> None:
+    def check_found(self) -> None:
         if self._direct:
             bucket = self.root.split("/", 1)[0]
             if not self._call("find the bucket of", "", self.fs.exists, bucket):
+                make = f"`aws s3 mb s3://{bucket}`" if self.kind == "s3" else f"`gcloud storage buckets create gs://{bucket}`"
                 raise StorageError(f"the bucket of {self.describe()} does not exist: create it "
-                                   f"(e.g. `aws s3 mb s3://{bucket}`), or give another URL")
+                                   f"(e.g. {make}), or give another URL")
+        elif not self._call("find", "", self.fs.exists, self.root):
+            raise StorageError(f"{self.describe()} does not exist: check the URL")
+
+    def check(self) -> None:
+        if self._direct:
+            self.check_found()
         else:
             self._call("create", "", self.fs.makedirs, self.root, exist_ok=True)
         probe = temp_name("gbifxdl-probe")
@@ -200,11 +207,14 @@ class FsspecStore(Store):
         self._put(key, self.fs.pipe_file, blob)
 
     def put_file(self, local_path: str | Path, key: str) -> None:
+        self.copy_file(local_path, key)
+        os.unlink(local_path)
+
+    def copy_file(self, local_path: str | Path, key: str) -> None:
         if not os.path.isfile(local_path):
             raise FileNotFoundError(errno.ENOENT, f"no local file {local_path} to store")
         extra = {"chunksize": S3_PART_BYTES} if self.kind == "s3" else {}
         self._put(key, lambda dest: self.fs.put_file(str(local_path), dest, **extra))
-        os.unlink(local_path)
 
     def _put(self, key: str, upload: Callable[..., Any], *args: Any) -> None:
         final = self._full(key)
@@ -247,6 +257,10 @@ class FsspecStore(Store):
 
     def _find(self, prefix: str) -> dict[str, int]:
         """Return ``{key: size}`` under ``prefix``, temporaries included."""
+        return {key: int(info.get("size") or 0) for key, info in self._infos(prefix).items()}
+
+    def _infos(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Return ``{key: the filesystem's details}`` under ``prefix``, temporaries included."""
         check_key(prefix, prefix=True)
         folder = prefix.rpartition("/")[0]
         base = f"{self.root}/{folder}" if folder else self.root
@@ -255,18 +269,22 @@ class FsspecStore(Store):
         except FileNotFoundError:
             return {}
         root = self.root.strip("/") + "/"
-        out: dict[str, int] = {}
+        out: dict[str, dict[str, Any]] = {}
         for name, info in found.items():
             rel = name.strip("/")
             if info.get("type", "file") != "file" or not rel.startswith(root):
                 continue
             rel = rel[len(root):]
             if rel.startswith(prefix):
-                out[rel] = int(info.get("size") or 0)
+                out[rel] = info
         return out
 
     def list_sizes(self, prefix: str = "") -> dict[str, int]:
         return {k: v for k, v in self._find(prefix).items() if not is_temporary(k)}
+
+    def list_versions(self, prefix: str = "") -> dict[str, tuple[int, str]]:
+        return {k: (int(info.get("size") or 0), _version(info))
+                for k, info in self._infos(prefix).items() if not is_temporary(k)}
 
     def remove(self, key: str) -> None:
         try:
@@ -290,3 +308,25 @@ class FsspecStore(Store):
         for key in found:
             self._discard(f"{self.root}/{key}")
         return len(found)
+
+
+def _version(info: dict[str, Any]) -> str:
+    """Return an object's version from its listing details (see :meth:`Store.list_versions`)."""
+    md5 = info.get("md5Hash")  # GCS: base64 of the MD5
+    if md5:
+        import base64
+        import binascii
+
+        try:
+            return "md5:" + base64.b64decode(md5).hex()
+        except (binascii.Error, ValueError):
+            pass
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower()):
+        return "md5:" + etag.lower()  # S3: a single-part upload's ETag is its MD5
+    if etag:
+        return "etag:" + etag
+    for name in ("generation", "mtime", "LastModified", "updated"):
+        if info.get(name):
+            return f"{name}:{info[name]}"
+    return ""

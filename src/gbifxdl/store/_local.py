@@ -44,6 +44,10 @@ class LocalStore(Store):
     def local_path(self, key: str) -> Path:
         return Path(self._path(key))
 
+    def check_found(self) -> None:
+        if not os.path.isdir(self._root):
+            raise StorageError(f"{self._root} does not exist: check the path")
+
     def check(self) -> None:
         try:
             os.makedirs(self._root, exist_ok=True)
@@ -108,14 +112,21 @@ class LocalStore(Store):
 
     def _copy_in(self, local_path: str | Path, final: str, key: str) -> None:
         # another filesystem: copy beside the final path first, so the last step is still a rename
+        self.copy_file(local_path, key)
+        _unlink(str(local_path))
+
+    def copy_file(self, local_path: str | Path, key: str) -> None:
+        final = self._path(key)
         tmp = temp_name(final)
         try:
+            self._parent(final)
             shutil.copyfile(local_path, tmp)
             os.replace(tmp, final)
         except OSError as exc:
             _unlink(tmp)
+            if isinstance(exc, FileNotFoundError) and not os.path.exists(local_path):
+                raise
             raise self._fail("write", key, exc) from None
-        _unlink(str(local_path))
 
     def read_bytes(self, key: str) -> bytes:
         with open(self._path(key), "rb") as fh:
