@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._dataset import dataset_argument, dataset_folder
 from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError
-
-_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -25,7 +24,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 @click.command()
-@click.argument("dataset_dir", type=_DIR)
+@dataset_argument("dataset_dir")
 @click.option("--class-column", default="speciesKey", show_default=True, help="Column holding the class label.")
 @click.option("--cross-class", "cross_class_duplicates", default="drop-all", show_default=True,
               type=click.Choice(["drop-all", "keep-one", "keep-per-class"]),
@@ -74,9 +73,9 @@ def _fractions(text: str) -> tuple[float, float, float]:
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed; change nothing.")
 @click.option("--no-card", is_flag=True, help="Do not write README.md and ATTRIBUTION.csv.")
 @quiet_options
-def curate(dataset_dir: Path, fractions: str, no_card: bool, quiet: bool, no_progress: bool,
+def curate(dataset_dir: Path | str, fractions: str, no_card: bool, quiet: bool, no_progress: bool,
            **options: object) -> None:
-    """Clean DATASET_DIR (a `gbifxdl fetch` folder) and add train/val/test splits.
+    """Clean DATASET_DIR (a `gbifxdl fetch` folder, or its s3://, gs:// URL) and add train/val/test splits.
 
     Starts from every fetched row, drops failed rows, rows whose file is missing or
     unreadable, and duplicate photos; writes the curated metadata.parquet,
@@ -92,14 +91,16 @@ def curate(dataset_dir: Path, fractions: str, no_card: bool, quiet: bool, no_pro
     muted = logging.getLogger("gbifxdl.curate")  # its warnings are echoed below, once
     level, muted.level = muted.level, logging.ERROR
     try:
-        with _Bars(enabled=not (quiet or no_progress)) as bars:
-            summary = run_curate(dataset_dir, settings, progress=bars, card=not no_card)
+        with dataset_folder(dataset_dir, push=not settings.dry_run) as copy, \
+                _Bars(enabled=not (quiet or no_progress)) as bars:
+            summary = run_curate(copy.path, settings, progress=bars, card=not no_card)
     finally:
         muted.setLevel(level)
     if not quiet:
-        click.echo("\n".join(line for line in summary.format().splitlines() if not line.startswith("warning: ")))
+        click.echo(copy.shown_text("\n".join(line for line in summary.format().splitlines()
+                                             if not line.startswith("warning: "))))
     if summary.card and not quiet:
-        click.echo(f"wrote {summary.card} and {Path(summary.card).with_name('ATTRIBUTION.csv')}")
+        click.echo(f"wrote {copy.shown(summary.card)} and {copy.shown(Path(summary.card).with_name('ATTRIBUTION.csv'))}")
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
 
@@ -135,9 +136,9 @@ class _Bars:
 
 
 @click.command()
-@click.argument("dataset_dir", type=_DIR)
+@dataset_argument("dataset_dir")
 @click.option("--dry-run", is_flag=True, help="Only say how many files and bytes would be deleted.")
-def clean(dataset_dir: Path, dry_run: bool) -> None:
+def clean(dataset_dir: Path | str, dry_run: bool) -> None:
     """Delete for good the files curation set aside in DATASET_DIR/.gbifxdl/removed.
 
     After this, curating again with other settings can no longer bring them back.
@@ -148,23 +149,25 @@ def clean(dataset_dir: Path, dry_run: bool) -> None:
 
 
 @click.command()
-@click.argument("dataset_dir", type=_DIR)
+@dataset_argument("dataset_dir")
 @click.option("--thumbnails", "thumbnails_per_class", default=8, show_default=True, type=click.IntRange(0),
               help="Thumbnails shown per class.")
 @click.option("--max-classes", default=60, show_default=True, type=click.IntRange(0),
               help="Classes shown with thumbnails (the largest).")
-def report(dataset_dir: Path, thumbnails_per_class: int, max_classes: int) -> None:
+def report(dataset_dir: Path | str, thumbnails_per_class: int, max_classes: int) -> None:
     """Write DATASET_DIR/report.html: plots and thumbnails in one self-contained page."""
     from gbifxdl.errors import CurateError
     from gbifxdl.report import write_report
 
-    # fetch writes metadata.parquet; curate adds curate_summary.json
-    if not (dataset_dir / "metadata.parquet").is_file():
-        raise CurateError(
-            f"{dataset_dir} holds no metadata.parquet, so there is nothing to report yet: build the dataset "
-            f"with `gbifxdl run` (or `gbifxdl fetch`) first, then run `gbifxdl report {dataset_dir}`"
-        )
-    path = write_report(dataset_dir, thumbnails_per_class=thumbnails_per_class, max_classes=max_classes)
-    click.echo(f"wrote {path}")
-    if not (dataset_dir / "curate_summary.json").is_file():
+    with dataset_folder(dataset_dir) as copy:
+        # fetch writes metadata.parquet; curate adds curate_summary.json
+        if not (copy.path / "metadata.parquet").is_file():
+            raise CurateError(
+                f"{dataset_dir} holds no metadata.parquet, so there is nothing to report yet: build the dataset "
+                f"with `gbifxdl run` (or `gbifxdl fetch`) first, then run `gbifxdl report {dataset_dir}`"
+            )
+        path = write_report(copy.path, thumbnails_per_class=thumbnails_per_class, max_classes=max_classes)
+        curated = (copy.path / "curate_summary.json").is_file()
+    click.echo(f"wrote {copy.shown(path)}")
+    if not curated:
         click.echo(f"not curated yet: `gbifxdl curate {dataset_dir}` removes duplicates and adds the splits", err=True)

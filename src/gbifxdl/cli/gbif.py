@@ -298,9 +298,12 @@ def cite(key: str, api_url: str | None) -> None:
     """Print GBIF's citation of download KEY (with its DOI), or the one to give for a dataset folder."""
     from gbifxdl import gbif
 
-    if Path(key).is_dir():  # a dataset: its derived-dataset DOI, else its download's
+    stored = "://" in key and not key.lower().startswith(("http://", "https://"))  # not a DOI's address
+    if Path(key).is_dir() or stored:  # a dataset (or its URL): its derived-dataset DOI, else its download's
+        from gbifxdl.cli._dataset import dataset_folder
         from gbifxdl.publish.derived import dataset_citation
 
-        click.echo(dataset_citation(key))
+        with dataset_folder(Path(key) if Path(key).is_dir() else key, images=False, push=False) as copy:
+            click.echo(dataset_citation(copy.path))
         return
     click.echo(gbif.citation(read_key(key), api_url=api_url))

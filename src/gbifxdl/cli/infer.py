@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._dataset import dataset_argument, dataset_folder
 from gbifxdl.cli._quiet import quiet_options
 
-_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command()
-@click.argument("dataset_dir", type=_DIR)
+@dataset_argument("dataset_dir")
 @click.option("--model", "model_path", required=True, type=_FILE,
               help="The .onnx model; its sidecar (same name, .json) says how to feed it.")
 @click.option("--kind", type=click.Choice(["classifier", "embedder", "detector"]),
@@ -30,7 +30,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--part-size", default=1024, show_default=True, type=click.IntRange(1), hidden=True,
               help="Images per results part.")
 @quiet_options
-def infer(dataset_dir: Path, model_path: Path, quiet: bool, no_progress: bool, **options: object) -> None:
+def infer(dataset_dir: Path | str, model_path: Path, quiet: bool, no_progress: bool, **options: object) -> None:
     """Run a model over every image of DATASET_DIR (a `gbifxdl fetch` folder).
 
     Writes one row per image (label and score, embedding, or boxes; the model's sha256;
@@ -41,7 +41,7 @@ def infer(dataset_dir: Path, model_path: Path, quiet: bool, no_progress: bool, *
     from gbifxdl.cli.curate import _Bars
     from gbifxdl.infer import infer as run_infer
 
-    with _Bars(enabled=not (quiet or no_progress)) as bars:
-        summary = run_infer(dataset_dir, model_path, progress=bars, **options)  # type: ignore[arg-type]
+    with dataset_folder(dataset_dir) as copy, _Bars(enabled=not (quiet or no_progress)) as bars:
+        summary = run_infer(copy.path, model_path, progress=bars, **options)  # type: ignore[arg-type]
     if not quiet:
         click.echo(summary.format())

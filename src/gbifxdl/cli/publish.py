@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from gbifxdl.cli._dataset import dataset_argument, dataset_folder
 from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.cli.gbif import api_url_option, credential_options, credentials_from
 from gbifxdl.publish.rebuild import DEFAULT_MIN_DELIVERED
 
-DATASET = click.argument("dataset", type=click.Path(file_okay=False, exists=True, path_type=Path))
+DATASET = dataset_argument("dataset")
 
 
 @click.command()
@@ -24,9 +25,19 @@ DATASET = click.argument("dataset", type=click.Path(file_okay=False, exists=True
 @click.option("--force", is_flag=True, help="Register again a dataset that already has a derived DOI.")
 @credential_options
 @api_url_option
-def derive(dataset: Path, title: str, source_url: str, description: str | None, dry_run: bool, force: bool,
+def derive(dataset: Path | str, title: str, source_url: str, description: str | None, dry_run: bool, force: bool,
            user: str | None, password: str | None, email: str | None, api_url: str | None) -> None:
-    """Register DATASET with GBIF as a derived dataset; its new DOI goes into the card."""
+    """Register DATASET (a folder, or its s3://, gs:// URL) with GBIF as a derived dataset; its new DOI goes
+    into the card."""
+    # the card, croissant.json and the report are written again with the DOI (the report's thumbnails: the images)
+    with dataset_folder(dataset, push=not dry_run) as copy:
+        _derive(copy.path, title, source_url, description, dry_run, force, user, password, email, api_url)
+    if not dry_run:
+        click.echo(f"The card, croissant.json and the report of {dataset} now give this DOI.", err=True)
+
+
+def _derive(dataset: Path, title: str, source_url: str, description: str | None, dry_run: bool, force: bool,
+            user: str | None, password: str | None, email: str | None, api_url: str | None) -> None:
     from gbifxdl.publish.derived import check_destination, derive as derive_dataset, derive_request
 
     if dry_run:
@@ -46,18 +57,18 @@ def derive(dataset: Path, title: str, source_url: str, description: str | None, 
                             credentials=credentials, api_url=api_url, force=force)  # fmt: skip
     click.echo(f"Registered: https://doi.org/{result.doi}")
     click.echo(f"Cite as: {result.citation}")
-    click.echo(f"The card, croissant.json and the report of {dataset} now give this DOI.", err=True)
 
 
 @click.command()
 @DATASET
 @click.option("--manifest", "manifest", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Parquet file to write: one row per image, without the images.")
-def export(dataset: Path, manifest: Path) -> None:
+def export(dataset: Path | str, manifest: Path) -> None:
     """Write DATASET's manifest: what anyone needs to rebuild it (URLs, licences, sha256)."""
     from gbifxdl.publish.manifest import export_manifest
 
-    n = export_manifest(dataset, manifest)
+    with dataset_folder(dataset, images=False, push=False) as copy:  # the tables alone
+        n = export_manifest(copy.path, manifest)
     click.echo(f"Wrote {manifest}: {n} images. Rebuild with: gbifxdl rebuild {manifest} -o DIR")
 
 

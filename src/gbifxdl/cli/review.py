@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+from gbifxdl.cli._dataset import dataset_argument, dataset_folder
 
 
 @click.command()
-@click.argument("dataset_dir", type=_DIR)
+@dataset_argument("dataset_dir")
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port on 127.0.0.1 (0: a free one).")
 @click.option("--open/--no-open", "open_browser", default=True, show_default=True,
@@ -22,7 +22,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--export", "export_to", default=None, type=click.Path(file_okay=False, path_type=Path), metavar="OUT",
               help="Serve nothing: write the marked images as an ImageFolder, OUT/<mark>/<key>.jpg (+ labels.csv), "
                    "to train a model on.")
-def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, export_to: Path | None) -> None:
+def review(dataset_dir: Path | str, port: int, open_browser: bool, model: str | None, export_to: Path | None) -> None:
     """Review DATASET_DIR's images in the browser, and mark them with the keyboard.
 
     Serves a page on 127.0.0.1 only, at a link with a random token (printed; every request
@@ -30,8 +30,15 @@ def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, 
     u undo, n/p next/previous page. Each mark is on disk in
     DATASET_DIR/.gbifxdl/review/marks.jsonl before the page shows it saved; `gbifxdl curate`
     then sets aside images marked bad or wrong species. f ("find more like these") ranks the
-    unmarked images by how likely each is bad, from the marks. Stop with Ctrl-C.
+    unmarked images by how likely each is bad, from the marks. Stop with Ctrl-C. DATASET_DIR may
+    be an s3://, gs:// URL: its working copy is served, and the marks go back to it when review stops.
     """
+    with dataset_folder(dataset_dir, push=export_to is None) as copy:
+        _review(copy.path, port, open_browser, model, export_to, shown=str(dataset_dir))
+
+
+def _review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, export_to: Path | None,
+            shown: str) -> None:
     if export_to is not None:
         from gbifxdl.review import export_marks
 
@@ -48,11 +55,11 @@ def review(dataset_dir: Path, port: int, open_browser: bool, model: str | None, 
 
         found = embedders(dataset_dir)
         if model not in found:
-            raise click.UsageError(f"--model {model}: no embedder of that name ran on {dataset_dir} (found: "
+            raise click.UsageError(f"--model {model}: no embedder of that name ran on {shown} (found: "
                                    f"{', '.join(found) or 'none'}); run `gbifxdl infer` first")
 
     def ready(link: str) -> None:
-        click.echo(f"review {dataset_dir} at {link}  (Ctrl-C stops; every mark is saved as it is made)")
+        click.echo(f"review {shown} at {link}  (Ctrl-C stops; every mark is saved as it is made)")
         if open_browser:
             webbrowser.open(link)
 

@@ -33,7 +33,7 @@ def _query_options(f: Any) -> Any:
 
 @click.command()
 @click.argument("payload", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", metavar="DIR", help="Dataset folder (holds the run state; a local or shared folder).")
+@click.option("-o", "--output", metavar="DIR|URL", help="Dataset folder, or an s3://, gs:// URL (worked on through a copy here).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="TOML configuration (`gbifxdl init` writes one).")
 @_query_options
 @click.option("--key", help="Use this existing GBIF download instead of posting a request.")
@@ -78,7 +78,8 @@ def run(**params: Any) -> None:
         echo=click.echo,
     )
     if not params["quiet"]:
-        _say_what_to_open(dataset)
+        output = settings.output
+        _say_what_to_open(dataset, output if output != str(dataset) else None)
 
 
 def given_options(ctx: click.Context) -> dict[str, Any]:
@@ -123,10 +124,7 @@ def settings_from_context(ctx: click.Context) -> Any:
         raise ConfigError("no dataset folder: give -o/--output DIR (or `output` in the config file)")
     from gbifxdl.store import local_target
 
-    if local_target(str(output)) is None:
-        raise ConfigError(f"gbifxdl run needs a local or shared folder, not {output}: its archive, selection and "
-                          "curation are local; to put the images in a store, run `gbifxdl fetch SELECTION -o URL`")
-    output = local_target(str(output))  # file:// URLs too
+    output = local_target(str(output)) or str(output)  # file:// URLs too; a store URL as it is
     staged = {name: build_section(cls, merged.get(name, {}), section=name, origin=origin_in(name))
               for name, cls in stage_classes().items()}  # fmt: skip
     models = model_steps(merged.get("models"))
@@ -174,15 +172,33 @@ def _check_source(source: Any) -> None:
         check_payload(source.predicate, format=None if "predicate" in source.predicate else source.format)
 
 
-def _earlier_source(output: Path) -> dict[str, Any]:
+def _earlier_source(output: Path | str) -> dict[str, Any]:
     """Return the source settings a run saved in ``output`` ({} when there is none)."""
     from gbifxdl.run import RunState
 
+    if isinstance(output, str):  # a store URL: its working copy's state, else the store's
+        return _stored_source(output)
     try:
         state = RunState.load(Path(output))
     except GbifxdlError:
         return {}  # a damaged state is said by the run itself
     source = (state.settings.get("source") if state is not None else None) or {}
+    return source if isinstance(source, dict) else {}
+
+
+def _stored_source(url: str) -> dict[str, Any]:
+    from gbifxdl.run import STATE_FILE
+    from gbifxdl.store import cache_folder, open_store
+
+    copy = cache_folder(url)
+    if (copy / STATE_FILE).is_file():
+        return _earlier_source(copy)
+    try:
+        with open_store(url) as store:
+            data = json.loads(store.read_bytes(STATE_FILE.as_posix()))
+    except (FileNotFoundError, GbifxdlError, ValueError):
+        return {}  # none yet; a missing bucket or a damaged state is said by the run itself
+    source = (data.get("settings") or {}).get("source") if isinstance(data, dict) else None
     return source if isinstance(source, dict) else {}
 
 
@@ -311,10 +327,13 @@ def write_exposure_model(path: Path, threshold: float = 0.4) -> Path:
     return path
 
 
-def _say_what_to_open(dataset: Path) -> None:
+def _say_what_to_open(dataset: Path, url: str | None = None) -> None:
     report = dataset / "report.html"
     card = dataset / "README.md"
-    if report.exists():
+    if url is not None:  # a store's dataset: the report opens from its working copy here
+        shown = f"; its report is {url}/report.html (here: {report})" if report.exists() else ""
+        click.echo(f"Done. The dataset is in {url}{shown}; the dataset card is {url}/README.md.")
+    elif report.exists():
         click.echo(f"Done. Open {report.resolve()} in a browser; the dataset card is {card}.")
     else:
         click.echo(f"Done. The dataset is in {dataset}.")

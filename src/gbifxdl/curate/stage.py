@@ -394,9 +394,23 @@ def purge_removed(dataset_dir: str | Path, *, dry_run: bool = False) -> PurgeSum
     """Return how many set-aside files (and bytes) were deleted for good from ``dataset_dir``.
 
     These are the files curation removed and kept in ``.gbifxdl/removed`` so that a later
-    curation with other settings could restore them; after this, it cannot.
+    curation with other settings could restore them; after this, it cannot. ``dataset_dir``
+    may be a store URL (s3://, gs://, ...): its set-aside objects are listed and deleted there,
+    none downloaded.
     """
-    return _setaside.purge(Path(dataset_dir), dry_run=dry_run)
+    from gbifxdl.store import is_url
+
+    if not is_url(dataset_dir):
+        return _setaside.purge(Path(dataset_dir), dry_run=dry_run)
+    from gbifxdl.store import open_store
+
+    with open_store(str(dataset_dir)) as store:
+        store.check_found()
+        prefix = SET_ASIDE.as_posix() + "/"
+        found = store.list_sizes(prefix)
+        if found and not dry_run:
+            store.remove_prefix(prefix)
+    return _setaside.PurgeSummary(files=len(found), bytes=sum(found.values()), dry_run=dry_run)
 
 
 def _file_plan(root: Path, src: _columns.Source, keep: np.ndarray, found_aside: np.ndarray, prov: dict[str, Any]

@@ -203,6 +203,43 @@ def _load_section(layout: str, class_column: str, data_files: dict[str, list[str
     return lines
 
 
+def _bucket_section(url: str, layout: str, data_files: dict[str, list[str]]) -> list[str]:
+    """Return the recipes that load the dataset straight from its bucket (fsspec URLs, ``storage_options``)."""
+    first = next(iter(data_files))
+    lines = [
+        "", "### From the bucket", "",
+        f"This dataset lives at `{url}`. The same libraries read it there through fsspec (`pip install s3fs`",
+        "or `gcsfs`); `storage_options` are fsspec's options for it, and credentials come from the usual",
+        "places (AWS variables, profiles and `AWS_ENDPOINT_URL`; Google application credentials):", "",
+    ]
+    if layout == "folders":
+        tables = {split: f"{url}/{paths[0]}" for split, paths in data_files.items() if paths[0].endswith(".parquet")}
+        lines += [
+            "```python", "from datasets import Image, load_dataset",
+            f'url = "{url}"', "storage_options = {}",
+            f"tables = {json.dumps(tables or {first: url + '/metadata.parquet'})}",
+            'ds = load_dataset("parquet", data_files=tables, storage_options=storage_options)',
+            'ds = ds.map(lambda row: {"image": f"{url}/{row[\'file_name\']}"}).cast_column("image", Image())',
+            f'image, label = ds["{first}"][0]["image"], ds["{first}"][0]["label"]', "```",
+        ]  # fmt: skip
+        return lines
+    shards = {split: [f"{url}/{p}" for p in paths] for split, paths in data_files.items()}
+    lines += [
+        "```python", "from datasets import load_dataset", "storage_options = {}",
+        f"files = {json.dumps(shards)}",
+        'ds = load_dataset("webdataset", data_files=files, storage_options=storage_options)',
+        f'image, label = ds["{first}"][0]["jpg"], ds["{first}"][0]["cls"]', "```", "",
+        "`webdataset` reads the shards through fsspec too (or over `pipe:`, e.g. `pipe:aws s3 cp URL -`):", "",
+        "```python", "import fsspec, webdataset as wds", "from webdataset.gopen import gopen_schemes",
+        f'fs, root = fsspec.core.url_to_fs("{url}")',
+        f'shards = [fs.unstrip_protocol(p) for p in sorted(fs.glob(root + "/{data_files[first][0]}"))]',
+        'gopen_schemes[shards[0].split(":")[0]] = lambda u, mode="rb", bufsize=8192: fs.open(u, mode)',
+        f"{first} = (wds.WebDataset(shards, shardshuffle=False)",
+        '         .decode("pil").to_tuple("jpg", "cls", "json"))', "```",
+    ]  # fmt: skip
+    return lines
+
+
 def _derived_section(facts: Any) -> list[str]:
     lines = ["## A DOI for this dataset", ""]
     derived = facts.derived
@@ -400,6 +437,11 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
         if prov.get(stage):
             lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
     lines += _load_section(layout, class_column, hub_data_files(facts))
+    from gbifxdl.store import location_of
+
+    url = location_of(root)  # a dataset in a bucket: the card was written in its working copy
+    if url is not None:
+        lines += _bucket_section(url, layout, hub_data_files(facts))
     lines += ["", "## Files", "",
               "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
               "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from gbifxdl.run._changes import STAGES
-from gbifxdl.run._job import RunSettings, RunState, SourceSettings, WaitSettings, run
+from gbifxdl.run._job import STATE_FILE, RunSettings, RunState, SourceSettings, WaitSettings, run
 from gbifxdl.run._models import ModelStep
 
-__all__ = ["STAGES", "ModelStep", "RunSettings", "RunState", "SourceSettings", "WaitSettings", "run"]
+__all__ = ["STAGES", "STATE_FILE", "ModelStep", "RunSettings", "RunState", "SourceSettings", "WaitSettings", "run"]

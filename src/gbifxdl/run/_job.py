@@ -165,17 +165,42 @@ def run(
     quiet: bool = False,
     echo: Callable[[str], None] = print,
 ) -> Path:
-    """Run (or continue) the whole job; return the dataset folder.
+    """Run (or continue) the whole job; return the dataset folder (for a store URL, its working copy).
 
     ``progress`` shows the progress bars; every stage's summary goes to ``echo`` either way,
     unless ``quiet`` (no bars and no summaries; what the settings change is still said).
+    An ``output`` URL (s3://, gs://, ...) is worked on through its working copy
+    (:func:`gbifxdl.store.working_copy`), pushed to the store after every stage: a run
+    killed midway and run again goes on from the working copy (same machine) or from what
+    the store holds (another one).
     """
     progress = progress and not quiet
     say = (lambda _: None) if quiet else echo
     if settings.models:  # what decides the models' results: their files' sha256, read now (a missing one said)
         settings = dataclasses.replace(settings, models=with_digests(settings.models))
-    dataset = Path(settings.output)
-    dataset.mkdir(parents=True, exist_ok=True)
+    from gbifxdl.store import is_url, working_copy
+
+    if not is_url(settings.output):
+        dataset = Path(settings.output)
+        dataset.mkdir(parents=True, exist_ok=True)
+        return _run_in(dataset, settings, allow_changed_settings, progress, say, echo, lambda: None)
+    if settings.cluster is not None and not settings.cluster.startswith("local:"):
+        raise ConfigError(f"gbifxdl run -o {settings.output} works on a copy on this machine, which the workers of "
+                          f"{settings.cluster} do not see: use --cluster local:N, or fetch with `gbifxdl fetch "
+                          f"selection.parquet -o {settings.output} --cluster {settings.cluster}` and then run "
+                          f"`gbifxdl curate {settings.output}`")
+    with working_copy(settings.output, archive=True, must_exist=False, echo=say) as copy:
+        def push() -> None:
+            moved = copy.push()
+            if moved.files or moved.deleted:
+                say(f"{copy.url}: {moved.format('uploaded')}")
+
+        return _run_in(copy.path, settings, allow_changed_settings, progress, say, echo, push)
+
+
+def _run_in(dataset: Path, settings: RunSettings, allow_changed_settings: bool, progress: bool,
+            say: Callable[[str], None], echo: Callable[[str], None], push: Callable[[], None]) -> Path:
+    """Run the stages not done yet in ``dataset``, calling ``push`` after each one."""
     handler = _attach_log(dataset)
     try:
         if settings.source.route == "auto":
@@ -187,7 +212,7 @@ def run(
                 "(--source auto)")
         state = _open_state(dataset, settings, allow_changed_settings, echo)
         if all(stage in state.done for stage in _stages(settings)):
-            say(f"Nothing to do: the dataset in {dataset} is complete.")
+            say(f"Nothing to do: the dataset in {settings.output} is complete.")
             return dataset
         from gbifxdl.run import _stages as stages  # the steps themselves, kept apart for size
 
@@ -199,6 +224,7 @@ def run(
             getattr(stages, f"stage_{stage}")(settings, state, dataset, progress=progress, echo=say)
             state.mark(stage)
             log.info("stage %s done", stage)
+            push()
         return dataset
     finally:
         logging.getLogger("gbifxdl").removeHandler(handler)

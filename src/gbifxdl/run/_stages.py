@@ -99,6 +99,9 @@ def stage_select(settings: RunSettings, state: RunState, dataset: Path, *, progr
         return
     archive = state.archive or settings.source.archive
     assert archive is not None
+    beside = dataset / "archive" / Path(archive).name
+    if state.archive and not Path(archive).is_file() and beside.is_file():
+        archive = str(beside)  # a store's dataset, resumed from another machine's working copy
     summary = select(archive, dataset / SELECTION, settings.select, progress=progress)
     if not progress:  # select prints its summary only under its bar
         echo(summary.to_text())
