@@ -23,23 +23,11 @@ from gbifxdl.fetch._sink import unit_key, uploading_key
 from gbifxdl.store import Store, open_store
 from gbifxdl.testing.image_hosts import ImageHosts, write_selection
 
+from _object_servers import need as _need, s3  # noqa: F401 - s3 is a fixture
+
 SRC = str(Path(gbifxdl.__file__).resolve().parents[1])
 N = 60
 SETTINGS = dict(resize=64, shard_size=20, workers=1)
-
-
-def _need(*modules: str) -> None:
-    for module in modules:
-        pytest.importorskip(module, reason=f"{module} is a test extra (pip install -e '.[test]')")
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    _need("s3fs", "moto")
-    from gbifxdl.testing.object_stores import S3Server
-
-    with S3Server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

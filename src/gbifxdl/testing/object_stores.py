@@ -1,4 +1,5 @@
-"""Loopback object stores for tests: an S3 API server (moto) and an SFTP server (asyncssh).
+"""Loopback object stores for tests: an S3 API server (moto), a GCS JSON API server (gcp-storage-emulator)
+and an SFTP server (asyncssh).
 
 Both listen on 127.0.0.1 only, on an ephemeral port, run in daemon threads, and stop when
 their ``with`` block ends. Nothing here reaches another address: the S3 server's context
@@ -11,6 +12,8 @@ clients are given a ``known_hosts`` of their own, so neither reads ``~/.aws`` no
         store = open_store(s3.url("prefix"), storage_options=s3.storage_options)
     with SFTPServer() as sftp:
         store = open_store(sftp.url("data"), storage_options=sftp.storage_options)
+    with GCSServer() as gcs:  # STORAGE_EMULATOR_HOST names it: gcsfs talks to it without options
+        store = open_store(gcs.url("prefix"))
 
 Each server can be made slow (``delay`` seconds per upload request), so a test can
 interrupt an upload halfway.
@@ -38,6 +41,16 @@ _FAKE_AWS = {
 _HIDDEN_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                "AWS_ENDPOINT_URL_S3")
+
+
+def _set_env(wanted: dict[str, str | None], saved: dict[str, str | None]) -> None:
+    """Set (or, for None, unset) each variable of ``wanted``, keeping its first earlier value in ``saved``."""
+    for name, value in wanted.items():
+        saved.setdefault(name, os.environ.get(name))
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class _Slow:
@@ -142,12 +155,7 @@ class S3Server:
         wanted["AWS_CONFIG_FILE"] = f"{self._aws_dir}/config"
         wanted["AWS_SHARED_CREDENTIALS_FILE"] = f"{self._aws_dir}/credentials"
         wanted["AWS_ENDPOINT_URL"] = None
-        for name, value in wanted.items():
-            self._saved.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_env(wanted, self._saved)
 
     def __exit__(self, *exc: object) -> None:
         if self._server is not None and self._server._server is not None:
@@ -157,14 +165,56 @@ class S3Server:
                 pass
             self._server.stop()
         self._server = None
-        for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_env(self._saved, {})
         self._saved.clear()
         if self._aws_dir:
             shutil.rmtree(self._aws_dir, ignore_errors=True)
+
+
+class GCSServer:
+    """gcp-storage-emulator's GCS JSON API on 127.0.0.1 with one fresh bucket, in memory.
+
+    Inside ``with``, ``STORAGE_EMULATOR_HOST`` names it (gcsfs, and every process started
+    there, talks to it anonymously) and ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`` keeps
+    gcsfs off its gRPC bucket-type lookup, which the emulator does not serve (it would wait a
+    minute per bucket); that one must be set before gcsfs is first imported.
+    """
+
+    def __init__(self, bucket: str | None = None) -> None:
+        self.bucket = bucket or f"gbifxdl-{uuid.uuid4().hex[:12]}"
+        self.endpoint_url = ""
+        self._server: Any = None
+        self._saved: dict[str, str | None] = {}
+
+    def url(self, prefix: str = "") -> str:
+        """Return ``gs://BUCKET/prefix``."""
+        return f"gs://{self.bucket}/{prefix}".rstrip("/")
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options naming the loopback endpoint explicitly (the environment names it too)."""
+        return {"endpoint_url": self.endpoint_url, "token": "anon"}
+
+    def __enter__(self) -> GCSServer:
+        import logging
+
+        from gcp_storage_emulator.server import create_server
+
+        logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # a line per request otherwise
+        self._server = create_server("127.0.0.1", 0, in_memory=True, default_bucket=self.bucket)
+        self._server.start()
+        port = self._server._api._httpd.server_address[1]
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        _set_env({"STORAGE_EMULATOR_HOST": self.endpoint_url, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+                  "GOOGLE_APPLICATION_CREDENTIALS": None}, self._saved)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        _set_env(self._saved, {})
+        self._saved.clear()
 
 
 class SFTPServer:
