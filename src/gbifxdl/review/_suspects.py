@@ -145,30 +145,41 @@ def classifier_doubts(root: Path, images: Images) -> list[tuple[np.ndarray, str]
     return out
 
 
-def likely_wrong(root: Path, images: Images, features: Features | None = None,
-                 probability: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
-    """Return every image's suspicion score and the reason for it (None: nothing seen)."""
+Signals = list[tuple[np.ndarray, str]]  # per signal: each image's suspicion (0: none), and the signal's name
+
+
+def signals(root: Path, images: Images, features: Features | None = None) -> tuple[Signals, np.ndarray]:
+    """Return what makes each image suspect, read from the tables and ``features`` (each image's short
+    side too, which names the "small" reason): the part of :func:`likely_wrong` that no mark changes."""
     side, phash, has = _sizes_and_hashes(root, images)
-    signals: list[tuple[np.ndarray, list[str] | str]] = []
+    found: Signals = []
     small = (side > 0) & (side < SMALL_SIDE)
-    signals.append((np.where(small, 0.3 + 0.3 * (1 - side / SMALL_SIDE), 0.0), "small"))
-    signals.append((np.where(near_duplicates(phash, has), 0.55, 0.0), "near duplicate"))
+    found.append((np.where(small, 0.3 + 0.3 * (1 - side / SMALL_SIDE), 0.0), "small"))
+    found.append((np.where(near_duplicates(phash, has), 0.55, 0.0), "near duplicate"))
     if features is not None:
         far = outliers(images, features)
-        signals.append((np.clip((far - 2.5) / 4, 0, 0.4) + np.where(far > 2.5, 0.4, 0.0), "outlier"))
-    signals.extend(classifier_doubts(root, images))
+        found.append((np.clip((far - 2.5) / 4, 0, 0.4) + np.where(far > 2.5, 0.4, 0.0), "outlier"))
+    found.extend(classifier_doubts(root, images))
+    return found, side
+
+
+def combined(found: tuple[Signals, np.ndarray], images: Images, probability: dict[str, float] | None = None
+             ) -> tuple[np.ndarray, list[str | None]]:
+    """Return every image's suspicion score and its reason (None: nothing seen) from :func:`signals` and a
+    ranking's ``probability`` of the target (key -> probability)."""
+    parts, side = list(found[0]), found[1]
     if probability:
         ranked = np.zeros(len(images), np.float32)
         for key, p in probability.items():
             if key in images.position:
                 ranked[images.position[key]] = p
-        signals.append((ranked, "ranked"))
-    stack = np.stack([s for s, _ in signals])
+        parts.append((ranked, "ranked"))
+    stack = np.stack([s for s, _ in parts])
     best = stack.argmax(axis=0)
     score = stack.max(axis=0)
     reasons: list[str | None] = []
     for i, (b, s) in enumerate(zip(best.tolist(), score.tolist())):
-        name = signals[b][1]
+        name = parts[b][1]
         if s <= 0:
             reasons.append(None)
         elif name == "small":
@@ -178,3 +189,9 @@ def likely_wrong(root: Path, images: Images, features: Features | None = None,
         else:
             reasons.append(str(name))
     return score, reasons
+
+
+def likely_wrong(root: Path, images: Images, features: Features | None = None,
+                 probability: dict[str, float] | None = None) -> tuple[np.ndarray, list[str | None]]:
+    """Return every image's suspicion score and the reason for it (None: nothing seen)."""
+    return combined(signals(root, images, features), images, probability)

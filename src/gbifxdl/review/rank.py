@@ -25,7 +25,7 @@ from gbifxdl._locate import ImageLocator
 from gbifxdl._marks import RANKABLE, latest_marks
 from gbifxdl.errors import GbifxdlError
 from gbifxdl.review._features import Features, load_features
-from gbifxdl.review._index import load_images
+from gbifxdl.review._index import Images, load_images
 
 
 class RankError(GbifxdlError):
@@ -112,7 +112,13 @@ def rank(dataset_dir: str | Path, target: str = "bad", model: str | None = None)
     root = Path(dataset_dir).resolve()
     images = load_images(root)
     features = load_features(root, images, ImageLocator(root, shards_held=64), model)
-    marks = {k: m for k, m in latest_marks(root).items() if k in images.position}
+    return rank_images(images, features, latest_marks(root), target)
+
+
+def rank_images(images: Images, features: Features, marks: dict[str, str], target: str = "bad") -> Ranking:
+    """Return :func:`train`'s ranking of ``images`` on their ``marks`` (key -> mark; those of other images
+    left out), with the unmarked images it could not rank counted."""
+    marks = {k: m for k, m in marks.items() if k in images.position}
     ranking = train(features, marks, target)
     ranking.unranked = len(images) - len(marks) - len(ranking.keys)
     return ranking

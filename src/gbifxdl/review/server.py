@@ -57,9 +57,12 @@ class Review:
         self.rank_lock = asyncio.Lock()
         self.described: tuple[int, int] | None = None  # built-in features computed so far: (done, total)
         self.suspects: tuple[list[int], list[str | None]] | None = None  # "likely wrong first": order, reasons
+        self._signals: tuple[Features | None, Any] | None = None  # what made the order, and the features it saw
+        self._by_label: dict[str, list[str]] | None = None  # each class's image keys
 
     def _load(self) -> None:
         self.images = load_images(self.root)
+        self._by_label = None
         self.marks = {k: m for k, m in latest_marks(self.root).items() if k in self.images.position}
 
     def start_loading(self) -> None:
@@ -75,28 +78,28 @@ class Review:
     def rank(self, target: str) -> Ranking:
         """Train on the marks now and rank the unmarked images (in a thread: features may be computed)."""
         from gbifxdl.review._features import load_features
-        from gbifxdl.review.rank import train
+        from gbifxdl.review.rank import rank_images
 
         if self.features is None:
             self.features = load_features(self.root, self.images, self.locator, self.model,
                                           progress=lambda done, total: setattr(self, "described", (done, total)))
-        ranking = train(self.features, dict(self.marks), target)
-        ranking.unranked = len(self.images) - len(ranking.trained_on) - len(ranking.keys)
+        ranking = rank_images(self.images, self.features, dict(self.marks), target)
         self.ranking, self.ranking_id = ranking, self.ranking_id + 1
         self.probability = dict(zip(ranking.keys, ranking.scores.tolist()))
-        self.suspects = None
+        self.suspects = None  # the order changes with the probabilities; the signals read from the tables do not
         return ranking
 
     def likely_order(self) -> tuple[list[int], list[str | None]]:
         """Return the images' positions, most likely wrong first, and each position's reason."""
         from gbifxdl.review._features import embedders, load_features
-        from gbifxdl.review._suspects import likely_wrong
+        from gbifxdl.review._suspects import combined, signals
 
         if self.suspects is None:
-            features = self.features
-            if features is None and embedders(self.root):
-                features = self.features = load_features(self.root, self.images, self.locator, self.model)
-            score, reasons = likely_wrong(self.root, self.images, features, self.probability)
+            if self.features is None and embedders(self.root):
+                self.features = load_features(self.root, self.images, self.locator, self.model)
+            if self._signals is None or self._signals[0] is not self.features:  # (features computed since)
+                self._signals = (self.features, signals(self.root, self.images, self.features))
+            score, reasons = combined(self._signals[1], self.images, self.probability)
             order = sorted(range(len(self.images)), key=lambda i: -score[i])
             self.suspects = (order, reasons)
         return self.suspects
@@ -104,7 +107,11 @@ class Review:
     def counts(self, label: str | None) -> dict[str, Any]:
         """Return the progress shown on the page: images and marked images in view, and in all."""
         if label:
-            keys = [k for k, lab in zip(self.images.keys, self.images.labels) if lab == label]
+            if self._by_label is None:  # the images do not change while the server runs: grouped once
+                self._by_label = {}
+                for key, lab in zip(self.images.keys, self.images.labels):
+                    self._by_label.setdefault(lab, []).append(key)
+            keys = self._by_label.get(label, [])
         else:
             keys = self.images.keys
         in_view = sum(1 for k in keys if k in self.marks)
