@@ -9,7 +9,7 @@ freely while these names keep their meaning.
   :func:`provenance`, :func:`with_provenance`, :func:`require_columns`,
   :func:`drop_columns`, :func:`class_labels`, :func:`column_or_nulls`
 - files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`, :class:`ImageReader` (a row's
-  image bytes, in the dataset or set aside)
+  image bytes, in the dataset or set aside), :func:`thumbnail_jpeg` (the report's and the review's)
 - duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`
 - splits: :class:`SplitSpec`, :func:`assign`, :func:`split_shards` (shards of one split each, every
   sample with its split and label)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from gbifxdl.curate._dedupe import UnionFind, equal_value_pairs, resolve
 from gbifxdl.curate._files import IMAGE_EXTS, check_files, sync_folders
-from gbifxdl.curate._images import ImageReader
+from gbifxdl.curate._images import ImageReader, thumbnail_jpeg
 from gbifxdl.curate._shard_splits import split_shards
 from gbifxdl.curate._splits import SplitSpec, assign
 from gbifxdl.curate._table import (
@@ -54,6 +54,7 @@ __all__ = [
     "resolve",
     "split_shards",
     "sync_folders",
+    "thumbnail_jpeg",
     "with_provenance",
     "write_table",
 ]

@@ -7,8 +7,7 @@ import tarfile
 from pathlib import Path
 from typing import Sequence
 
-from gbifxdl.curate._images import thumbnail_jpeg
-from gbifxdl.curate.toolkit import IMAGE_EXTS
+from gbifxdl.curate.toolkit import IMAGE_EXTS, thumbnail_jpeg
 
 
 def thumbnail_uri(data: bytes, size: int) -> str | None:

@@ -154,7 +154,7 @@ def make_thumb(root: Path, images: Images, locator: ImageLocator, key: str, size
         return cached.read_bytes()
     except OSError:
         pass
-    from gbifxdl.curate._images import thumbnail_jpeg
+    from gbifxdl.curate.toolkit import thumbnail_jpeg
 
     i = images.position[key]
     data = locator.data(images.paths[i], images.shards[i], images.members[i])
