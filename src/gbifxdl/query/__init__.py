@@ -24,10 +24,17 @@ __all__ = [
     "parse_v1",
     "parse_v2",
     "parse_years",
+    "predicate_of",
     "resolve_taxa",
     "validate_predicate",
     "validate_request",
 ]
+
+
+def predicate_of(query: dict) -> dict:
+    """Return the predicate of ``query``: a bare predicate (it has a ``type``), or a whole request body
+    holding one under ``predicate`` (a ``not`` predicate has a ``predicate`` too, and a ``type``)."""
+    return query if "type" in query else query.get("predicate") or {}
 
 
 def resolve_taxa(

@@ -250,11 +250,11 @@ def choose_route(source: SourceSettings, select: SelectSettings, earlier: str | 
         return dataclasses.replace(source, route="download")
     from gbifxdl.credentials import load_credentials
     from gbifxdl.errors import CredentialsError
+    from gbifxdl.query import predicate_of
     from gbifxdl.select import search
 
     assert source.predicate is not None
-    body = source.predicate  # a bare predicate, or a full request body holding one
-    predicate = body if "type" in body else body.get("predicate") or {}
+    predicate = predicate_of(source.predicate)
     try:
         search.search_params(predicate)
     except search.SearchRefused:

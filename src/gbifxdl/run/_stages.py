@@ -88,11 +88,10 @@ def stage_select(settings: RunSettings, state: RunState, dataset: Path, *, progr
     if settings.source.route == "search":
         from gbifxdl.select.search import select_from_search
 
-        predicate = settings.source.predicate
-        assert predicate is not None
-        if "type" not in predicate:  # a full request body: its predicate ("not" has a "predicate" too)
-            predicate = predicate.get("predicate") or {}
-        summary = select_from_search(predicate, dataset / SELECTION, settings.select, api_url=settings.source.api_url,
+        from gbifxdl.query import predicate_of
+
+        assert settings.source.predicate is not None
+        summary = select_from_search(predicate_of(settings.source.predicate), dataset / SELECTION, settings.select, api_url=settings.source.api_url,
                                      progress=progress)
         if not progress:
             echo(summary.to_text())
