@@ -74,6 +74,7 @@ def _uniq(name: str) -> str:
 
 # --- the working copy, in this process ----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["s3", "gcs"])
 def test_a_working_copy_pulls_only_what_changed_and_pushes_back_what_the_command_changed(
         backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
