@@ -29,9 +29,10 @@ PACKAGE = "gbifxdl"
 # "gbifxdl" for the package's own ``__init__`` only); the longest name that matches decides.
 LAYERS: list[tuple[str, list[str]]] = [
     # what every stage shares: the package root (its exports are lazy strings), errors,
-    # file and text helpers, the Darwin Core term names, the version and provenance key
+    # file and text helpers, the Darwin Core term names, the version and provenance key, the
+    # progress bars the commands and the job draw
     ("root", ["gbifxdl", "gbifxdl._lazy", "gbifxdl._meta", "gbifxdl.errors", "gbifxdl._io",
-              "gbifxdl._terms", "gbifxdl._locate", "gbifxdl._marks"]),
+              "gbifxdl._terms", "gbifxdl._locate", "gbifxdl._marks", "gbifxdl._progress"]),
     # shared services: GBIF credentials, the types a settings file is checked against,
     # where datasets are stored, and HTTP to the GBIF API (retries, typed errors: the gbif
     # stage and query's species match both talk to GBIF)

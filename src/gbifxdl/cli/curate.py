@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from gbifxdl._progress import StepBars
 from gbifxdl.cli._dataset import dataset_argument, dataset_folder
 from gbifxdl.cli._quiet import quiet_options
 from gbifxdl.errors import ConfigError
@@ -92,7 +93,7 @@ def curate(dataset_dir: Path | str, fractions: str, no_card: bool, quiet: bool, 
     level, muted.level = muted.level, logging.ERROR
     try:
         with dataset_folder(dataset_dir, push=not settings.dry_run) as copy, \
-                _Bars(enabled=not (quiet or no_progress)) as bars:
+                StepBars(enabled=not (quiet or no_progress)) as bars:
             summary = run_curate(copy.path, settings, progress=bars, card=not no_card)
     finally:
         muted.setLevel(level)
@@ -103,36 +104,6 @@ def curate(dataset_dir: Path | str, fractions: str, no_card: bool, quiet: bool, 
         click.echo(f"wrote {copy.shown(summary.card)} and {copy.shown(Path(summary.card).with_name('ATTRIBUTION.csv'))}")
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
-
-
-class _Bars:
-    """A progress callback drawing one tqdm bar per step on the terminal (the CLI's, not the library's)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-        self.what = ""
-
-    def __call__(self, what: str, done: int, total: int) -> None:
-        if not self.enabled or total < 2:
-            return
-        if self.bar is None or what != self.what:
-            self.close()
-            from tqdm import tqdm
-
-            self.bar, self.what = tqdm(total=total, desc=what, leave=False), what
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> "_Bars":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @click.command()

@@ -38,10 +38,10 @@ def infer(dataset_dir: Path | str, model_path: Path, quiet: bool, no_progress: b
     Run again after an interruption, it continues; after the model changed, it measures
     that model again.
     """
-    from gbifxdl.cli.curate import _Bars
+    from gbifxdl._progress import StepBars
     from gbifxdl.infer import infer as run_infer
 
-    with dataset_folder(dataset_dir) as copy, _Bars(enabled=not (quiet or no_progress)) as bars:
+    with dataset_folder(dataset_dir) as copy, StepBars(enabled=not (quiet or no_progress)) as bars:
         summary = run_infer(copy.path, model_path, progress=bars, **options)  # type: ignore[arg-type]
     if not quiet:
         click.echo(summary.format())

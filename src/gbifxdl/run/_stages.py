@@ -117,32 +117,16 @@ def stage_fetch(settings: RunSettings, state: RunState, dataset: Path, *, progre
 
 def stage_infer(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
     """Run every ``[[models]]`` step over the fetched images (each measures only what it has not yet)."""
+    from gbifxdl._progress import StepBars
     from gbifxdl.infer import infer
 
-    for step in settings.models:
-        summary = infer(dataset, step.model, kind=step.kind, labels=step.labels, name=step.step_name,
-                        batch_size=step.batch_size, device=step.device, workers=step.workers,
-                        cluster=settings.cluster, progress=_bars(progress))
-        echo(summary.format())
-
-
-def _bars(progress: bool) -> object:
-    """Return infer's progress callback: a bar per model when ``progress``, else nothing."""
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def report(what: str, done: int, total: int) -> None:
-        bar = bars.get(what)
-        if bar is None:
-            bar = bars[what] = tqdm(total=total, desc=f"infer {what}", unit="img", leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return report
+    with StepBars(enabled=progress, prefix="infer ") as bars:
+        for step in settings.models:
+            summary = infer(dataset, step.model, kind=step.kind, labels=step.labels, name=step.step_name,
+                            batch_size=step.batch_size, device=step.device, workers=step.workers,
+                            cluster=settings.cluster, progress=bars)
+            bars.close()
+            echo(summary.format())
 
 
 def stage_curate(settings: RunSettings, state: RunState, dataset: Path, *, progress: bool, echo: Echo) -> None:
