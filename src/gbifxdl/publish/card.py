@@ -436,12 +436,13 @@ def write_card(dataset_dir: str | Path, *, title: str | None = None, attribution
     for stage in ("select_settings", "fetch_settings", "curate_settings"):
         if prov.get(stage):
             lines += [f"`{stage.split('_')[0]}`:", ""] + _json_block(prov[stage]) + [""]
-    lines += _load_section(layout, class_column, hub_data_files(facts))
+    data_files = hub_data_files(facts)
+    lines += _load_section(layout, class_column, data_files)
     from gbifxdl.store import location_of
 
     url = location_of(root)  # a dataset in a bucket: the card was written in its working copy
     if url is not None:
-        lines += _bucket_section(url, layout, hub_data_files(facts))
+        lines += _bucket_section(url, layout, data_files)
     lines += ["", "## Files", "",
               "- `metadata.parquet`: the curated table (provenance in its schema metadata, key `gbifxdl.provenance`)",
               "- `removed.parquet`: rows removed by curation, with `removed_reason` and `duplicate_of`",
