@@ -234,9 +234,14 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
             grey_keys = key[grey]
             order = np.argsort(grey_keys)
             sorted_keys = grey_keys[order]
-            every = np.argsort(key)  # queries in order: the lookups walk both arrays once
-            for start in range(0, n, _QUERY_BLOCK):  # a block of queries at a time: bounded temporaries
-                block = every[start:start + _QUERY_BLOCK]
+            # the rows whose key a grey row shares, found through a table of every key's presence (2^bits
+            # booleans: the keys are at most 24 bits): only they are looked up, not all ten million
+            present = np.zeros(1 << grey_bits, dtype=bool)
+            present[grey_keys] = True
+            hits = np.flatnonzero(present[key])
+            del present
+            for start in range(0, len(hits), _QUERY_BLOCK):  # a block of queries at a time: bounded temporaries
+                block = hits[start:start + _QUERY_BLOCK]
                 query = key[block]
                 lo, hi = np.searchsorted(sorted_keys, query, "left"), np.searchsorted(sorted_keys, query, "right")
                 counts = np.minimum(hi - lo, _MAX_RUN)
@@ -250,7 +255,7 @@ def confirmed_pairs(h: np.ndarray, chroma: np.ndarray, has_chroma: np.ndarray, t
                 keep = (rows != other) & (popcount64(x) <= grey_threshold) & ((x >> np.uint64(63)) == 0)
                 a, b = rows[keep], other[keep]
                 found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
-            del key, every
+            del key, hits
     if not found:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
