@@ -147,3 +147,29 @@ def test_an_unusual_share_of_near_duplicates_is_held_back_with_example_pairs_in_
     assert "**Warning:**" in card and "would have been removed as near duplicates" in card
     table = pq.read_table(root / "metadata.parquet")
     assert table.num_rows == N and pa.types.is_binary(table.schema.field("signature").type)
+
+
+@pytest.mark.slow
+def test_signatures_read_from_a_file_decide_as_in_memory_and_the_file_goes(tmp_path: Path, monkeypatch) -> None:
+    # at millions of candidate rows the signatures go to a file beside the dataset (a gigabyte: never in
+    # memory whole); here every candidate row does, and the decisions are those of the in-memory path
+    from gbifxdl.curate import _near
+
+    root, photo_ids = _fetched(tmp_path, "pinned")
+    monkeypatch.setattr(_near, "_ON_DISK_FROM", 0)
+    monkeypatch.setattr(_near, "_PARALLEL_FROM", 1)  # and the processes that score tens of millions of pairs
+    written: list[Path] = []
+    real = _near.SignatureFile.__init__
+
+    def spy(self, path: Path, count: int) -> None:
+        written.append(path)
+        real(self, path, count)
+
+    monkeypatch.setattr(_near.SignatureFile, "__init__", spy)
+    summary = curate(root)
+    assert written and all(p.parent == root / ".gbifxdl" for p in written)
+    assert not list((root / ".gbifxdl").glob("near-signatures-*"))  # removed once decided
+    copies = N // EVERY
+    assert summary.kept == N - copies, summary.format()
+    assert sorted(_removed_ids(root, photo_ids)["near_duplicate"]) == sorted(
+        {p for p in photo_ids if photo_ids.count(p) == 2})

@@ -60,19 +60,58 @@ def expected_false_matches(images: int) -> float:
     return rate * images * (images - 1) / 2
 
 
-def _signatures(src: Source, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the stored signatures of the sorted ``rows`` as (k, 32, 32) uint8, and which rows have one.
+class SignatureFile:
+    """Signatures (k, 32, 32) uint8 in a ``.npy`` file, read a few thousand rows at a time.
 
-    Read a batch at a time, each batch's wanted signatures copied straight into the result: the
-    result is the only copy that grows with the candidates.
+    Millions of candidate rows have a gigabyte of signatures: on disk (the page cache keeps what
+    fits) they never sit in curation's memory whole. Indexing (``sigs[rows]``, as numpy) maps the
+    file, copies the rows and unmaps it again, so the mapped pages never accumulate in the process;
+    forked processes read it the same way.
+    """
+
+    def __init__(self, path: Path, count: int) -> None:
+        self.path, self.count = path, count
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                           shape=(count, _pixels.SIGNATURE_SIDE, _pixels.SIGNATURE_SIDE))
+        self.offset = header.offset
+        del header  # the file, all zeros (sparse), with its header
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        mapped = np.load(self.path, mmap_mode="r")
+        try:
+            return np.array(mapped[index])
+        finally:
+            del mapped
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        """Write ``rows`` (m, 32, 32) uint8 at rows ``start``... (plain file writes: nothing stays mapped)."""
+        with open(self.path, "r+b") as f:
+            f.seek(self.offset + start * _pixels.SIGNATURE_SIDE ** 2)
+            f.write(np.ascontiguousarray(rows, dtype=np.uint8).tobytes())
+
+
+_ON_DISK_FROM = 131_072  # candidate rows from which their signatures go to a file (128 MB in memory below)
+
+
+def _signatures(src: Source, rows: np.ndarray, folder: Path | None = None
+                ) -> tuple[np.ndarray | SignatureFile, np.ndarray]:
+    """Return the stored signatures of the sorted ``rows`` as (k, 32, 32) uint8, and which rows have one:
+    an array, or from ``_ON_DISK_FROM`` rows a :class:`SignatureFile` in ``folder``.
+
+    Read a batch at a time, each batch's wanted signatures copied straight into the result.
     """
     side = _pixels.SIGNATURE_SIDE
     size = side * side
-    out = np.zeros((len(rows), side, side), dtype=np.uint8)
+    on_disk = folder is not None and len(rows) >= _ON_DISK_FROM
+    out: np.ndarray | SignatureFile
+    out = SignatureFile(folder / f"near-signatures-{os.getpid()}.npy", len(rows)) if on_disk and folder \
+        else np.zeros((len(rows), side, side), dtype=np.uint8)
     has = np.zeros(len(rows), dtype=bool)
     if not src.has("signature") or not len(rows):
         return out, has
-    flat = out.reshape(len(rows), size)
     start = 0
     for part in src.batches(["signature"], _SIGNATURE_BATCH):
         lo, hi = np.searchsorted(rows, [start, start + part.num_rows])
@@ -83,7 +122,11 @@ def _signatures(src: Source, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if valid.any():
                 fixed = column.filter(pa.array(valid)).cast(pa.binary(size))
                 data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[fixed.offset * size:]
-                flat[lo:hi][valid] = data[: int(valid.sum()) * size].reshape(-1, size)
+                found = np.zeros((hi - lo, side, side), dtype=np.uint8) if isinstance(out, SignatureFile) \
+                    else out[lo:hi]
+                found.reshape(hi - lo, size)[valid] = data[: int(valid.sum()) * size].reshape(-1, size)
+                if isinstance(out, SignatureFile):
+                    out.write(int(lo), found)
                 has[lo:hi] = valid
         start += part.num_rows
     return out, has
@@ -129,7 +172,8 @@ def _scores_of(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return scores, _packed(cuts)
 
 
-def _signature_scores(sigs: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _signature_scores(sigs: np.ndarray | SignatureFile, ia: np.ndarray, ib: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``_pixels.signature_scores`` of the pairs (``ia``, ``ib``), on every core for many pairs
     (the cuts ``_packed``: tens of millions of pairs).
 
@@ -162,8 +206,9 @@ def _signature_scores(sigs: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple
 Pixels = Callable[[int], "tuple[np.ndarray, int] | None"]  # position -> (128 x 128 YCbCr, shorter side) or None
 
 
-def decide(ia: np.ndarray, ib: np.ndarray, sigs: np.ndarray, has_sig: np.ndarray, pixels: Pixels | None,
-           tolerance: float = 1.0, progress: Progress | None = None) -> tuple[np.ndarray, Evidence, np.ndarray]:
+def decide(ia: np.ndarray, ib: np.ndarray, sigs: np.ndarray | SignatureFile, has_sig: np.ndarray,
+           pixels: Pixels | None, tolerance: float = 1.0, progress: Progress | None = None
+           ) -> tuple[np.ndarray, Evidence, np.ndarray]:
     """Return which candidate pairs (``ia[k]``, ``ib[k]``: positions in ``sigs``) are the same picture, how
     each was decided, and every pair's scores (signature stage, pixel stage; NaN where it did not run).
 
@@ -230,13 +275,26 @@ def confirm(root: Path, src: Source, a: np.ndarray, b: np.ndarray, check_files: 
     del used
     ia, ib = position[a], position[b]  # int32: tens of millions of pairs
     del position
-    sigs, has_sig = _signatures(src, rows)
-    files = _Files(root, src, rows) if check_files else None
-    if files is not None:  # rows fetched before signatures: one from the file, where it can be read
-        for pos in np.flatnonzero(~has_sig).tolist():
-            got = files.get(pos)
-            if got is not None:
-                sigs[pos], has_sig[pos] = _pixels.signature_of_pixels(got[0]), True
-    keep, evidence, scores = decide(ia, ib, sigs, has_sig, files.get if files is not None else None, tolerance,
-                                    progress)
+    folder = root / ".gbifxdl"
+    for stale in folder.glob("near-signatures-*.npy"):  # left by a curation killed meanwhile
+        stale.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    sigs, has_sig = _signatures(src, rows, folder)
+    try:
+        files = _Files(root, src, rows) if check_files else None
+        if files is not None:  # rows fetched before signatures: one from the file, where it can be read
+            for pos in np.flatnonzero(~has_sig).tolist():
+                got = files.get(pos)
+                if got is not None:
+                    made = _pixels.signature_of_pixels(got[0])
+                    if isinstance(sigs, SignatureFile):
+                        sigs.write(pos, made[None])
+                    else:
+                        sigs[pos] = made
+                    has_sig[pos] = True
+        keep, evidence, scores = decide(ia, ib, sigs, has_sig, files.get if files is not None else None, tolerance,
+                                        progress)
+    finally:
+        if isinstance(sigs, SignatureFile):
+            sigs.path.unlink(missing_ok=True)
     return a[keep], b[keep], evidence, scores[keep]
