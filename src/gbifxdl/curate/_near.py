@@ -2,7 +2,7 @@
 
 The perceptual hashes only propose pairs (``_dedupe.phash_edges``); each proposed pair is
 then checked on its pixels (``_pixels``): the stored signatures first, then, where both
-image files can be read, the pixels decoded from them. A pair whose rows have no
+image files can be read, the pixels decoded from them at 128, then at 256 pixels a side. A pair whose rows have no
 signature (fetched before signatures existed) is checked on signatures made from its
 files; only where neither exists (an old table without its files) does the hash match
 alone decide, as it did before, and the summary counts those pairs.
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from gbifxdl.curate import _pixels
 from gbifxdl.curate._columns import Source
-from gbifxdl.curate._images import ImageReader
+from gbifxdl.curate._images import ImageReader, pixels_of
 
 Progress = Callable[[str, int, int], None]
 _ROWS_AT_ONCE = 2048  # images decoded and held at once (128 x 128 x 3 bytes each)
@@ -43,7 +43,8 @@ class Evidence:
     candidates: int = 0  # pairs the hashes proposed
     rejected_by_signature: int = 0
     rejected_by_pixels: int = 0
-    confirmed_by_pixels: int = 0  # on the image files (both stages)
+    rejected_by_detail: int = 0  # passed the pixel stage, failed the third (the 256-pixel files, finer aligned)
+    confirmed_by_pixels: int = 0  # on the image files (the second stage, and the third where the files allow)
     confirmed_by_signature: int = 0  # on the signatures alone: a file unreadable, or under 128 pixels a side
     confirmed_by_hashes: int = 0  # no signature and no file: the hashes alone, as before signatures existed
 
@@ -140,15 +141,23 @@ class _Files:
         self.paths = src.take("path", rows).to_pylist() if src.has("path") else [None] * len(rows)
         self.shards = src.take("shard", rows).to_pylist() if src.has("shard") else [None] * len(rows)
         self.keys = src.take("key", rows).to_pylist() if src.has("key") else [None] * len(rows)
-        self.held: dict[int, tuple[np.ndarray, int] | None] = {}
+        self.held: dict[tuple[int, int], tuple[np.ndarray, int] | None] = {}
 
-    def get(self, position: int) -> tuple[np.ndarray, int] | None:
-        """Return the pixels of ``rows[position]`` and its shorter side (None: unreadable)."""
-        if position not in self.held:
+    def _read(self, position: int, side: int) -> tuple[np.ndarray, int] | None:
+        if (position, side) not in self.held:
             if len(self.held) >= _ROWS_AT_ONCE:
                 self.held.clear()
-            self.held[position] = self.reader.read(self.paths[position], self.shards[position], self.keys[position])
-        return self.held[position]
+            data = self.reader.data(self.paths[position], self.shards[position], self.keys[position])
+            self.held[(position, side)] = None if data is None else pixels_of(data, side)
+        return self.held[(position, side)]
+
+    def get(self, position: int) -> tuple[np.ndarray, int] | None:
+        """Return the 128-pixel YCbCr of ``rows[position]`` and its shorter side (None: unreadable)."""
+        return self._read(position, _pixels.PIXEL_SIDE)
+
+    def detail(self, position: int) -> tuple[np.ndarray, int] | None:
+        """Return the same at ``_pixels.DETAIL_SIDE`` (the third stage's)."""
+        return self._read(position, _pixels.DETAIL_SIDE)
 
 
 _PARALLEL_FROM = 65_536  # candidate pairs from which the signature stage runs on every core
@@ -207,21 +216,21 @@ Pixels = Callable[[int], "tuple[np.ndarray, int] | None"]  # position -> (128 x 
 
 
 def decide(ia: np.ndarray, ib: np.ndarray, sigs: np.ndarray | SignatureFile, has_sig: np.ndarray,
-           pixels: Pixels | None, tolerance: float = 1.0, progress: Progress | None = None
-           ) -> tuple[np.ndarray, Evidence, np.ndarray]:
+           pixels: Pixels | None, tolerance: float = 1.0, progress: Progress | None = None,
+           detail: Pixels | None = None) -> tuple[np.ndarray, Evidence, np.ndarray]:
     """Return which candidate pairs (``ia[k]``, ``ib[k]``: positions in ``sigs``) are the same picture, how
     each was decided, and every pair's scores (signature stage, pixel stage; NaN where it did not run).
 
     ``sigs``/``has_sig``: each position's signature (k, 32, 32) and whether it has one; ``pixels``: a
-    position's decoded image for the second stage (None: no files, the signatures decide). A pair with a
-    signature missing on either side is kept on its hash match alone. ``tolerance`` multiplies both
-    stages' thresholds.
+    position's decoded image for the second stage (None: no files, the signatures decide); ``detail``: the
+    same at ``_pixels.DETAIL_SIDE`` for the third (None: the second decides). A pair with a signature
+    missing on either side is kept on its hash match alone. ``tolerance`` multiplies every stage's line.
     """
     evidence = Evidence(candidates=len(ia))
     both = has_sig[ia] & has_sig[ib]
     keep = ~both  # without signatures on both sides: the hashes alone decide
     evidence.confirmed_by_hashes = int(np.count_nonzero(~both))
-    scores = np.full((len(ia), 2), np.nan, dtype=np.float32)
+    scores = np.full((len(ia), 3), np.nan, dtype=np.float32)
     on_sigs = np.flatnonzero(both)
     s1, cuts = _signature_scores(sigs, ia[on_sigs], ib[on_sigs])
     scores[on_sigs, 0] = s1
@@ -252,10 +261,34 @@ def decide(ia: np.ndarray, ib: np.ndarray, sigs: np.ndarray | SignatureFile, has
                                       chunk_cuts[readable])
             scores[chunk[readable], 1] = s2
             ok = s2 <= _pixels.PIXEL_THRESHOLD * tolerance
-            keep[chunk[readable][ok]] = True
-            evidence.confirmed_by_pixels += int(np.count_nonzero(ok))
             evidence.rejected_by_pixels += int(np.count_nonzero(~ok))
+            passed_pixels = chunk[readable][ok]
+            if detail is not None and len(passed_pixels):
+                passed_pixels = _third_stage(passed_pixels, chunk_cuts[readable][ok], ia, ib, detail, tolerance,
+                                             scores, evidence)
+            keep[passed_pixels] = True
+            evidence.confirmed_by_pixels += len(passed_pixels)
     return keep, evidence, scores
+
+
+def _third_stage(pairs: np.ndarray, cuts: np.ndarray, ia: np.ndarray, ib: np.ndarray, detail: Pixels,
+                 tolerance: float, scores: np.ndarray, evidence: Evidence) -> np.ndarray:
+    """Return which of ``pairs`` (that passed the pixel stage) the third stage keeps (its score in
+    ``scores[:, 2]``); a pair with an image unreadable or under ``DETAIL_SIDE`` a side keeps the pixel
+    stage's decision."""
+    got = [(detail(int(ia[k])), detail(int(ib[k]))) for k in pairs.tolist()]
+    able = np.array([p is not None and q is not None and min(p[1], q[1]) >= _pixels.DETAIL_SIDE
+                     for p, q in got], dtype=bool)
+    if not able.any():
+        return pairs
+    s3 = _pixels.detail_scores(np.stack([p[0] for (p, _), ok in zip(got, able) if ok]),
+                               np.stack([q[0] for (_, q), ok in zip(got, able) if ok]), cuts[able])
+    scores[pairs[able], 2] = s3
+    fails = s3 > _pixels.DETAIL_THRESHOLD * tolerance
+    evidence.rejected_by_detail += int(np.count_nonzero(fails))
+    drop = np.zeros(len(pairs), dtype=bool)
+    drop[np.flatnonzero(able)[fails]] = True
+    return pairs[~drop]
 
 
 def confirm(root: Path, src: Source, a: np.ndarray, b: np.ndarray, check_files: bool, tolerance: float = 1.0,
@@ -266,7 +299,7 @@ def confirm(root: Path, src: Source, a: np.ndarray, b: np.ndarray, check_files: 
     ``check_files``: read the image files for the second stage (False: signatures, or else hashes, decide).
     """
     if not len(a):
-        return a, b, Evidence(), np.empty((0, 2))
+        return a, b, Evidence(), np.empty((0, 3))
     used = np.zeros(int(max(a.max(), b.max())) + 1, dtype=bool)  # the candidates' rows (no sort of 2 x pairs)
     used[a] = True
     used[b] = True
@@ -293,7 +326,7 @@ def confirm(root: Path, src: Source, a: np.ndarray, b: np.ndarray, check_files: 
                         sigs[pos] = made
                     has_sig[pos] = True
         keep, evidence, scores = decide(ia, ib, sigs, has_sig, files.get if files is not None else None, tolerance,
-                                        progress)
+                                        progress, files.detail if files is not None else None)
     finally:
         if isinstance(sigs, SignatureFile):
             sigs.path.unlink(missing_ok=True)

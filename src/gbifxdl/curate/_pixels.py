@@ -370,3 +370,129 @@ def signature_of_pixels(pixels: np.ndarray) -> np.ndarray:
     f = PIXEL_SIDE // SIGNATURE_SIDE
     grid = pixels[..., 0].astype(np.float64).reshape(SIGNATURE_SIDE, f, SIGNATURE_SIDE, f).mean(axis=(1, 3))
     return np.clip(np.rint(grid), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------
+# the third stage: the 256-pixel files, aligned to a twentieth of a pixel, compared at low frequency
+
+DETAIL_SIDE = 256  # the third stage's pixels, decoded from the files
+DETAIL_THRESHOLD = 1.1  # the largest part score of a copy (bench/dedupe.py, bench/dedupe_heldout.py)
+_DETAIL_SIGMA = 2.0  # the residual and its tolerance are blurred by this (pixels at DETAIL_SIDE)
+_DETAIL_EPS, _DETAIL_KAPPA = 2.0, 0.35
+_DETAIL_PARTS = 32
+_DETAIL = Stage(DETAIL_SIDE, _DETAIL_PARTS, DETAIL_THRESHOLD)
+
+
+def _blur(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """Return ``x`` (..., n, n) blurred by a Gaussian on both axes, the image mirrored beyond its edges
+    (``d c b a | a b c d | d c b a``, as ``scipy.ndimage.gaussian_filter``): one shifted sum per tap."""
+    reach = int(truncate * sigma + 0.5)
+    offsets = np.arange(-reach, reach + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).astype(np.float32)
+    out = x.astype(np.float32)
+    for axis in (-2, -1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (reach, reach)
+        padded = np.pad(out, pad, mode="symmetric")
+        n = out.shape[axis]
+        total = np.zeros_like(out)
+        for k, weight in enumerate(kernel.tolist()):
+            total += weight * (padded[..., k:k + n, :] if axis == -2 else padded[..., k:k + n])
+        out = total
+    return out
+
+
+def _central_gradients(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.zeros_like(b), np.zeros_like(b)
+    gx[:, 1:-1] = (b[:, 2:] - b[:, :-2]) * 0.5
+    gy[1:-1] = (b[2:] - b[:-2]) * 0.5
+    return gx, gy
+
+
+def _refined(pa: np.ndarray, pb: np.ndarray, x: tuple[float, float], y: tuple[float, float],
+             steps: int = 6, sigmas: tuple[float, ...] = (1.5, 1.0)) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Return the cuts under which ``pb`` (n, n, 3) best matches ``pa`` in luma, refined from ``x`` and
+    ``y`` by Gauss-Newton (Lucas-Kanade) on brightness gain and offset, and shift and scale per axis, on
+    blurred luma: a copy lines up to a twentieth of a pixel, where profile correlation leaves a third."""
+    n = pa.shape[0]
+    c = (n - 1) / 2
+    ramp = np.arange(n, dtype=np.float32) - c
+    lox, hix, loy, hiy = float(x[0]), float(x[1]), float(y[0]), float(y[1])
+    blurred = {s: _blur(pa[..., 0].astype(np.float32), s) for s in set(sigmas)}
+    for step in range(steps):
+        s = sigmas[min(step, len(sigmas) - 1)]
+        moved, mask = _aligned(pb, (lox, hix), (loy, hiy))
+        b = _blur(moved[..., 0].astype(np.float32), s)
+        bx, by = _central_gradients(b)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not len(rows) or not len(cols):
+            break
+        inset = 3 + int(2 * s)  # the shown rectangle, less what the blur and the gradients reach beyond it
+        r0, r1, c0, c1 = rows[0] + inset, rows[-1] + 1 - inset, cols[0] + inset, cols[-1] + 1 - inset
+        if r1 - r0 < n // 4 or c1 - c0 < n // 4:
+            break
+        part = (slice(r0, r1), slice(c0, c1))
+        a_, b_, bx_, by_ = blurred[s][part].ravel(), b[part].ravel(), bx[part].ravel(), by[part].ravel()
+        xs = np.broadcast_to(ramp[None, c0:c1], (r1 - r0, c1 - c0)).ravel()
+        ys = np.broadcast_to(ramp[r0:r1, None], (r1 - r0, c1 - c0)).ravel()
+        design = np.stack([b_, np.ones_like(b_), bx_, bx_ * xs, by_, by_ * ys], axis=1).astype(np.float64)
+        coef = np.linalg.solve(design.T @ design + 1e-6 * np.eye(6), design.T @ a_)
+        gain = coef[0] if abs(coef[0]) > 0.2 else 1.0
+        tx, sx, ty, sy = (float(v) for v in coef[2:] / gain)
+        sx, sy = float(np.clip(sx, -0.02, 0.02)), float(np.clip(sy, -0.02, 0.02))
+        tx, ty = float(np.clip(tx, -3, 3)), float(np.clip(ty, -3, 3))
+        w = 1 - lox - hix
+        lox, hix = lox + w * (tx - sx * c) / n, 1 - (lox + w * (tx - sx * c) / n) - w * (1 + sx)
+        w = 1 - loy - hiy
+        loy, hiy = loy + w * (ty - sy * c) / n, 1 - (loy + w * (ty - sy * c) / n) - w * (1 + sy)
+        if max(abs(tx), abs(ty), abs(sx) * c, abs(sy) * c) < 0.03:
+            break
+    return (lox, hix), (loy, hiy)
+
+
+def _low_frequency_scores(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return, per pair, the largest part RMS of the blurred residual over its blurred tolerance, for
+    luma ``a`` and aligned ``b`` (P, n, n) float32 and the mask of the shown cells."""
+    count = np.maximum(mask.sum(axis=(1, 2)), 1)[:, None, None]
+    ma = (a * mask).sum(axis=(1, 2))[:, None, None] / count
+    mm = (b * mask).sum(axis=(1, 2))[:, None, None] / count
+    ca, cm = (a - ma) * mask, (b - mm) * mask
+    gain = np.clip((ca * cm).sum(axis=(1, 2)) / np.maximum((cm * cm).sum(axis=(1, 2)), 1e-3), 0.5, 2.0)
+    fitted = (b - mm) * gain[:, None, None] + ma
+    gradient = np.maximum(_gradient(a), _gradient(fitted))
+    weight = _blur(mask, _DETAIL_SIGMA, 2.5)
+    shown = np.maximum(weight, 1e-3)
+    residual = _blur((a - fitted) * mask, _DETAIL_SIGMA, 2.5) / shown
+    tolerance = _blur(gradient * mask, _DETAIL_SIGMA, 2.5) / shown
+    inside = (weight > 0.999).astype(np.float32)  # cells whose whole blur lies in the shown part
+    ratio = (residual / (_DETAIL_EPS + _DETAIL_KAPPA * tolerance)) ** 2 * inside
+    return _worst_part(_part_sums(ratio, _DETAIL.parts), _part_sums(inside, _DETAIL.parts), a.shape[1] // _DETAIL.parts)
+
+
+def detail_scores(a: np.ndarray, b: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Return each pair's third-stage score, for YCbCr pixels ``a``, ``b`` (P, 256, 256, 3) uint8 of pairs
+    that passed the pixel stage, from the signature stage's ``cuts`` (P, 4).
+
+    The pixel stage's alignment (profiles correlated in steps of 0.3125 %) is often a third of a pixel
+    off, so a copy's edges leave a residual everywhere, and the tolerance that forgives it forgives a
+    dark animal at dusk too. Here the alignment is refined to a twentieth of a pixel (:func:`_refined`),
+    and the residual and its tolerance are both blurred (a Gaussian of two pixels): what resampling and
+    JPEG leave near the finest scale (labels, barcodes, grass) averages out; an animal elsewhere, another
+    wing, does not. Both images must have at least 256 pixels a side.
+    """
+    out = np.empty(len(a), dtype=np.float64)
+    for start in range(0, len(a), 64):
+        pa, pb, c = a[start:start + 64], b[start:start + 64], cuts[start:start + 64]
+        ya, yb = _halved(pa[..., 0].astype(np.float32)), _halved(pb[..., 0].astype(np.float32))
+        fx = _fine_axis(ya.mean(axis=1), yb.mean(axis=1), c[:, 0], c[:, 1])
+        fy = _fine_axis(ya.mean(axis=2), yb.mean(axis=2), c[:, 2], c[:, 3])
+        moved, masks = [], []
+        for k in range(len(pa)):
+            x, y = _refined(pa[k], pb[k], (fx[0][k], fx[1][k]), (fy[0][k], fy[1][k]))
+            m, mask = _aligned(pb[k], x, y)
+            moved.append(m[..., 0])
+            masks.append(mask)
+        out[start:start + 64] = _low_frequency_scores(pa[..., 0].astype(np.float32),
+                                                      np.stack(moved).astype(np.float32), np.stack(masks))
+    return out

@@ -36,7 +36,7 @@ class Removals:
     failures: Counter[str] = field(default_factory=Counter)
     near: _near.Evidence | None = None  # how near-duplicate candidates were decided (None: not searched)
     near_pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))  # confirmed (row, row)
-    near_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # their scores (signature, pixels)
+    near_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # their scores (signature, pixels, 256 px)
     near_held: int = 0  # near-duplicate removals held back: an unusual share of the dataset (see curate)
     models: _models.Outcome = field(default_factory=_models.Outcome)  # what the model rules decided
 

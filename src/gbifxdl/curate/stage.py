@@ -148,7 +148,7 @@ _DEFAULTS: dict[str, Any] = {"check_files": True, "max_near_duplicate_share": 0.
                              "keep": (), "drop": (), "min_score": (), "max_outlier": (), "crop": None,
                              "crop_padding": 0.0, "crop_square": False, "no_detection": "keep"}
 # how near-duplicate candidates are confirmed (recorded with the settings; absent: hashes alone)
-NEAR_DUPLICATE_EVIDENCE = "pixels-1"
+NEAR_DUPLICATE_EVIDENCE = "pixels-2"  # pixels-1: before the third stage (the 256-pixel files)
 
 
 def _progress_callback(progress: bool | Progress | None) -> Progress | None:
@@ -326,9 +326,8 @@ def _near_summary(src: _columns.Source, plan: _plan.Removals, names: np.ndarray,
         rows = np.unique(pairs[pick].ravel())
         urls = dict(zip(rows.tolist(), src.take("url_hash", rows).to_pylist()))
         for k in pick.tolist():
-            s1, s2 = plan.near_scores[k]
             examples.append([urls[int(pairs[k, 0])], urls[int(pairs[k, 1])],
-                             None if np.isnan(s1) else round(float(s1), 3), None if np.isnan(s2) else round(float(s2), 3)])
+                             *(None if np.isnan(v) else round(float(v), 3) for v in plan.near_scores[k])])
     return {
         "evidence": NEAR_DUPLICATE_EVIDENCE,
         "images": images,

@@ -203,7 +203,7 @@ def _near_section(root: Path, size: int) -> str:
              f"{pairs.get('candidates', 0):,} pairs: {pairs.get('confirmed_by_pixels', 0):,} confirmed on the image "
              f"files, {pairs.get('confirmed_by_signature', 0):,} on signatures alone, "
              f"{pairs.get('confirmed_by_hashes', 0):,} on hashes alone, "
-             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0):,} rejected as look-alikes. "
+             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0) + pairs.get('rejected_by_detail', 0):,} rejected as look-alikes. "
              f"Expected false matches at this size ({near.get('images', 0):,} images): about "
              f"{near.get('expected_false_matches', 0):.2g}.</p>")
     held = near.get("held_back", 0)
@@ -226,14 +226,15 @@ def _near_section(root: Path, size: int) -> str:
                         files.setdefault(u, (path, shard, key))
         reader = ImageReader(root, size)
         cells = []
-        for a, b, s1, s2 in examples:
+        for a, b, *stages in examples:  # each stage's score (a summary before the third stage has two)
             pics = []
             for u in (a, b):
                 data = reader.data(*files.get(u, (None, None, None)))
                 uri = thumbnail_uri(data, size) if data else None
                 img = f'<img src="{uri}" alt="">' if uri else "?"
                 pics.append(f'<figure class="thumb pair-image">{img}<figcaption>{escape(u[:12])}</figcaption></figure>')
-            scores = ", ".join(f"{label} {v:.2f}" for label, v in (("signature", s1), ("pixels", s2)) if v is not None)
+            scores = ", ".join(f"{label} {v:.2f}" for label, v in zip(("signature", "pixels", "256 px"), stages)
+                               if v is not None)
             cells.append(f'<div class="pair">{"".join(pics)}<p class="muted">{escape(scores)}</p></div>')
         facts += '<div class="grid">' + "".join(cells) + "</div>"
     return _section("Near duplicates", facts, "pairs found: each image beside the copy it matched, with their "
