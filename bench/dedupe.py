@@ -25,7 +25,10 @@ own candidate search (``phash_edges``):
 - *baseline*: gbifxdl before pixel confirmation: a pair within 10 bits of phash and 20 of
   chroma_hash is a near duplicate;
 - *this tree*: pairs within 16 and 32 bits (its defaults) are candidates, each confirmed on
-  its signatures, then on its pixels (``_near.decide``).
+  its signatures, then on its pixels (``_near.decide``, the first two stages: the 128-pixel
+  images are cached). At the largest size the pairs they link then go through the third stage
+  (the 256-pixel files, made again: every pair of different photos, and the copy pairs of
+  ``--sample`` photos drawn at random, for the recall).
 
 Printed per size: the pairs of images of different photos, the candidate pairs, and per
 decision the false matches (pairs of different photos it links), their rate per pair, the
@@ -172,6 +175,42 @@ def measure(data: bytes) -> tuple[int, tuple[int, int], bytes, np.ndarray, int]:
             pixels, shorter)
 
 
+def detail_pixels(args: tuple[int, int]) -> list[tuple[np.ndarray, int] | None]:
+    """Return photo ``p``'s images (as ``_images``) decoded at the third stage's side: made again, not cached
+    (a 256-pixel cache of 64,000 images would take 12 GB)."""
+    p, seed = args
+    original = _original(p, seed)
+    return [pixels_of(process_bytes(data, OPTIONS)[0], _pixels.DETAIL_SIDE)
+            for data in [original] + lookalike.copies(original, seed * 1_000_003 + p)]
+
+
+def third_stage(ka: np.ndarray, kb: np.ndarray, photo_of: np.ndarray, seed: int, sigs: np.ndarray, sample: int,
+                images=detail_pixels, per: int = 1 + COPIES) -> tuple[np.ndarray, np.ndarray, int]:
+    """Return, of the pairs ``ka``-``kb`` that the first two stages linked, which the whole decision (with the
+    third stage) keeps: every pair of different photos, and the pairs of ``sample`` photos drawn at random
+    (the recall's estimate; the third stage reads the files again, too slow for all); and how many photos
+    were sampled. Curation's own ``_near.decide`` decides, on the pixels ``images`` makes again."""
+    differ = np.flatnonzero(photo_of[ka] != photo_of[kb])
+    same = np.flatnonzero(photo_of[ka] == photo_of[kb])
+    photos = np.unique(photo_of[ka[same]])
+    drawn = np.random.default_rng(seed).permutation(photos)[:sample]
+    picked = np.concatenate([differ, same[np.isin(photo_of[ka[same]], drawn)]])
+    needed = np.unique(np.concatenate([photo_of[ka[picked]], photo_of[kb[picked]]]))
+    large: dict[int, tuple[np.ndarray, int] | None] = {}
+    with get_context("fork").Pool(os.cpu_count()) as pool:
+        for p, group in zip(needed.tolist(), pool.imap(images, [(p, seed) for p in needed.tolist()], chunksize=4)):
+            for k, got in enumerate(group):
+                large[p * per + k] = got
+    small = lambda i: (np.asarray(PIXELS[i]), int(SHORTER[i]))  # noqa: E731
+    keep, _, _ = _near.decide(ka[picked], kb[picked], sigs, np.ones(len(sigs), bool), small,
+                              detail=large.__getitem__)
+    return picked, keep, len(drawn)
+
+
+PIXELS: np.ndarray = np.empty(0)  # the cached 128-pixel images and shorter sides (set by main)
+SHORTER: np.ndarray = np.empty(0)
+
+
 def build(photos: int, seed: int, images=None, per: int = 1 + COPIES, name: str = "dedupe") -> Path:
     """Return the cache folder holding every image's hashes, signature and pixels (made once).
 
@@ -231,6 +270,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=16_000, help="photos (each with 3 copies: 4 images)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--build-only", action="store_true", help="make (and cache) the images, nothing more")
+    parser.add_argument("--sample", type=int, default=400,
+                        help="photos whose copy pairs the third stage checks (it makes their files again)")
     args = parser.parse_args()
     if args.build_only:
         print(build(args.photos, args.seed))
@@ -275,15 +316,29 @@ def main() -> None:
               f"{new_false / different:>9.1e} {new_hit:>10.2%} {new_recall:>7.2%} {new_groups:>7.2%} "
               f"{took / max(len(a), 1) * 1000:>8.2f}", flush=True)
     n, different, false, evidence, ka, kb = rows[-1]
-    print(f"\nat {n:,} images, how the {evidence.candidates:,} candidates were decided: "
+    print(f"\nat {n:,} images, how the {evidence.candidates:,} candidates were decided by the first two stages: "
           + ", ".join(f"{k} {v:,}" for k, v in evidence.as_dict().items() if k != "candidates"))
+    global PIXELS, SHORTER
+    PIXELS, SHORTER = pixels, shorter
+    started = time.perf_counter()
+    picked, kept, drawn = third_stage(ka, kb, photo_of, args.seed, sigs, args.sample)
+    differ = photo_of[ka[picked]] != photo_of[kb[picked]]
+    pairs_recall, _ = _recall(ka, kb, photo_of, n)
+    passing = kept[~differ].mean() if (~differ).any() else float("nan")
+    print(f"third stage (the 256-pixel files, made again; {time.perf_counter() - started:.0f} s): of the "
+          f"{int(differ.sum())} false matches of the first two stages, {int(kept[differ].sum())} remain; of the "
+          f"{int((~differ).sum()):,} copy pairs they linked among {drawn} photos drawn at random, {passing:.2%} "
+          f"pass (recall with the third stage, estimated: {pairs_recall * passing:.2%} of pairs)")
+    for k in np.flatnonzero(differ & kept).tolist():
+        print(f"  still linked: images {ka[picked[k]]} and {kb[picked[k]]} ({KINDS[kind_of[ka[picked[k]]]]})")
+    false = int(kept[differ].sum())
     rate = max(false, 1) / different
     print(f"per pair of different photos: {false} false matches in {different:,} pairs"
           + (f" (none seen: below {rate:.1e})" if not false else f" = {rate:.1e}"))
     for big in (1_000_000, 10_000_000):
         print(f"  extrapolated to {big:,} images: {rate * (big - 1) / 2:.2g} false matches per image, "
               f"{rate * big * (big - 1) / 2:,.0f} in all")
-    print("\nper kind, at the largest size:    false matches   recall (pairs)   photos in one group")
+    print("\nper kind, at the largest size (the first two stages): false matches   recall (pairs)   photos in one group")
     for k, name in enumerate(KINDS):
         mine = kind_of[ka] == k
         f = int(np.count_nonzero((photo_of[ka] != photo_of[kb]) & mine))
