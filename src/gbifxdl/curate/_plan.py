@@ -97,7 +97,7 @@ def removals(root: Path, src: Source, classes: np.ndarray, settings: Any, report
     out.models = _models.apply(root, src, classes, out.reason, out.code, settings.model_rules())
     alive = np.flatnonzero(out.reason == 0)
     rank = best_copy_rank(src)
-    ids = np.arange(n)
+    ids = range(n)  # a row's id is its number (a range: no array of ten million)
     edges_a, edges_b = [], []
     for name in ("sha256", "pixel_hash"):
         a, b = _columns.equal_word_edges(src.gather([name], _columns.digest_words), alive)

@@ -158,7 +158,7 @@ def dup_texts(src: Source, dup_of: np.ndarray) -> Column:
     """Return the ``duplicate_of`` column: the url_hash of each removed row's kept copy."""
     wanted = np.unique(dup_of[dup_of >= 0])
     urls = src.take("url_hash", wanted) if len(wanted) else pa.array([], pa.string())
-    codes = np.full(len(dup_of), -1, dtype=np.int64)
+    codes = np.full(len(dup_of), -1, dtype=np.int32 if len(wanted) < 2**31 else np.int64)
     has = dup_of >= 0
     codes[has] = np.searchsorted(wanted, dup_of[has])
     return Column("duplicate_of", codes, pc.cast(urls, pa.string()))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from gbifxdl._io import write_text_atomic
@@ -182,6 +183,7 @@ def curate(
     n = src.num_rows
     classes, labels = _plan.class_codes(src, settings.class_column)
     plan = _plan.removals(root, src, classes, settings, report)
+    pa.default_memory_pool().release_unused()  # what reading the hashes and signatures left in Arrow's pool
     keep_mask = plan.reason == 0
     keep = np.flatnonzero(keep_mask)
 
@@ -205,13 +207,14 @@ def curate(
     metadata = _table.with_provenance(src.meta_schema.empty_table(), prov).schema.metadata or {}
     metadata = {**original_meta, **metadata}
     fold_names = [str(k) for k in range(settings.n_split)] + [_splits.OOD]
-    split_full = np.full(n, -1, dtype=np.int64)
+    # the added columns' codes, a few per row: int8, the smallest that holds them (ten million rows)
+    split_full = np.full(n, -1, dtype=np.int8)
     split_full[keep] = split_codes
-    fold_full = np.full(n, -1, dtype=np.int64)
+    fold_full = np.full(n, -1, dtype=np.int8 if len(fold_names) < 128 else np.int32)
     fold_full[keep] = fold_codes
     kept_added = [_write.Column("split", split_full, _write.texts(list(_splits.SPLIT_NAMES))),
                   _write.Column("set", fold_full, _write.texts(fold_names))]
-    reason_codes = np.where(keep_mask, -1, plan.reason.astype(np.int64))
+    reason_codes = np.where(keep_mask, np.int8(-1), plan.reason)
     removed_added = [_write.Column("removed_reason", reason_codes, _write.texts(plan.names)),
                      _write.dup_texts(src, np.where(keep_mask, -1, plan.dup_of))]
     kept_added += _model_columns(plan.models, n, keep_mask)
