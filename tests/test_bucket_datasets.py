@@ -279,13 +279,26 @@ def _card_block(card: str, starts: str) -> str:
     return bucket.split(f"```python\n{starts}", 1)[1].split("```", 1)[0]
 
 
+def _hugging_face_reads_buckets(datasets: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let ``datasets`` read the loopback bucket: its cache in ``tmp_path``, and its offline switches off
+    (the publishing tests turn them on for the whole session, so that nothing reaches the Hub; offline,
+    ``datasets`` refuses any remote URL, the loopback S3 server's too)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    if hasattr(datasets.config, "HF_DATASETS_OFFLINE"):
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", False)
+
+
 @pytest.mark.slow
 def test_hugging_face_loads_the_folders_layout_from_the_bucket_with_the_card_recipe(
         s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     datasets = pytest.importorskip("datasets")
     url, local = _curated_in_bucket(s3, tmp_path, "folders")
     card = open_store(url).read_bytes("README.md").decode()
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
+    _hugging_face_reads_buckets(datasets, tmp_path, monkeypatch)
     scope: dict[str, Any] = {}
     exec("from datasets import Image, load_dataset\n" + _card_block(card, "from datasets import Image, load_dataset\n"),
          scope)
@@ -382,7 +395,7 @@ def test_the_shards_load_from_the_bucket_with_the_card_recipes(s3: Any, tmp_path
     card = store.read_bytes("README.md").decode()
     rows = pq.read_table(local / "metadata.parquet").to_pylist()
     datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
+    _hugging_face_reads_buckets(datasets, tmp_path, monkeypatch)
     scope: dict[str, Any] = {}
     exec("from datasets import load_dataset\n" + _card_block(card, "from datasets import load_dataset\n"), scope)
     by_key = {r["key"]: r for r in rows}

@@ -263,16 +263,6 @@ def test_bad_cluster_values_are_one_line_errors(tmp_path: Path) -> None:
             parse_cluster(bad)
 
 
-@pytest.mark.slow
-def test_run_to_a_store_is_refused_in_one_line_before_anything_starts(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "gbifxdl", "run", "--key", "0000001-250101000000000",
-                           "-o", "s3://bucket/ds"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "error: gbifxdl run needs a local or shared folder, not s3://bucket/ds: its archive, selection and "
-        "curation are local; to put the images in a store, run `gbifxdl fetch SELECTION -o URL`"]
     assert list(tmp_path.iterdir()) == []
 
 
