@@ -217,13 +217,19 @@ def _near_section(root: Path, size: int) -> str:
     if examples:
         wanted = {u for ex in examples for u in ex[:2]}
         files: dict[str, tuple[Any, Any, Any]] = {}
+        fields = ("url_hash", "path", "shard", "key")
         for name in (METADATA, REMOVED):
-            if (root / name).is_file():
-                t = read_columns(root / name, ("url_hash", "path", "shard", "key"))
-                for u, path, shard, key in zip(*(t.column(c).to_pylist() if c in t.column_names
-                                                 else [None] * t.num_rows for c in ("url_hash", "path", "shard", "key"))):
-                    if u in wanted:
-                        files.setdefault(u, (path, shard, key))
+            if not (root / name).is_file():
+                continue
+            table = pq.ParquetFile(root / name)
+            present = [c for c in fields if c in table.schema_arrow.names]
+            if "url_hash" not in present:
+                continue
+            # a batch at a time, only the pairs' rows made Python objects (ten million rows: gigabytes else)
+            for batch in table.iter_batches(columns=present, batch_size=262_144):
+                hit = batch.filter(pc.is_in(batch.column("url_hash"), value_set=pa.array(sorted(wanted), pa.string())))
+                for row in hit.to_pylist():
+                    files.setdefault(row["url_hash"], tuple(row.get(c) for c in fields[1:]))
         reader = ImageReader(root, size)
         cells = []
         for a, b, *stages in examples:  # each stage's score (a summary before the third stage has two)
