@@ -55,7 +55,11 @@ def open_fsspec_store(url: str, protocol: str, options: dict[str, Any]) -> Fsspe
                 warnings.filterwarnings("ignore", message=r".*(deprecated|will be removed)", module=r"asyncssh")
                 from sshfs import SSHFileSystem as cls
         else:
-            cls = fsspec.get_filesystem_class(protocol)
+            # Google's client libraries warn, on import, of each Python version they will drop (3.10 now):
+            # a line of theirs before ours would break the one-line answer of every gs:// command
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+                cls = fsspec.get_filesystem_class(protocol)
     except ImportError:
         raise StorageError(f"cannot use {shown}: the {extra or protocol} extra is not installed: {install}") from None
     except ValueError:
