@@ -182,14 +182,20 @@ def _halved(x: np.ndarray) -> np.ndarray:
     return (x[:, ::2, ::2] + x[:, 1::2, ::2] + x[:, ::2, 1::2] + x[:, 1::2, 1::2]) * 0.25
 
 
-def _part_scores(a: np.ndarray, moved: np.ndarray, mask: np.ndarray, parts: int) -> np.ndarray:
-    """Return, per pair, the largest part RMS of the tolerance-scaled difference (see the module docstring)."""
+def _brightness_fitted(a: np.ndarray, moved: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return ``moved`` (P, n, n) with its brightness and contrast fitted to ``a``'s over the shown cells
+    (least squares; the gain held between 0.5 and 2)."""
     count = np.maximum(mask.sum(axis=(1, 2)), 1)[:, None, None]
     ma = (a * mask).sum(axis=(1, 2))[:, None, None] / count
     mm = (moved * mask).sum(axis=(1, 2))[:, None, None] / count
     ca, cm = (a - ma) * mask, (moved - mm) * mask
     gain = np.clip((ca * cm).sum(axis=(1, 2)) / np.maximum((cm * cm).sum(axis=(1, 2)), 1e-3), 0.5, 2.0)
-    fitted = (moved - mm) * gain[:, None, None] + ma
+    return (moved - mm) * gain[:, None, None] + ma
+
+
+def _part_scores(a: np.ndarray, moved: np.ndarray, mask: np.ndarray, parts: int) -> np.ndarray:
+    """Return, per pair, the largest part RMS of the tolerance-scaled difference (see the module docstring)."""
+    fitted = _brightness_fitted(a, moved, mask)
     ratio = _scaled_squares(a, fitted, np.maximum(_gradient(a), _gradient(fitted)), mask)
     return _worst_part(_part_sums(ratio, parts), _part_sums(mask, parts), a.shape[1] // parts)
 
@@ -442,24 +448,24 @@ def _refined(pa: np.ndarray, pb: np.ndarray, x: tuple[float, float], y: tuple[fl
         tx, sx, ty, sy = (float(v) for v in coef[2:] / gain)
         sx, sy = float(np.clip(sx, -0.02, 0.02)), float(np.clip(sy, -0.02, 0.02))
         tx, ty = float(np.clip(tx, -3, 3)), float(np.clip(ty, -3, 3))
-        w = 1 - lox - hix
-        lox, hix = lox + w * (tx - sx * c) / n, 1 - (lox + w * (tx - sx * c) / n) - w * (1 + sx)
-        w = 1 - loy - hiy
-        loy, hiy = loy + w * (ty - sy * c) / n, 1 - (loy + w * (ty - sy * c) / n) - w * (1 + sy)
+        (lox, hix), (loy, hiy) = _moved_cuts(lox, hix, tx, sx, c, n), _moved_cuts(loy, hiy, ty, sy, c, n)
         if max(abs(tx), abs(ty), abs(sx) * c, abs(sy) * c) < 0.03:
             break
     return (lox, hix), (loy, hiy)
 
 
+def _moved_cuts(lo: float, hi: float, shift: float, scale: float, centre: float, n: int) -> tuple[float, float]:
+    """Return one axis' cuts (lo, hi) after the image they show is shifted by ``shift`` cells and scaled by
+    ``1 + scale`` about the ``centre`` cell (of ``n``)."""
+    width = 1 - lo - hi
+    new_lo = lo + width * (shift - scale * centre) / n
+    return new_lo, 1 - new_lo - width * (1 + scale)
+
+
 def _low_frequency_scores(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Return, per pair, the largest part RMS of the blurred residual over its blurred tolerance, for
     luma ``a`` and aligned ``b`` (P, n, n) float32 and the mask of the shown cells."""
-    count = np.maximum(mask.sum(axis=(1, 2)), 1)[:, None, None]
-    ma = (a * mask).sum(axis=(1, 2))[:, None, None] / count
-    mm = (b * mask).sum(axis=(1, 2))[:, None, None] / count
-    ca, cm = (a - ma) * mask, (b - mm) * mask
-    gain = np.clip((ca * cm).sum(axis=(1, 2)) / np.maximum((cm * cm).sum(axis=(1, 2)), 1e-3), 0.5, 2.0)
-    fitted = (b - mm) * gain[:, None, None] + ma
+    fitted = _brightness_fitted(a, b, mask)
     gradient = np.maximum(_gradient(a), _gradient(fitted))
     weight = _blur(mask, _DETAIL_SIGMA, 2.5)
     shown = np.maximum(weight, 1e-3)
