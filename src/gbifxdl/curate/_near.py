@@ -16,7 +16,7 @@ import signal
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +50,12 @@ class Evidence:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def rejected_pairs(pairs: Mapping[str, int]) -> int:
+    """Return how many candidate pairs a curation's :class:`Evidence` (as a dict, from its summary)
+    rejected, at any stage (a summary written before a stage existed lacks its count)."""
+    return sum(pairs.get(f"rejected_by_{stage}", 0) for stage in ("signature", "pixels", "detail"))
 
 
 def expected_false_matches(images: int) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gbifxdl.curate._near import rejected_pairs
+
 SPLITS = ("train", "val", "test")
 OOD = "test_ood"
 
@@ -96,7 +98,7 @@ class CurateSummary:
             pairs = near["pairs"]
             lines.append(
                 f"near duplicates: {pairs['candidates']} candidate pairs from the hashes, "
-                f"{pairs['rejected_by_signature'] + pairs['rejected_by_pixels'] + pairs.get('rejected_by_detail', 0)} rejected on their pixels, "
+                f"{rejected_pairs(pairs)} rejected on their pixels, "
                 f"{pairs['confirmed_by_pixels'] + pairs['confirmed_by_signature'] + pairs['confirmed_by_hashes']} "
                 f"confirmed ({pairs['confirmed_by_pixels']} on the image files, {pairs['confirmed_by_signature']} on "
                 f"signatures alone, {pairs['confirmed_by_hashes']} on hashes alone); expected false matches at "

@@ -10,7 +10,8 @@ freely while these names keep their meaning.
   :func:`drop_columns`, :func:`class_labels`, :func:`column_or_nulls`
 - files: :data:`IMAGE_EXTS`, :func:`check_files`, :func:`sync_folders`, :class:`ImageReader` (a row's
   image bytes, in the dataset or set aside), :func:`thumbnail_jpeg` (the report's and the review's)
-- duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`
+- duplicates: :class:`UnionFind`, :func:`equal_value_pairs`, :func:`resolve`, :func:`rejected_pairs` (of a
+  summary's near-duplicate evidence)
 - splits: :class:`SplitSpec`, :func:`assign`, :func:`split_shards` (shards of one split each, every
   sample with its split and label)
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from gbifxdl.curate._dedupe import UnionFind, equal_value_pairs, resolve
 from gbifxdl.curate._files import IMAGE_EXTS, check_files, sync_folders
 from gbifxdl.curate._images import ImageReader, thumbnail_jpeg
+from gbifxdl.curate._near import rejected_pairs
 from gbifxdl.curate._shard_splits import split_shards
 from gbifxdl.curate._splits import SplitSpec, assign
 from gbifxdl.curate._table import (
@@ -50,6 +52,7 @@ __all__ = [
     "equal_value_pairs",
     "provenance",
     "read_table",
+    "rejected_pairs",
     "require_columns",
     "resolve",
     "split_shards",

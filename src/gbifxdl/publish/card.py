@@ -22,7 +22,7 @@ from gbifxdl import __version__
 from gbifxdl._io import atomic_path, write_text_atomic
 from gbifxdl.archive import normalise_doi
 from gbifxdl.curate import split_warnings
-from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table
+from gbifxdl.curate.toolkit import METADATA, REMOVED, provenance, read_table, rejected_pairs
 from gbifxdl.publish.credit import bare_doi, citation_text, license_name
 from gbifxdl.publish.facts import count_distinct, dataset_facts, distinct, ranked, read_column, read_columns
 from gbifxdl.publish.croissant import curated_models, review_summary, write_croissant
@@ -278,7 +278,7 @@ def near_duplicate_lines(root: Path) -> list[str]:
              f"{pairs.get('confirmed_by_pixels', 0)} confirmed on the image files, "
              f"{pairs.get('confirmed_by_signature', 0)} on the stored signatures alone, "
              f"{pairs.get('confirmed_by_hashes', 0)} on the hashes alone (images fetched before signatures), "
-             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0) + pairs.get('rejected_by_detail', 0)} rejected as look-alikes. "
+             f"{rejected_pairs(pairs)} rejected as look-alikes. "
              f"Measured by gbifxdl's bench: {measured.get('false_matches', 0)} false matches in "
              f"{measured.get('pairs', 0):,} pairs of different photos; at this dataset's size "
              f"({near.get('images', 0)} images) that is about {near.get('expected_false_matches', 0):.2g} "

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from gbifxdl import __version__
 from gbifxdl._io import write_text_atomic
 from gbifxdl.curate import split_warnings
-from gbifxdl.curate.toolkit import METADATA, REMOVED, ImageReader, provenance, read_table
+from gbifxdl.curate.toolkit import METADATA, REMOVED, ImageReader, provenance, read_table, rejected_pairs
 from gbifxdl.publish.card import last_value_per_label
 from gbifxdl.publish.credit import citation_text, license_name
 from gbifxdl.archive import normalise_doi
@@ -203,7 +203,7 @@ def _near_section(root: Path, size: int) -> str:
              f"{pairs.get('candidates', 0):,} pairs: {pairs.get('confirmed_by_pixels', 0):,} confirmed on the image "
              f"files, {pairs.get('confirmed_by_signature', 0):,} on signatures alone, "
              f"{pairs.get('confirmed_by_hashes', 0):,} on hashes alone, "
-             f"{pairs.get('rejected_by_signature', 0) + pairs.get('rejected_by_pixels', 0) + pairs.get('rejected_by_detail', 0):,} rejected as look-alikes. "
+             f"{rejected_pairs(pairs):,} rejected as look-alikes. "
              f"Expected false matches at this size ({near.get('images', 0):,} images): about "
              f"{near.get('expected_false_matches', 0):.2g}.</p>")
     held = near.get("held_back", 0)
