@@ -218,6 +218,7 @@ def _near_section(root: Path, size: int) -> str:
         wanted = {u for ex in examples for u in ex[:2]}
         files: dict[str, tuple[Any, Any, Any]] = {}
         fields = ("url_hash", "path", "shard", "key")
+        value_set = pa.array(sorted(wanted), pa.string())
         for name in (METADATA, REMOVED):
             if not (root / name).is_file():
                 continue
@@ -227,7 +228,7 @@ def _near_section(root: Path, size: int) -> str:
                 continue
             # a batch at a time, only the pairs' rows made Python objects (ten million rows: gigabytes else)
             for batch in table.iter_batches(columns=present, batch_size=262_144):
-                hit = batch.filter(pc.is_in(batch.column("url_hash"), value_set=pa.array(sorted(wanted), pa.string())))
+                hit = batch.filter(pc.is_in(batch.column("url_hash"), value_set=value_set))
                 for row in hit.to_pylist():
                     files.setdefault(row["url_hash"], tuple(row.get(c) for c in fields[1:]))
         reader = ImageReader(root, size)
