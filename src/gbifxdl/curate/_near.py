@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gbifxdl._locate import ImageLocator
 from gbifxdl.curate import _pixels
 from gbifxdl.curate._columns import Source
-from gbifxdl.curate._images import ImageReader, pixels_of
+from gbifxdl.curate._images import pixels_of
 
 Progress = Callable[[str, int, int], None]
 _ROWS_AT_ONCE = 2048  # images decoded and held at once (128 x 128 x 3 bytes each)
@@ -143,7 +144,7 @@ class _Files:
     """The rows' image files, decoded on demand (a bounded number held at once)."""
 
     def __init__(self, root: Path, src: Source, rows: np.ndarray) -> None:
-        self.reader = ImageReader(root, _pixels.PIXEL_SIDE)
+        self.locator = ImageLocator(root)  # the bytes, decoded here at either stage's side
         self.paths = src.take("path", rows).to_pylist() if src.has("path") else [None] * len(rows)
         self.shards = src.take("shard", rows).to_pylist() if src.has("shard") else [None] * len(rows)
         self.keys = src.take("key", rows).to_pylist() if src.has("key") else [None] * len(rows)
@@ -153,7 +154,7 @@ class _Files:
         if (position, side) not in self.held:
             if len(self.held) >= _ROWS_AT_ONCE:
                 self.held.clear()
-            data = self.reader.data(self.paths[position], self.shards[position], self.keys[position])
+            data = self.locator.data(self.paths[position], self.shards[position], self.keys[position])
             self.held[(position, side)] = None if data is None else pixels_of(data, side)
         return self.held[(position, side)]
 
