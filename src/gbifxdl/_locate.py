@@ -33,6 +33,9 @@ Source = tuple[str, "int | None", "int | None"]
 Box = tuple[int, int, int, int]  # a crop in the original's pixels: left, top, right, bottom
 
 
+_LOCATING = ("url_hash", "path", "shard", "key")  # what names an image: fetched_images' first columns
+
+
 def fetched_images(root: Path, columns: tuple[str, ...] = ()) -> "pa.Table":
     """Return the images the dataset at ``root`` has: the rows of ``METADATA``, then of ``REMOVED``,
     with an image fetched (outcome ok, or none: a table before outcomes) and located (a ``path``, or a
@@ -41,11 +44,12 @@ def fetched_images(root: Path, columns: tuple[str, ...] = ()) -> "pa.Table":
     Columns: ``url_hash``, ``path``, ``shard``, ``key``, then ``columns`` (strings; nulls where a
     table lacks one). Empty when neither table exists. Read column by column: millions of rows.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    wanted = ("url_hash", "path", "shard", "key", *[c for c in columns if c not in _LOCATING], "outcome")
+    wanted = (*_LOCATING, *[c for c in columns if c not in _LOCATING], "outcome")
     parts = []
     for path in (root / METADATA, root / REMOVED):
         if not path.is_file():
@@ -61,14 +65,10 @@ def fetched_images(root: Path, columns: tuple[str, ...] = ()) -> "pa.Table":
     if not parts:
         return pa.table({c: pa.array([], pa.string()) for c in wanted[:-1]})
     rows = pa.concat_tables(parts).drop_columns(["outcome"])
-    import numpy as np
-
     rows = rows.append_column("_n", pa.array(np.arange(rows.num_rows)))
     first = rows.group_by("url_hash", use_threads=False).aggregate([("_n", "min")])["_n_min"]
     return rows.take(pc.sort_indices(first)).drop_columns(["_n"])
 
-
-_LOCATING = ("url_hash", "path", "shard", "key")
 
 
 def crops_in_place(root: Path) -> dict[str, tuple[str, Box | None]]:
