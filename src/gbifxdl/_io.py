@@ -22,13 +22,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def sha256_file(path: str | Path) -> str:
-    """Return the hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Return the hex digest (``algorithm``: any of hashlib's) of a file's bytes, read in 1 MiB blocks.
+    Not for security: MD5 is what object stores give as a version, and FIPS builds allow it so."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as fp:
         for block in iter(lambda: fp.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    return file_digest(path, "sha256")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -42,13 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gbifxdl._io import file_digest
+from gbifxdl._locate import IMAGE_EXTS
 from gbifxdl.errors import StorageError
 from gbifxdl.store._base import Store, is_temporary, redact_url, temp_name
 
 CACHE_ENV = "GBIFXDL_CACHE"
 RECORD = "sync.json"
 RUN_STATE = ".gbifxdl/run.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp", ".tar")
+IMAGE_SUFFIXES = (*(f".{ext}" for ext in IMAGE_EXTS), ".tar")  # and WebDataset shards
 ARCHIVES = "archive/"  # the GBIF archive: only `run` reads it (its select stage)
 THREADS = 16  # transfers in flight: the store's client waits on the network, not the CPU
 SAVE_EVERY = 10.0  # seconds between saves of the record during a long push
@@ -199,7 +201,7 @@ class WorkingCopy:
                     entry.remote = (size, version)  # (a push's object gets its version)
                     continue
             elif here is not None and here[0] == size and version.startswith("md5:") and (
-                    _md5(self.path / key) == version[4:]):
+                    file_digest(self.path / key, "md5") == version[4:]):
                 self._record[key] = _Entry(here, (size, version))  # put by a push killed before its record
                 continue
             wanted.append(key)
@@ -262,7 +264,7 @@ class WorkingCopy:
         entry = self._record.get(key)
         if entry is None or entry.remote[0] != stat[0] or not entry.remote[1].startswith("md5:"):
             return False
-        if _md5(self.path / key) != entry.remote[1][4:]:
+        if file_digest(self.path / key, "md5") != entry.remote[1][4:]:
             return False
         entry.local = stat
         return True
@@ -305,14 +307,6 @@ def _tier(key: str) -> int:
     if key.startswith(".gbifxdl/") and not is_image_file(key):
         return 1
     return 0
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_folder(url: str) -> Path:
