@@ -185,11 +185,12 @@ def detail_pixels(args: tuple[int, int]) -> list[tuple[np.ndarray, int] | None]:
 
 
 def third_stage(ka: np.ndarray, kb: np.ndarray, photo_of: np.ndarray, seed: int, sigs: np.ndarray, sample: int,
-                images=detail_pixels, per: int = 1 + COPIES) -> tuple[np.ndarray, np.ndarray, int]:
+                small, images=detail_pixels, per: int = 1 + COPIES) -> tuple[np.ndarray, np.ndarray, int]:
     """Return, of the pairs ``ka``-``kb`` that the first two stages linked, which the whole decision (with the
     third stage) keeps: every pair of different photos, and the pairs of ``sample`` photos drawn at random
     (the recall's estimate; the third stage reads the files again, too slow for all); and how many photos
-    were sampled. Curation's own ``_near.decide`` decides, on the pixels ``images`` makes again."""
+    were sampled. Curation's own ``_near.decide`` decides, on the cached 128-pixel images (``small``: image ->
+    (pixels, shorter side)) and the 256-pixel ones ``images`` makes again."""
     differ = np.flatnonzero(photo_of[ka] != photo_of[kb])
     same = np.flatnonzero(photo_of[ka] == photo_of[kb])
     photos = np.unique(photo_of[ka[same]])
@@ -201,14 +202,10 @@ def third_stage(ka: np.ndarray, kb: np.ndarray, photo_of: np.ndarray, seed: int,
         for p, group in zip(needed.tolist(), pool.imap(images, [(p, seed) for p in needed.tolist()], chunksize=4)):
             for k, got in enumerate(group):
                 large[p * per + k] = got
-    small = lambda i: (np.asarray(PIXELS[i]), int(SHORTER[i]))  # noqa: E731
     keep, _, _ = _near.decide(ka[picked], kb[picked], sigs, np.ones(len(sigs), bool), small,
                               detail=large.__getitem__)
     return picked, keep, len(drawn)
 
-
-PIXELS: np.ndarray = np.empty(0)  # the cached 128-pixel images and shorter sides (set by main)
-SHORTER: np.ndarray = np.empty(0)
 
 
 def build(photos: int, seed: int, images=None, per: int = 1 + COPIES, name: str = "dedupe") -> Path:
@@ -318,10 +315,8 @@ def main() -> None:
     n, different, false, evidence, ka, kb = rows[-1]
     print(f"\nat {n:,} images, how the {evidence.candidates:,} candidates were decided by the first two stages: "
           + ", ".join(f"{k} {v:,}" for k, v in evidence.as_dict().items() if k != "candidates"))
-    global PIXELS, SHORTER
-    PIXELS, SHORTER = pixels, shorter
     started = time.perf_counter()
-    picked, kept, drawn = third_stage(ka, kb, photo_of, args.seed, sigs, args.sample)
+    picked, kept, drawn = third_stage(ka, kb, photo_of, args.seed, sigs, args.sample, got)
     differ = photo_of[ka[picked]] != photo_of[kb[picked]]
     pairs_recall, _ = _recall(ka, kb, photo_of, n)
     passing = kept[~differ].mean() if (~differ).any() else float("nan")

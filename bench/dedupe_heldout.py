@@ -102,10 +102,9 @@ def main() -> None:
     print(f"  bench/dedupe.py's four images of a photo, every pair: {keep[four].mean():.2%}")
     pairs = n * (n - 1) // 2 - (n // PER) * len(i)
     # the third stage, on the pairs the first two linked: of different photos all, of one photo's images a sample
-    dedupe.PIXELS, dedupe.SHORTER = pixels, shorter
     started = time.perf_counter()
     linked = np.flatnonzero(keep)
-    picked, kept, drawn = dedupe.third_stage(ia[linked], ib[linked], photo, args.seed, sigs, args.sample,
+    picked, kept, drawn = dedupe.third_stage(ia[linked], ib[linked], photo, args.seed, sigs, args.sample, got,
                                              images=_detail, per=PER)
     chosen = linked[picked]
     print(f"\nthird stage (the 256-pixel files, made again; {time.perf_counter() - started:.0f} s), on the pairs "
